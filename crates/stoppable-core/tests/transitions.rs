@@ -1,0 +1,414 @@
+//! One test per transition of the core, named after the behaviour it serves.
+
+use std::time::{Duration, Instant};
+
+use stoppable_core::{
+    Action, Config, ConfigError, ConnEvent, ConnId, ConnState, Drain, Error, Phase, Progress,
+};
+
+const MS: Duration = Duration::from_millis(1);
+
+fn drain() -> (Drain, Instant) {
+    (Drain::new(Config::default()).unwrap(), Instant::now())
+}
+
+fn actions(drain: &mut Drain) -> Vec<Action> {
+    std::iter::from_fn(|| drain.poll_action()).collect()
+}
+
+fn progress(drain: &mut Drain, id: ConnId, p: Progress, now: Instant) {
+    drain.handle(id, ConnEvent::Progress(p), now).unwrap();
+}
+
+fn idle_after_one_request() -> Progress {
+    Progress { started: 1, finished: 1, arrived: 1, upgraded: false }
+}
+
+fn in_flight(n: u64) -> Progress {
+    Progress { started: n, finished: 0, arrived: n, upgraded: false }
+}
+
+fn stopped(actions: &[Action]) -> Option<stoppable_core::Report> {
+    actions.iter().find_map(|a| match a {
+        Action::Stopped(r) => Some(*r),
+        _ => None,
+    })
+}
+
+#[test]
+fn b1_stop_accepting_first_and_stop_waits_for_listener_close() {
+    let (mut d, t0) = drain();
+    d.stop(None, t0);
+    assert_eq!(actions(&mut d), vec![Action::StopAccepting]);
+    assert_eq!(d.phase(), Phase::Draining);
+    d.listener_closed(t0 + MS);
+    let report = stopped(&actions(&mut d)).expect("stopped once the listener closed");
+    assert!(report.graceful);
+    assert_eq!(report.elapsed, MS);
+}
+
+#[test]
+fn b1_queued_connection_accepted_during_drain_gets_the_window() {
+    let (mut d, t0) = drain();
+    d.stop(None, t0);
+    actions(&mut d);
+    let queued = d.accept(t0 + MS).unwrap();
+    assert!(actions(&mut d).is_empty(), "a fresh connection is not closed at once");
+    assert_eq!(d.poll_timeout(), Some(t0 + MS + Config::default().first_request_window));
+    d.listener_closed(t0 + MS);
+    assert_eq!(d.state(queued), Ok(ConnState::Fresh));
+}
+
+#[test]
+fn b2_accept_after_listener_closed_is_an_error() {
+    let (mut d, t0) = drain();
+    d.stop(None, t0);
+    d.listener_closed(t0);
+    assert_eq!(d.accept(t0), Err(Error::NotAccepting));
+}
+
+#[test]
+fn b3_idle_connection_is_shut_down_at_once() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    progress(&mut d, c, idle_after_one_request(), t0);
+    d.stop(None, t0 + MS);
+    assert_eq!(actions(&mut d), vec![Action::StopAccepting, Action::Shutdown(c)]);
+    d.listener_closed(t0 + MS);
+    d.handle(c, ConnEvent::Closed, t0 + 2 * MS).unwrap();
+    let report = stopped(&actions(&mut d)).unwrap();
+    assert_eq!((report.closed_idle, report.closed_after_work), (1, 0));
+}
+
+#[test]
+fn b3_fresh_connection_older_than_window_is_closed() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    let later = t0 + Config::default().first_request_window;
+    d.stop(None, later);
+    assert_eq!(actions(&mut d), vec![Action::StopAccepting, Action::Close(c)]);
+}
+
+#[test]
+fn b4_fresh_connection_gets_rest_of_window_then_closes() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    d.stop(None, t0 + 100 * MS);
+    assert_eq!(actions(&mut d), vec![Action::StopAccepting]);
+    let end = t0 + Config::default().first_request_window;
+    assert_eq!(d.poll_timeout(), Some(end));
+    d.handle_timeout(end - MS);
+    assert!(actions(&mut d).is_empty(), "early timeout is a no-op");
+    d.handle_timeout(end);
+    assert_eq!(actions(&mut d), vec![Action::Close(c)]);
+    assert_eq!(d.poll_timeout(), None);
+}
+
+#[test]
+fn b4_fresh_connection_that_sends_within_window_is_served() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    d.stop(None, t0 + MS);
+    actions(&mut d);
+    let head = Progress { arrived: 1, ..Progress::default() };
+    progress(&mut d, c, head, t0 + 2 * MS);
+    assert_eq!(d.state(c), Ok(ConnState::Reading));
+    assert_eq!(actions(&mut d), vec![Action::Shutdown(c)], "served, then closed (B6)");
+    progress(&mut d, c, in_flight(1), t0 + 3 * MS);
+    assert_eq!(d.state(c), Ok(ConnState::Active));
+    assert!(actions(&mut d).is_empty());
+}
+
+#[test]
+fn b4_bytes_already_received_are_not_cut() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    let next_head = Progress { started: 1, finished: 1, arrived: 2, upgraded: false };
+    progress(&mut d, c, next_head, t0);
+    d.stop(None, t0 + MS);
+    // Shutdown, never Close: the driver finishes reading the head first.
+    assert_eq!(actions(&mut d), vec![Action::StopAccepting, Action::Shutdown(c)]);
+}
+
+#[test]
+fn b5_in_flight_request_is_waited_for_without_grace() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    progress(&mut d, c, in_flight(1), t0);
+    d.stop(None, t0);
+    d.listener_closed(t0);
+    actions(&mut d);
+    assert_eq!(d.poll_timeout(), None, "no grace: no deadline");
+    d.handle_timeout(t0 + Duration::from_secs(3600));
+    assert!(actions(&mut d).is_empty());
+    progress(&mut d, c, Progress { finished: 1, ..in_flight(1) }, t0 + 5 * MS);
+    d.handle(c, ConnEvent::Closed, t0 + 5 * MS).unwrap();
+    let report = stopped(&actions(&mut d)).unwrap();
+    assert_eq!((report.closed_after_work, report.requests_completed), (1, 1));
+}
+
+#[test]
+fn b6_active_connection_is_told_to_close_after_its_response() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    progress(&mut d, c, in_flight(1), t0);
+    d.stop(None, t0);
+    assert_eq!(actions(&mut d), vec![Action::StopAccepting, Action::Shutdown(c)]);
+    assert_eq!(d.counts().closing, 1);
+}
+
+#[test]
+fn b7_http2_streams_count_as_requests_in_flight() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    progress(&mut d, c, in_flight(3), t0);
+    assert_eq!(d.counts().requests_in_flight, 3);
+    d.stop(None, t0);
+    assert_eq!(actions(&mut d), vec![Action::StopAccepting, Action::Shutdown(c)]);
+    progress(&mut d, c, Progress { finished: 2, ..in_flight(3) }, t0 + MS);
+    assert_eq!(d.counts().requests_in_flight, 1);
+}
+
+#[test]
+fn b8_half_sent_head_is_bounded_by_header_read_timeout() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    progress(&mut d, c, Progress { arrived: 1, ..Progress::default() }, t0);
+    d.stop(None, t0);
+    assert_eq!(actions(&mut d), vec![Action::StopAccepting, Action::Shutdown(c)]);
+    let end = t0 + Config::default().header_read_timeout;
+    assert_eq!(d.poll_timeout(), Some(end));
+    d.handle_timeout(end);
+    assert_eq!(actions(&mut d), vec![Action::Close(c)]);
+}
+
+#[test]
+fn b8_peer_reset_counts_as_closed() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    progress(&mut d, c, in_flight(1), t0);
+    d.stop(None, t0);
+    d.listener_closed(t0);
+    d.handle(c, ConnEvent::Closed, t0 + MS).unwrap();
+    assert!(stopped(&actions(&mut d)).is_some());
+    assert_eq!(d.handle(c, ConnEvent::Closed, t0 + MS), Err(Error::UnknownConnection));
+}
+
+#[test]
+fn b9_grace_force_closes_work_and_closes_idle_at_deadline() {
+    let (mut d, t0) = drain();
+    let busy = d.accept(t0).unwrap();
+    let idle = d.accept(t0).unwrap();
+    progress(&mut d, busy, in_flight(1), t0);
+    progress(&mut d, idle, idle_after_one_request(), t0);
+    d.stop(Some(300 * MS), t0);
+    d.listener_closed(t0);
+    actions(&mut d);
+    assert_eq!(d.poll_timeout(), Some(t0 + 300 * MS));
+    d.handle_timeout(t0 + 300 * MS);
+    let acts = actions(&mut d);
+    assert!(acts.contains(&Action::ForceClose(busy)));
+    assert!(acts.contains(&Action::Close(idle)));
+    let report = stopped(&acts).unwrap();
+    assert!(!report.graceful);
+    assert_eq!((report.force_closed, report.closed_idle), (1, 1));
+    assert_eq!(report.elapsed, 300 * MS);
+}
+
+#[test]
+fn b9_zero_grace_forces_at_once() {
+    let (mut d, t0) = drain();
+    let busy = d.accept(t0).unwrap();
+    progress(&mut d, busy, in_flight(1), t0);
+    d.stop(Some(Duration::ZERO), t0);
+    assert_eq!(actions(&mut d), vec![Action::StopAccepting, Action::ForceClose(busy)]);
+    d.listener_closed(t0);
+    assert!(!stopped(&actions(&mut d)).unwrap().graceful);
+}
+
+#[test]
+fn b9_zero_grace_with_only_idle_connections_is_graceful() {
+    let (mut d, t0) = drain();
+    let idle = d.accept(t0).unwrap();
+    progress(&mut d, idle, idle_after_one_request(), t0);
+    d.stop(Some(Duration::ZERO), t0);
+    d.listener_closed(t0);
+    let acts = actions(&mut d);
+    assert!(acts.contains(&Action::Close(idle)));
+    assert!(stopped(&acts).unwrap().graceful);
+}
+
+#[test]
+fn b9_huge_grace_is_no_limit() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    progress(&mut d, c, in_flight(1), t0);
+    d.stop(Some(Duration::MAX), t0);
+    assert_eq!(d.poll_timeout(), None);
+}
+
+#[test]
+fn b10_stop_ends_with_last_connection_and_cancels_timer() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    progress(&mut d, c, in_flight(1), t0);
+    d.stop(Some(Duration::from_secs(30)), t0);
+    d.listener_closed(t0);
+    actions(&mut d);
+    progress(&mut d, c, Progress { finished: 1, ..in_flight(1) }, t0 + 10 * MS);
+    d.handle(c, ConnEvent::Closed, t0 + 10 * MS).unwrap();
+    let report = stopped(&actions(&mut d)).unwrap();
+    assert_eq!(report.elapsed, 10 * MS);
+    assert_eq!(d.poll_timeout(), None, "grace timer cancelled");
+    assert_eq!(d.phase(), Phase::Stopped);
+}
+
+#[test]
+fn b11_report_counts_each_kind_of_close() {
+    let (mut d, t0) = drain();
+    let idle = d.accept(t0).unwrap();
+    let worked = d.accept(t0).unwrap();
+    let stuck = d.accept(t0).unwrap();
+    progress(&mut d, idle, idle_after_one_request(), t0);
+    progress(&mut d, worked, in_flight(2), t0);
+    progress(&mut d, stuck, in_flight(1), t0);
+    d.stop(Some(Duration::from_secs(1)), t0);
+    d.listener_closed(t0);
+    d.handle(idle, ConnEvent::Closed, t0 + MS).unwrap();
+    progress(&mut d, worked, Progress { finished: 2, ..in_flight(2) }, t0 + MS);
+    d.handle(worked, ConnEvent::Closed, t0 + MS).unwrap();
+    d.handle_timeout(t0 + Duration::from_secs(1));
+    let report = stopped(&actions(&mut d)).unwrap();
+    assert_eq!(
+        (report.closed_idle, report.closed_after_work, report.force_closed, report.requests_completed),
+        (1, 1, 1, 2)
+    );
+    assert!(!report.graceful);
+}
+
+#[test]
+fn b12_second_stop_shortens_never_lengthens() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    progress(&mut d, c, in_flight(1), t0);
+    d.stop(Some(Duration::from_secs(10)), t0);
+    d.stop(Some(Duration::from_secs(60)), t0 + MS);
+    assert_eq!(d.poll_timeout(), Some(t0 + Duration::from_secs(10)));
+    d.stop(None, t0 + MS);
+    assert_eq!(d.poll_timeout(), Some(t0 + Duration::from_secs(10)));
+    d.stop(Some(100 * MS), t0 + MS);
+    assert_eq!(d.poll_timeout(), Some(t0 + 101 * MS));
+    let acts = actions(&mut d);
+    assert_eq!(acts.iter().filter(|a| **a == Action::StopAccepting).count(), 1);
+}
+
+#[test]
+fn b12_stop_after_stopped_changes_nothing() {
+    let (mut d, t0) = drain();
+    d.stop(None, t0);
+    d.listener_closed(t0);
+    let first = d.report().unwrap();
+    d.stop(Some(Duration::ZERO), t0 + MS);
+    assert!(actions(&mut d).iter().filter(|a| matches!(a, Action::Stopped(_))).count() == 1);
+    assert_eq!(d.report(), Some(first));
+}
+
+#[test]
+fn b13_stop_from_inside_a_handler_waits_for_that_request() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    // The handler's own request is in flight when it calls stop.
+    progress(&mut d, c, in_flight(1), t0);
+    d.stop(None, t0);
+    d.listener_closed(t0);
+    assert_eq!(d.counts().requests_in_flight, 1);
+    assert!(d.report().is_none());
+}
+
+#[test]
+fn b14_upgraded_connection_stays_tracked_until_closed_or_forced() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    let upgraded = Progress { started: 1, finished: 1, arrived: 1, upgraded: true };
+    progress(&mut d, c, upgraded, t0);
+    assert_eq!(d.state(c), Ok(ConnState::Upgraded));
+    d.stop(Some(Duration::from_secs(5)), t0);
+    d.listener_closed(t0);
+    assert_eq!(actions(&mut d), vec![Action::StopAccepting], "not shut down: it is not HTTP any more");
+    assert_eq!(d.counts().upgraded, 1);
+    d.handle_timeout(t0 + Duration::from_secs(5));
+    let acts = actions(&mut d);
+    assert!(acts.contains(&Action::ForceClose(c)));
+    assert_eq!(stopped(&acts).unwrap().force_closed, 1);
+}
+
+#[test]
+fn b16_readiness_delay_keeps_serving_then_drains() {
+    let config = Config::default().with_drain_delay(Duration::from_secs(2));
+    let mut d = Drain::new(config).unwrap();
+    let t0 = Instant::now();
+    let c = d.accept(t0).unwrap();
+    progress(&mut d, c, idle_after_one_request(), t0);
+    d.stop(Some(Duration::from_secs(1)), t0);
+    assert_eq!(d.phase(), Phase::Delaying);
+    assert!(actions(&mut d).is_empty(), "still serving during the delay");
+    let late = d.accept(t0 + MS).unwrap();
+    assert_eq!(d.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+    d.handle_timeout(t0 + Duration::from_secs(2));
+    assert_eq!(d.phase(), Phase::Draining);
+    let acts = actions(&mut d);
+    assert_eq!(acts[0], Action::StopAccepting);
+    assert!(acts.contains(&Action::Shutdown(c)));
+    assert!(acts.contains(&Action::Close(late)), "its window passed during the delay");
+    assert_eq!(d.poll_timeout(), Some(t0 + Duration::from_secs(3)), "grace counts from the drain");
+}
+
+#[test]
+fn b18_counts_follow_each_state() {
+    let (mut d, t0) = drain();
+    let a = d.accept(t0).unwrap();
+    let b = d.accept(t0).unwrap();
+    let u = d.accept(t0).unwrap();
+    progress(&mut d, a, in_flight(2), t0);
+    progress(&mut d, u, Progress { upgraded: true, ..idle_after_one_request() }, t0);
+    let c = d.counts();
+    assert_eq!((c.open, c.idle, c.active, c.closing, c.upgraded), (3, 1, 1, 0, 1));
+    assert_eq!((c.requests_in_flight, c.phase), (2, Phase::Serving));
+    d.handle(b, ConnEvent::Closed, t0).unwrap();
+    d.stop(None, t0);
+    let c = d.counts();
+    assert_eq!((c.open, c.idle, c.active, c.closing, c.upgraded), (2, 0, 0, 1, 1));
+    assert_eq!(c.phase, Phase::Draining);
+}
+
+#[test]
+fn stale_progress_is_ignored() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    progress(&mut d, c, in_flight(2), t0);
+    progress(&mut d, c, in_flight(1), t0);
+    assert_eq!(d.counts().requests_in_flight, 2);
+    let over = Progress { started: 2, finished: 5, arrived: 2, upgraded: false };
+    progress(&mut d, c, over, t0);
+    assert_eq!(d.counts().requests_in_flight, 0, "finished never passes started");
+}
+
+#[test]
+fn unknown_and_stale_ids_are_errors() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    d.handle(c, ConnEvent::Closed, t0).unwrap();
+    let reused = d.accept(t0).unwrap();
+    assert_eq!(reused.index(), c.index());
+    assert_eq!(d.handle(c, ConnEvent::Progress(in_flight(1)), t0), Err(Error::UnknownConnection));
+    assert_eq!(d.state(reused), Ok(ConnState::Fresh));
+}
+
+#[test]
+fn bad_config_is_a_clear_error() {
+    let err = Drain::new(Config::default().with_header_read_timeout(Duration::ZERO)).err();
+    assert_eq!(err, Some(ConfigError::ZeroHeaderReadTimeout));
+    let err = Drain::new(Config::default().with_first_request_window(Duration::from_secs(60))).err();
+    assert!(matches!(err, Some(ConfigError::FirstRequestWindowTooLong(_))));
+    assert!(err.unwrap().to_string().contains("first request window"));
+}
