@@ -274,7 +274,7 @@ impl Drain {
         }
         match now.checked_add(self.config.drain_delay) {
             Some(end) if end > now => self.set_phase(Phase::Delaying),
-            _ => self.begin_drain(now),
+            _ => self.begin_drain(now, now),
         }
     }
 
@@ -290,7 +290,9 @@ impl Drain {
         if self.phase == Phase::Delaying {
             match stop.began_at.checked_add(self.config.drain_delay) {
                 Some(end) if end > now => return,
-                _ => return self.begin_drain(now),
+                // The drain starts when the delay ended, even if told late.
+                Some(end) => return self.begin_drain(end, now),
+                None => return self.begin_drain(now, now),
             }
         }
         if self.phase != Phase::Draining {
@@ -335,13 +337,13 @@ impl Drain {
         matches!(self.phase, Phase::Draining | Phase::Forcing)
     }
 
-    fn begin_drain(&mut self, now: Instant) {
+    fn begin_drain(&mut self, started_at: Instant, now: Instant) {
         let Some(stop) = self.stop.as_mut() else {
             return;
         };
-        stop.drain_started_at = Some(now);
+        stop.drain_started_at = Some(started_at);
         // A grace too long to represent is no limit.
-        stop.deadline = stop.grace.and_then(|g| now.checked_add(g));
+        stop.deadline = stop.grace.and_then(|g| started_at.checked_add(g));
         let deadline = stop.deadline;
         self.set_phase(Phase::Draining);
         self.actions.push_back(Action::StopAccepting);

@@ -21,11 +21,21 @@ fn progress(drain: &mut Drain, id: ConnId, p: Progress, now: Instant) {
 }
 
 fn idle_after_one_request() -> Progress {
-    Progress { started: 1, finished: 1, arrived: 1, upgraded: false }
+    Progress {
+        started: 1,
+        finished: 1,
+        arrived: 1,
+        upgraded: false,
+    }
 }
 
 fn in_flight(n: u64) -> Progress {
-    Progress { started: n, finished: 0, arrived: n, upgraded: false }
+    Progress {
+        started: n,
+        finished: 0,
+        arrived: n,
+        upgraded: false,
+    }
 }
 
 fn stopped(actions: &[Action]) -> Option<stoppable_core::Report> {
@@ -53,8 +63,14 @@ fn b1_queued_connection_accepted_during_drain_gets_the_window() {
     d.stop(None, t0);
     actions(&mut d);
     let queued = d.accept(t0 + MS).unwrap();
-    assert!(actions(&mut d).is_empty(), "a fresh connection is not closed at once");
-    assert_eq!(d.poll_timeout(), Some(t0 + MS + Config::default().first_request_window));
+    assert!(
+        actions(&mut d).is_empty(),
+        "a fresh connection is not closed at once"
+    );
+    assert_eq!(
+        d.poll_timeout(),
+        Some(t0 + MS + Config::default().first_request_window)
+    );
     d.listener_closed(t0 + MS);
     assert_eq!(d.state(queued), Ok(ConnState::Fresh));
 }
@@ -73,7 +89,10 @@ fn b3_idle_connection_is_shut_down_at_once() {
     let c = d.accept(t0).unwrap();
     progress(&mut d, c, idle_after_one_request(), t0);
     d.stop(None, t0 + MS);
-    assert_eq!(actions(&mut d), vec![Action::StopAccepting, Action::Shutdown(c)]);
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting, Action::Shutdown(c)]
+    );
     d.listener_closed(t0 + MS);
     d.handle(c, ConnEvent::Closed, t0 + 2 * MS).unwrap();
     let report = stopped(&actions(&mut d)).unwrap();
@@ -86,7 +105,10 @@ fn b3_fresh_connection_older_than_window_is_closed() {
     let c = d.accept(t0).unwrap();
     let later = t0 + Config::default().first_request_window;
     d.stop(None, later);
-    assert_eq!(actions(&mut d), vec![Action::StopAccepting, Action::Close(c)]);
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting, Action::Close(c)]
+    );
 }
 
 #[test]
@@ -110,10 +132,17 @@ fn b4_fresh_connection_that_sends_within_window_is_served() {
     let c = d.accept(t0).unwrap();
     d.stop(None, t0 + MS);
     actions(&mut d);
-    let head = Progress { arrived: 1, ..Progress::default() };
+    let head = Progress {
+        arrived: 1,
+        ..Progress::default()
+    };
     progress(&mut d, c, head, t0 + 2 * MS);
     assert_eq!(d.state(c), Ok(ConnState::Reading));
-    assert_eq!(actions(&mut d), vec![Action::Shutdown(c)], "served, then closed (B6)");
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::Shutdown(c)],
+        "served, then closed (B6)"
+    );
     progress(&mut d, c, in_flight(1), t0 + 3 * MS);
     assert_eq!(d.state(c), Ok(ConnState::Active));
     assert!(actions(&mut d).is_empty());
@@ -123,11 +152,19 @@ fn b4_fresh_connection_that_sends_within_window_is_served() {
 fn b4_bytes_already_received_are_not_cut() {
     let (mut d, t0) = drain();
     let c = d.accept(t0).unwrap();
-    let next_head = Progress { started: 1, finished: 1, arrived: 2, upgraded: false };
+    let next_head = Progress {
+        started: 1,
+        finished: 1,
+        arrived: 2,
+        upgraded: false,
+    };
     progress(&mut d, c, next_head, t0);
     d.stop(None, t0 + MS);
     // Shutdown, never Close: the driver finishes reading the head first.
-    assert_eq!(actions(&mut d), vec![Action::StopAccepting, Action::Shutdown(c)]);
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting, Action::Shutdown(c)]
+    );
 }
 
 #[test]
@@ -141,10 +178,21 @@ fn b5_in_flight_request_is_waited_for_without_grace() {
     assert_eq!(d.poll_timeout(), None, "no grace: no deadline");
     d.handle_timeout(t0 + Duration::from_secs(3600));
     assert!(actions(&mut d).is_empty());
-    progress(&mut d, c, Progress { finished: 1, ..in_flight(1) }, t0 + 5 * MS);
+    progress(
+        &mut d,
+        c,
+        Progress {
+            finished: 1,
+            ..in_flight(1)
+        },
+        t0 + 5 * MS,
+    );
     d.handle(c, ConnEvent::Closed, t0 + 5 * MS).unwrap();
     let report = stopped(&actions(&mut d)).unwrap();
-    assert_eq!((report.closed_after_work, report.requests_completed), (1, 1));
+    assert_eq!(
+        (report.closed_after_work, report.requests_completed),
+        (1, 1)
+    );
 }
 
 #[test]
@@ -153,7 +201,10 @@ fn b6_active_connection_is_told_to_close_after_its_response() {
     let c = d.accept(t0).unwrap();
     progress(&mut d, c, in_flight(1), t0);
     d.stop(None, t0);
-    assert_eq!(actions(&mut d), vec![Action::StopAccepting, Action::Shutdown(c)]);
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting, Action::Shutdown(c)]
+    );
     assert_eq!(d.counts().closing, 1);
 }
 
@@ -164,8 +215,19 @@ fn b7_http2_streams_count_as_requests_in_flight() {
     progress(&mut d, c, in_flight(3), t0);
     assert_eq!(d.counts().requests_in_flight, 3);
     d.stop(None, t0);
-    assert_eq!(actions(&mut d), vec![Action::StopAccepting, Action::Shutdown(c)]);
-    progress(&mut d, c, Progress { finished: 2, ..in_flight(3) }, t0 + MS);
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting, Action::Shutdown(c)]
+    );
+    progress(
+        &mut d,
+        c,
+        Progress {
+            finished: 2,
+            ..in_flight(3)
+        },
+        t0 + MS,
+    );
     assert_eq!(d.counts().requests_in_flight, 1);
 }
 
@@ -173,9 +235,20 @@ fn b7_http2_streams_count_as_requests_in_flight() {
 fn b8_half_sent_head_is_bounded_by_header_read_timeout() {
     let (mut d, t0) = drain();
     let c = d.accept(t0).unwrap();
-    progress(&mut d, c, Progress { arrived: 1, ..Progress::default() }, t0);
+    progress(
+        &mut d,
+        c,
+        Progress {
+            arrived: 1,
+            ..Progress::default()
+        },
+        t0,
+    );
     d.stop(None, t0);
-    assert_eq!(actions(&mut d), vec![Action::StopAccepting, Action::Shutdown(c)]);
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting, Action::Shutdown(c)]
+    );
     let end = t0 + Config::default().header_read_timeout;
     assert_eq!(d.poll_timeout(), Some(end));
     d.handle_timeout(end);
@@ -191,7 +264,10 @@ fn b8_peer_reset_counts_as_closed() {
     d.listener_closed(t0);
     d.handle(c, ConnEvent::Closed, t0 + MS).unwrap();
     assert!(stopped(&actions(&mut d)).is_some());
-    assert_eq!(d.handle(c, ConnEvent::Closed, t0 + MS), Err(Error::UnknownConnection));
+    assert_eq!(
+        d.handle(c, ConnEvent::Closed, t0 + MS),
+        Err(Error::UnknownConnection)
+    );
 }
 
 #[test]
@@ -221,7 +297,10 @@ fn b9_zero_grace_forces_at_once() {
     let busy = d.accept(t0).unwrap();
     progress(&mut d, busy, in_flight(1), t0);
     d.stop(Some(Duration::ZERO), t0);
-    assert_eq!(actions(&mut d), vec![Action::StopAccepting, Action::ForceClose(busy)]);
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting, Action::ForceClose(busy)]
+    );
     d.listener_closed(t0);
     assert!(!stopped(&actions(&mut d)).unwrap().graceful);
 }
@@ -255,7 +334,15 @@ fn b10_stop_ends_with_last_connection_and_cancels_timer() {
     d.stop(Some(Duration::from_secs(30)), t0);
     d.listener_closed(t0);
     actions(&mut d);
-    progress(&mut d, c, Progress { finished: 1, ..in_flight(1) }, t0 + 10 * MS);
+    progress(
+        &mut d,
+        c,
+        Progress {
+            finished: 1,
+            ..in_flight(1)
+        },
+        t0 + 10 * MS,
+    );
     d.handle(c, ConnEvent::Closed, t0 + 10 * MS).unwrap();
     let report = stopped(&actions(&mut d)).unwrap();
     assert_eq!(report.elapsed, 10 * MS);
@@ -275,12 +362,25 @@ fn b11_report_counts_each_kind_of_close() {
     d.stop(Some(Duration::from_secs(1)), t0);
     d.listener_closed(t0);
     d.handle(idle, ConnEvent::Closed, t0 + MS).unwrap();
-    progress(&mut d, worked, Progress { finished: 2, ..in_flight(2) }, t0 + MS);
+    progress(
+        &mut d,
+        worked,
+        Progress {
+            finished: 2,
+            ..in_flight(2)
+        },
+        t0 + MS,
+    );
     d.handle(worked, ConnEvent::Closed, t0 + MS).unwrap();
     d.handle_timeout(t0 + Duration::from_secs(1));
     let report = stopped(&actions(&mut d)).unwrap();
     assert_eq!(
-        (report.closed_idle, report.closed_after_work, report.force_closed, report.requests_completed),
+        (
+            report.closed_idle,
+            report.closed_after_work,
+            report.force_closed,
+            report.requests_completed
+        ),
         (1, 1, 1, 2)
     );
     assert!(!report.graceful);
@@ -299,7 +399,10 @@ fn b12_second_stop_shortens_never_lengthens() {
     d.stop(Some(100 * MS), t0 + MS);
     assert_eq!(d.poll_timeout(), Some(t0 + 101 * MS));
     let acts = actions(&mut d);
-    assert_eq!(acts.iter().filter(|a| **a == Action::StopAccepting).count(), 1);
+    assert_eq!(
+        acts.iter().filter(|a| **a == Action::StopAccepting).count(),
+        1
+    );
 }
 
 #[test]
@@ -309,7 +412,13 @@ fn b12_stop_after_stopped_changes_nothing() {
     d.listener_closed(t0);
     let first = d.report().unwrap();
     d.stop(Some(Duration::ZERO), t0 + MS);
-    assert!(actions(&mut d).iter().filter(|a| matches!(a, Action::Stopped(_))).count() == 1);
+    assert!(
+        actions(&mut d)
+            .iter()
+            .filter(|a| matches!(a, Action::Stopped(_)))
+            .count()
+            == 1
+    );
     assert_eq!(d.report(), Some(first));
 }
 
@@ -329,12 +438,21 @@ fn b13_stop_from_inside_a_handler_waits_for_that_request() {
 fn b14_upgraded_connection_stays_tracked_until_closed_or_forced() {
     let (mut d, t0) = drain();
     let c = d.accept(t0).unwrap();
-    let upgraded = Progress { started: 1, finished: 1, arrived: 1, upgraded: true };
+    let upgraded = Progress {
+        started: 1,
+        finished: 1,
+        arrived: 1,
+        upgraded: true,
+    };
     progress(&mut d, c, upgraded, t0);
     assert_eq!(d.state(c), Ok(ConnState::Upgraded));
     d.stop(Some(Duration::from_secs(5)), t0);
     d.listener_closed(t0);
-    assert_eq!(actions(&mut d), vec![Action::StopAccepting], "not shut down: it is not HTTP any more");
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting],
+        "not shut down: it is not HTTP any more"
+    );
     assert_eq!(d.counts().upgraded, 1);
     d.handle_timeout(t0 + Duration::from_secs(5));
     let acts = actions(&mut d);
@@ -359,8 +477,15 @@ fn b16_readiness_delay_keeps_serving_then_drains() {
     let acts = actions(&mut d);
     assert_eq!(acts[0], Action::StopAccepting);
     assert!(acts.contains(&Action::Shutdown(c)));
-    assert!(acts.contains(&Action::Close(late)), "its window passed during the delay");
-    assert_eq!(d.poll_timeout(), Some(t0 + Duration::from_secs(3)), "grace counts from the drain");
+    assert!(
+        acts.contains(&Action::Close(late)),
+        "its window passed during the delay"
+    );
+    assert_eq!(
+        d.poll_timeout(),
+        Some(t0 + Duration::from_secs(3)),
+        "grace counts from the drain"
+    );
 }
 
 #[test]
@@ -370,14 +495,28 @@ fn b18_counts_follow_each_state() {
     let b = d.accept(t0).unwrap();
     let u = d.accept(t0).unwrap();
     progress(&mut d, a, in_flight(2), t0);
-    progress(&mut d, u, Progress { upgraded: true, ..idle_after_one_request() }, t0);
+    progress(
+        &mut d,
+        u,
+        Progress {
+            upgraded: true,
+            ..idle_after_one_request()
+        },
+        t0,
+    );
     let c = d.counts();
-    assert_eq!((c.open, c.idle, c.active, c.closing, c.upgraded), (3, 1, 1, 0, 1));
+    assert_eq!(
+        (c.open, c.idle, c.active, c.closing, c.upgraded),
+        (3, 1, 1, 0, 1)
+    );
     assert_eq!((c.requests_in_flight, c.phase), (2, Phase::Serving));
     d.handle(b, ConnEvent::Closed, t0).unwrap();
     d.stop(None, t0);
     let c = d.counts();
-    assert_eq!((c.open, c.idle, c.active, c.closing, c.upgraded), (2, 0, 0, 1, 1));
+    assert_eq!(
+        (c.open, c.idle, c.active, c.closing, c.upgraded),
+        (2, 0, 0, 1, 1)
+    );
     assert_eq!(c.phase, Phase::Draining);
 }
 
@@ -388,9 +527,18 @@ fn stale_progress_is_ignored() {
     progress(&mut d, c, in_flight(2), t0);
     progress(&mut d, c, in_flight(1), t0);
     assert_eq!(d.counts().requests_in_flight, 2);
-    let over = Progress { started: 2, finished: 5, arrived: 2, upgraded: false };
+    let over = Progress {
+        started: 2,
+        finished: 5,
+        arrived: 2,
+        upgraded: false,
+    };
     progress(&mut d, c, over, t0);
-    assert_eq!(d.counts().requests_in_flight, 0, "finished never passes started");
+    assert_eq!(
+        d.counts().requests_in_flight,
+        0,
+        "finished never passes started"
+    );
 }
 
 #[test]
@@ -400,7 +548,10 @@ fn unknown_and_stale_ids_are_errors() {
     d.handle(c, ConnEvent::Closed, t0).unwrap();
     let reused = d.accept(t0).unwrap();
     assert_eq!(reused.index(), c.index());
-    assert_eq!(d.handle(c, ConnEvent::Progress(in_flight(1)), t0), Err(Error::UnknownConnection));
+    assert_eq!(
+        d.handle(c, ConnEvent::Progress(in_flight(1)), t0),
+        Err(Error::UnknownConnection)
+    );
     assert_eq!(d.state(reused), Ok(ConnState::Fresh));
 }
 
@@ -408,7 +559,11 @@ fn unknown_and_stale_ids_are_errors() {
 fn bad_config_is_a_clear_error() {
     let err = Drain::new(Config::default().with_header_read_timeout(Duration::ZERO)).err();
     assert_eq!(err, Some(ConfigError::ZeroHeaderReadTimeout));
-    let err = Drain::new(Config::default().with_first_request_window(Duration::from_secs(60))).err();
-    assert!(matches!(err, Some(ConfigError::FirstRequestWindowTooLong(_))));
+    let err =
+        Drain::new(Config::default().with_first_request_window(Duration::from_secs(60))).err();
+    assert!(matches!(
+        err,
+        Some(ConfigError::FirstRequestWindowTooLong(_))
+    ));
     assert!(err.unwrap().to_string().contains("first request window"));
 }
