@@ -1,0 +1,100 @@
+//! Drives one hyper connection and applies what the drain commands.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use hyper_util::server::graceful::GracefulConnection;
+use stoppable_core::Progress;
+
+use crate::shared::Shared;
+use crate::slot::{Command, ConnSlot};
+
+/// A hyper connection that takes part in the stop. Resolves when the
+/// connection ends; the socket closes when its [`TrackedIo`](crate::TrackedIo)
+/// drops (at once, or when an upgraded handler lets go of it).
+pub struct ConnDriver<C> {
+    conn: Option<Pin<Box<C>>>,
+    slot: Arc<ConnSlot>,
+    shared: Arc<Shared>,
+    shutdown_sent: bool,
+    /// The waker the slot holds, so it is replaced only when it changes.
+    waker: Option<Waker>,
+    /// What the core last heard from this driver.
+    synced: Progress,
+}
+
+impl<C> ConnDriver<C> {
+    pub(crate) fn new(conn: C, slot: Arc<ConnSlot>, shared: Arc<Shared>) -> Self {
+        ConnDriver {
+            conn: Some(Box::pin(conn)),
+            slot,
+            shared,
+            shutdown_sent: false,
+            waker: None,
+            synced: Progress::default(),
+        }
+    }
+
+    fn register(&mut self, waker: &Waker) {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.slot.register(waker);
+            self.waker = Some(waker.clone());
+        }
+    }
+
+    /// A graceful shutdown would not cut a request head being read (B4):
+    /// hyper closes an HTTP/1 connection whose head is not parsed yet.
+    fn may_shut_down(&self) -> bool {
+        self.slot.is_http2() || !self.slot.is_reading()
+    }
+}
+
+impl<C: GracefulConnection> Future for ConnDriver<C> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        this.register(cx.waker());
+        loop {
+            let may_shut_down = this.may_shut_down();
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(());
+            };
+            match this.slot.command() {
+                Command::Close => {
+                    this.conn = None;
+                    return Poll::Ready(());
+                }
+                Command::Shutdown if !this.shutdown_sent && may_shut_down => {
+                    conn.as_mut().graceful_shutdown();
+                    this.shutdown_sent = true;
+                }
+                _ => {}
+            }
+            // Errors are the peer's doing (reset, malformed request): the
+            // connection simply ends (B8).
+            if conn.as_mut().poll(cx).is_ready() {
+                this.conn = None;
+                return Poll::Ready(());
+            }
+            if !this.shared.is_draining() {
+                return Poll::Pending;
+            }
+            let progress = this.slot.progress();
+            if progress != this.synced {
+                this.synced = progress;
+                this.shared.sync(&this.slot);
+            }
+            let can_act = match this.slot.command() {
+                Command::Close => true,
+                Command::Shutdown => !this.shutdown_sent && this.may_shut_down(),
+                Command::None => false,
+            };
+            if !can_act {
+                return Poll::Pending;
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The connection's IO, seen by hyper and, after an upgrade, by the handler.
+//! It notes when request bytes arrive (B4) and reports the close when it is
+//! dropped, so an upgraded connection stays tracked until then (B14).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
+
+use crate::shared::Shared;
+use crate::slot::ConnSlot;
+
+/// A tracked connection's IO. Dropping it closes the connection and tells
+/// the drain.
+pub struct TrackedIo<T> {
+    io: Option<T>,
+    /// No byte read yet: the first read tells HTTP/2 from HTTP/1.
+    first_read: bool,
+    slot: Arc<ConnSlot>,
+    shared: Arc<Shared>,
+}
+
+impl<T> TrackedIo<T> {
+    pub(crate) fn new(io: T, slot: Arc<ConnSlot>, shared: Arc<Shared>) -> Self {
+        TrackedIo {
+            io: Some(io),
+            first_read: true,
+            slot,
+            shared,
+        }
+    }
+
+    fn io(&mut self) -> Pin<&mut T>
+    where
+        T: Unpin,
+    {
+        Pin::new(self.io.as_mut().expect("present until dropped"))
+    }
+}
+
+/// The client preface every HTTP/2 connection starts with (RFC 9113 §3.4).
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+impl<T: Read + Unpin> Read for TrackedIo<T> {
+    #[allow(unsafe_code)]
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        // hyper's cursor cannot be reborrowed, so the inner IO reads into a
+        // buffer over the cursor's memory, and the cursor advances after.
+        // SAFETY: the inner reader only writes initialised bytes into the
+        // unfilled part it is given (the `Read` contract), and the cursor is
+        // advanced by exactly the count it filled.
+        let (polled, filled) = unsafe {
+            let mut inner = ReadBuf::uninit(buf.as_mut());
+            let polled = self.io().poll_read(cx, inner.unfilled());
+            let filled = inner.filled();
+            if !filled.is_empty() && self.first_read {
+                self.first_read = false;
+                if filled.starts_with(HTTP2_PREFACE) {
+                    // Counted as reading until its first stream starts.
+                    self.slot.bytes_arrived();
+                    self.slot.is_http2_from_start();
+                }
+            }
+            (polled, filled.len())
+        };
+        if filled > 0 {
+            // SAFETY: `filled` bytes were initialised by the read above.
+            unsafe { buf.advance(filled) };
+            self.slot.bytes_arrived();
+        }
+        polled
+    }
+}
+
+impl<T: Write + Unpin> Write for TrackedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.io().poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.as_ref().is_some_and(Write::is_write_vectored)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io().poll_write_vectored(cx, bufs)
+    }
+}
+
+impl<T> Drop for TrackedIo<T> {
+    fn drop(&mut self) {
+        {
+            // Close the socket while no force-close can reach its handle.
+            let _guard = self.slot.forget_socket();
+            drop(self.io.take());
+        }
+        self.shared.closed(&self.slot);
+    }
+}

@@ -1,0 +1,40 @@
+//! The little a runtime must provide: spawning, a timer and a listener.
+
+use std::future::Future;
+use std::io;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::socket::RawSocket;
+
+/// Spawning and timers of one async runtime.
+pub trait Runtime: Clone + Send + Sync + 'static {
+    /// The runtime's sleep future.
+    type Sleep: Future<Output = ()> + Send + 'static;
+
+    /// Runs a future to completion in the background.
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static;
+
+    /// Resolves at `deadline`.
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep;
+}
+
+/// A connection fresh from the listener.
+pub struct Accepted<Io> {
+    /// The IO, as hyper reads and writes it.
+    pub io: Io,
+    /// The OS socket, so the grace deadline can shut it down even when a
+    /// handler owns it (B9, B14). `None` gives up that guarantee.
+    pub socket: Option<RawSocket>,
+}
+
+/// A listener.
+pub trait Accept: Send + Unpin + 'static {
+    /// The IO of an accepted connection.
+    type Io: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static;
+
+    /// Accepts the next connection; `Pending` when none is queued.
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Accepted<Self::Io>>>;
+}

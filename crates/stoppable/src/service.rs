@@ -1,0 +1,140 @@
+//! Wraps the user's service: counts requests in flight on the connection's
+//! own memory, marks upgrades (B14), and answers with `Connection: close`
+//! once the drain began (B6).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{HeaderValue, CONNECTION};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use hyper::service::Service;
+
+use crate::shared::Shared;
+use crate::slot::ConnSlot;
+
+/// The user's service, tracked.
+pub struct TrackedService<S> {
+    inner: S,
+    slot: Arc<ConnSlot>,
+    shared: Arc<Shared>,
+}
+
+impl<S> TrackedService<S> {
+    pub(crate) fn new(inner: S, slot: Arc<ConnSlot>, shared: Arc<Shared>) -> Self {
+        TrackedService {
+            inner,
+            slot,
+            shared,
+        }
+    }
+}
+
+/// Counts the request finished when dropped: after its response body ended,
+/// failed, or was cancelled.
+struct FinishGuard(Arc<ConnSlot>);
+
+impl Drop for FinishGuard {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for TrackedService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+{
+    type Response = Response<TrackedBody<ResB>>;
+    type Error = S::Error;
+    type Future = TrackedFuture<S::Future>;
+
+    fn call(&self, req: Request<ReqB>) -> Self::Future {
+        self.slot.request_started();
+        let guard = FinishGuard(self.slot.clone());
+        let http1 = req.version() < Version::HTTP_2;
+        let connect = req.method() == Method::CONNECT;
+        TrackedFuture {
+            inner: self.inner.call(req),
+            guard: Some(guard),
+            shared: self.shared.clone(),
+            http1,
+            connect,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of a [`TrackedService`].
+    pub struct TrackedFuture<F> {
+        #[pin]
+        inner: F,
+        guard: Option<FinishGuard>,
+        shared: Arc<Shared>,
+        http1: bool,
+        connect: bool,
+    }
+}
+
+impl<F, B, E> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<TrackedBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = match this.inner.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            // The guard drops with the future: the request counts as finished.
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(response)) => response,
+        };
+        let guard = this.guard.take();
+        let status = response.status();
+        if status == StatusCode::SWITCHING_PROTOCOLS || *this.connect && status.is_success() {
+            if let Some(guard) = &guard {
+                guard.0.upgraded();
+            }
+        } else if *this.http1 && this.shared.is_draining() {
+            // B6: a head written after the stop says the connection closes.
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        Poll::Ready(Ok(response.map(|inner| TrackedBody {
+            inner,
+            _guard: guard,
+        })))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that counts its request finished when it is dropped.
+    pub struct TrackedBody<B> {
+        #[pin]
+        inner: B,
+        _guard: Option<FinishGuard>,
+    }
+}
+
+impl<B: Body> Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,137 @@
+//! The shared memory of one connection: written by its own tasks only, so
+//! the per-request path touches no cache line that other connections write.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::task::Waker;
+
+use futures_util::task::AtomicWaker;
+use stoppable_core::{ConnId, Progress};
+
+use crate::socket::{self, RawSocket};
+
+/// What the drain asks of a connection's driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Command {
+    None = 0,
+    /// Finish the current work, then close (hyper's graceful shutdown).
+    Shutdown = 1,
+    /// Close now; the socket is already shut down.
+    Close = 2,
+}
+
+pub(crate) struct ConnSlot {
+    pub(crate) id: ConnId,
+    started: AtomicU64,
+    finished: AtomicU64,
+    arrived: AtomicU64,
+    upgraded: AtomicBool,
+    http2: AtomicBool,
+    command: AtomicU8,
+    waker: AtomicWaker,
+    /// The socket, while its owner keeps it open; the lock orders a force
+    /// close from outside against the owner closing it.
+    socket: Mutex<Option<RawSocket>>,
+}
+
+impl ConnSlot {
+    pub(crate) fn new(id: ConnId, socket: Option<RawSocket>) -> Self {
+        ConnSlot {
+            id,
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            arrived: AtomicU64::new(0),
+            upgraded: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
+            command: AtomicU8::new(Command::None as u8),
+            waker: AtomicWaker::new(),
+            socket: Mutex::new(socket),
+        }
+    }
+
+    pub(crate) fn progress(&self) -> Progress {
+        // Finished before started, so a report never shows more finished
+        // than started (the core clamps anyway).
+        let finished = self.finished.load(Relaxed);
+        let started = self.started.load(Relaxed);
+        Progress {
+            started,
+            finished,
+            arrived: self.arrived.load(Relaxed),
+            upgraded: self.upgraded.load(Relaxed),
+        }
+    }
+
+    /// Bytes arrived. If no request is in flight they begin the next one
+    /// (HTTP/1; an HTTP/2 connection has no head to protect).
+    pub(crate) fn bytes_arrived(&self) {
+        if self.is_http2() {
+            return;
+        }
+        let started = self.started.load(Relaxed);
+        if self.arrived.load(Relaxed) <= started && self.finished.load(Relaxed) == started {
+            self.arrived.store(started + 1, Relaxed);
+        }
+    }
+
+    /// A request head is being read and no request accounts for it yet.
+    pub(crate) fn is_reading(&self) -> bool {
+        self.arrived.load(Relaxed) > self.started.load(Relaxed)
+    }
+
+    /// The connection speaks HTTP/2: hyper's graceful shutdown (GOAWAY) is
+    /// safe at any time, with no head to protect.
+    pub(crate) fn is_http2_from_start(&self) {
+        self.http2.store(true, Relaxed);
+    }
+
+    pub(crate) fn request_started(&self) {
+        self.started.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn request_finished(&self) {
+        self.finished.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn upgraded(&self) {
+        self.upgraded.store(true, Relaxed);
+    }
+
+    pub(crate) fn is_http2(&self) -> bool {
+        self.http2.load(Relaxed)
+    }
+
+    pub(crate) fn command(&self) -> Command {
+        match self.command.load(Relaxed) {
+            1 => Command::Shutdown,
+            2 => Command::Close,
+            _ => Command::None,
+        }
+    }
+
+    /// Raises the command (never lowers it) and wakes the driver.
+    pub(crate) fn order(&self, command: Command) {
+        self.command.fetch_max(command as u8, Relaxed);
+        self.waker.wake();
+    }
+
+    /// Shuts the socket down in both directions (a FIN goes out first), so a
+    /// handler's pending read ends even when it owns the socket (B9, B14).
+    pub(crate) fn shutdown_socket(&self) {
+        let socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(socket) = *socket {
+            socket::shutdown(socket);
+        }
+    }
+
+    /// The owner is about to close the socket: no shutdown may reach it after.
+    pub(crate) fn forget_socket(&self) -> std::sync::MutexGuard<'_, Option<RawSocket>> {
+        let mut socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
+        *socket = None;
+        socket
+    }
+
+    pub(crate) fn register(&self, waker: &Waker) {
+        self.waker.register(waker);
+    }
+}

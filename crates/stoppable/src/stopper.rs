@@ -1,0 +1,143 @@
+//! The handle that stops a server, and what a stop resolves to.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use event_listener::EventListener;
+use stoppable_core::{Counts, Phase, Report};
+
+use crate::shared::Shared;
+
+/// Stops a server, from anywhere: another task, a signal handler, or a
+/// request handler of the same server (B13). Cheap to clone, `Send + Sync`.
+#[derive(Clone)]
+pub struct Stopper {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Stopper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stopper")
+            .field("phase", &self.phase())
+            .finish()
+    }
+}
+
+impl Stopper {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Stopper { shared }
+    }
+
+    /// Starts a graceful stop with the server's grace, and returns a future
+    /// of its report. The stop starts now, whether or not the future is
+    /// awaited. Calling it again starts nothing new: every caller gets the
+    /// same report (B12).
+    pub fn stop(&self) -> Stopping {
+        self.shared.stop(None);
+        self.stopping()
+    }
+
+    /// Like [`stop`](Stopper::stop), with a grace of its own: connections
+    /// still busy `grace` after the drain began are force-closed (B9). A
+    /// later call may shorten a running stop's deadline, never lengthen it.
+    pub fn stop_within(&self, grace: Duration) -> Stopping {
+        self.shared.stop(Some(grace));
+        self.stopping()
+    }
+
+    /// The report of a stop started elsewhere, without starting one.
+    pub fn stopping(&self) -> Stopping {
+        Stopping {
+            shared: self.shared.clone(),
+            listener: None,
+        }
+    }
+
+    /// True once the drain began (B15): a relaxed atomic load.
+    pub fn is_draining(&self) -> bool {
+        self.shared.is_draining()
+    }
+
+    /// Resolves when the drain begins (B15), so an endless stream can end
+    /// politely.
+    pub fn draining(&self) -> Draining {
+        Draining {
+            shared: self.shared.clone(),
+            listener: None,
+        }
+    }
+
+    /// Where the server is: serving, delaying (B16), draining, forcing or
+    /// stopped.
+    pub fn phase(&self) -> Phase {
+        self.shared.lock().core.phase()
+    }
+
+    /// The live counts (B18).
+    pub fn counts(&self) -> Counts {
+        self.shared.counts()
+    }
+
+    /// The report, once the stop completed (B11).
+    pub fn report(&self) -> Option<Report> {
+        self.shared.report()
+    }
+}
+
+/// Waits for `ready` on the server's change notifications.
+fn wait_for<T>(
+    shared: &Shared,
+    listener: &mut Option<EventListener>,
+    cx: &mut Context<'_>,
+    ready: impl Fn(&Shared) -> Option<T>,
+) -> Poll<T> {
+    loop {
+        if let Some(value) = ready(shared) {
+            return Poll::Ready(value);
+        }
+        match listener {
+            // Listen first, then look again, so no notification is missed.
+            None => *listener = Some(shared.listen()),
+            Some(l) => match Pin::new(l).poll(cx) {
+                Poll::Ready(()) => *listener = None,
+                Poll::Pending => return Poll::Pending,
+            },
+        }
+    }
+}
+
+/// A stop in progress; resolves to its [`Report`] (B11).
+#[must_use = "the stop runs anyway; await this to get its report"]
+pub struct Stopping {
+    shared: Arc<Shared>,
+    listener: Option<EventListener>,
+}
+
+impl Future for Stopping {
+    type Output = Report;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Report> {
+        let this = &mut *self;
+        wait_for(&this.shared, &mut this.listener, cx, Shared::report)
+    }
+}
+
+/// Resolves when the drain begins (B15).
+pub struct Draining {
+    shared: Arc<Shared>,
+    listener: Option<EventListener>,
+}
+
+impl Future for Draining {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        wait_for(&this.shared, &mut this.listener, cx, |s| {
+            s.is_draining().then_some(())
+        })
+    }
+}
