@@ -44,8 +44,8 @@ pub use runtime::{Accept, Accepted, Runtime};
 pub use server::Server;
 pub use service::{TrackedBody, TrackedFuture, TrackedService};
 pub use socket::RawSocket;
-pub use stopper::{Draining, Stopper, Stopping};
 pub use stoppable_core::{Config, ConfigError, Counts, Phase, Report};
+pub use stopper::{Draining, Stopper, Stopping};
 
 /// Why a server could not serve.
 #[derive(Debug)]

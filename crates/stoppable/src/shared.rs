@@ -78,9 +78,11 @@ impl Shared {
     /// Tells the core what a connection did since it last heard.
     pub(crate) fn sync(&self, slot: &ConnSlot) {
         let mut inner = self.lock();
-        let _ = inner
-            .core
-            .handle(slot.id, ConnEvent::Progress(slot.progress()), Instant::now());
+        let _ = inner.core.handle(
+            slot.id,
+            ConnEvent::Progress(slot.progress()),
+            Instant::now(),
+        );
         self.run_actions(&mut inner);
     }
 
