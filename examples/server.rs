@@ -139,10 +139,10 @@ async fn signals(stopper: Stopper) {
         return;
     };
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    let _ = stopper.stop();
+    stopper.request_stop();
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
     eprintln!("second signal: forcing the stop");
-    let _ = stopper.stop_within(Duration::ZERO);
+    stopper.request_stop_within(Duration::ZERO);
 }
 
 /// Progress on stderr: a line when the drain starts, then what is open each second.
@@ -228,7 +228,7 @@ async fn route(req: Request<Incoming>, stopper: Option<Stopper>) -> Response<Bod
         (&Method::POST, "/shutdown") => {
             if let Some(s) = &stopper {
                 // B13: this request is in flight and completes.
-                let _ = s.stop();
+                s.request_stop();
             }
             text(StatusCode::OK, "stopping")
         }

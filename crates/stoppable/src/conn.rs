@@ -58,6 +58,11 @@ impl<C: GracefulConnection> Future for ConnDriver<C> {
         let this = &mut *self;
         this.register(cx.waker());
         loop {
+            if this.slot.command() == Command::Shutdown && !this.shutdown_sent {
+                // hyper would close an idle connection without reading what
+                // the client already sent: look first.
+                this.slot.note_unread_bytes();
+            }
             let may_shut_down = this.may_shut_down();
             let Some(conn) = this.conn.as_mut() else {
                 return Poll::Ready(());

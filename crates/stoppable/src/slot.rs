@@ -124,6 +124,18 @@ impl ConnSlot {
         }
     }
 
+    /// Request bytes may wait in the kernel that hyper has not read: then
+    /// they begin a request (B4), and the shutdown waits for its head.
+    pub(crate) fn note_unread_bytes(&self) {
+        if self.is_http2() || self.is_reading() {
+            return;
+        }
+        let socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
+        if socket.is_some_and(socket::has_unread) {
+            self.bytes_arrived();
+        }
+    }
+
     /// The owner is about to close the socket: no shutdown may reach it after.
     pub(crate) fn forget_socket(&self) -> std::sync::MutexGuard<'_, Option<RawSocket>> {
         let mut socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());

@@ -21,6 +21,33 @@ pub(crate) fn shutdown(socket: RawSocket) {
     let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
 }
 
+/// Whether bytes wait unread in the kernel (or the peer closed), seen with a
+/// non-blocking peek: the runtime's readiness cache may not know yet.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+pub(crate) fn has_unread(socket: RawSocket) -> bool {
+    use std::os::fd::BorrowedFd;
+    // SAFETY: as for `shutdown`.
+    let fd = unsafe { BorrowedFd::borrow_raw(socket) };
+    peek(socket2::SockRef::from(&fd))
+}
+
+/// Whether bytes wait unread in the kernel (or the peer closed).
+#[cfg(windows)]
+#[allow(unsafe_code)]
+pub(crate) fn has_unread(socket: RawSocket) -> bool {
+    use std::os::windows::io::BorrowedSocket;
+    // SAFETY: as for `shutdown`.
+    let socket = unsafe { BorrowedSocket::borrow_raw(socket) };
+    peek(socket2::SockRef::from(&socket))
+}
+
+fn peek(socket: socket2::SockRef<'_>) -> bool {
+    let mut byte = [std::mem::MaybeUninit::uninit(); 1];
+    // The socket is non-blocking (the runtime set it so): WouldBlock is empty.
+    matches!(socket.peek(&mut byte), Ok(n) if n > 0)
+}
+
 /// `shutdown(SD_BOTH)`: sends a FIN, and makes pending reads return EOF.
 #[cfg(windows)]
 #[allow(unsafe_code)]

@@ -48,6 +48,18 @@ impl Stopper {
         self.stopping()
     }
 
+    /// Starts a graceful stop with the server's grace, without waiting for
+    /// it: for signal handlers and request handlers (B13).
+    pub fn request_stop(&self) {
+        self.shared.stop(None);
+    }
+
+    /// Starts a stop with a grace of its own (or shortens a running one),
+    /// without waiting for it.
+    pub fn request_stop_within(&self, grace: Duration) {
+        self.shared.stop(Some(grace));
+    }
+
     /// The report of a stop started elsewhere, without starting one.
     pub fn stopping(&self) -> Stopping {
         Stopping {

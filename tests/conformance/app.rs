@@ -1,0 +1,104 @@
+//! The service every conformance test serves, on every runtime. Timers come
+//! from async-io, which works under any executor.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use stoppable_tokio::Stopper;
+
+pub type Body = BoxBody<Bytes, Infallible>;
+pub type Spawn = Arc<dyn Fn(Pin<Box<dyn Future<Output = ()> + Send>>) + Send + Sync>;
+
+/// What the app needs from its server: the stopper (for `/shutdown`) and a
+/// way to spawn upgraded-connection handlers.
+#[derive(Clone)]
+pub struct App {
+    pub stopper: Arc<Mutex<Option<Stopper>>>,
+    pub spawn: Spawn,
+}
+
+async fn sleep(ms: u64) {
+    async_io::Timer::after(Duration::from_millis(ms)).await;
+}
+
+impl App {
+    pub async fn handle(self, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        let path = req.uri().path().to_owned();
+        let ms = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        Ok(match path.as_str() {
+            "/" => text(StatusCode::OK, "hello"),
+            "/hang" => {
+                std::future::pending::<()>().await;
+                unreachable!()
+            }
+            "/shutdown" => {
+                let stopper = self.stopper.lock().unwrap().clone();
+                if let Some(stopper) = stopper {
+                    stopper.request_stop();
+                }
+                text(StatusCode::OK, "stopping")
+            }
+            "/upgrade" => self.upgrade(req),
+            _ if ms("/sleep/").is_some() => {
+                let ms = ms("/sleep/").unwrap();
+                sleep(ms).await;
+                text(StatusCode::OK, format!("slept {ms}"))
+            }
+            _ if ms("/split/").is_some() => {
+                let ms = ms("/split/").unwrap();
+                let chunks = stream::unfold(0u8, move |step| async move {
+                    match step {
+                        0 => Some((Ok(Frame::data(Bytes::from("hello"))), 1)),
+                        1 => {
+                            sleep(ms).await;
+                            Some((Ok(Frame::data(Bytes::from("world"))), 2))
+                        }
+                        _ => None,
+                    }
+                });
+                Response::new(StreamBody::new(chunks).boxed())
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found"),
+        })
+    }
+
+    /// Switches to a raw echo protocol on the upgraded IO (B14).
+    fn upgrade(&self, req: Request<Incoming>) -> Response<Body> {
+        (self.spawn)(Box::pin(async move {
+            let Ok(upgraded) = hyper::upgrade::on(req).await else {
+                return;
+            };
+            let mut io = hyper_util::rt::TokioIo::new(upgraded);
+            let mut buf = [0u8; 1024];
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok(n) = io.read(&mut buf).await {
+                if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }));
+        let mut resp = text(StatusCode::SWITCHING_PROTOCOLS, "");
+        resp.headers_mut()
+            .insert("connection", "upgrade".parse().unwrap());
+        resp.headers_mut()
+            .insert("upgrade", "echo".parse().unwrap());
+        resp
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body.into()).boxed());
+    *resp.status_mut() = status;
+    resp
+}

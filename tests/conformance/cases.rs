@@ -1,0 +1,497 @@
+//! The behaviours B1–B20 as a client sees them, each a function generic
+//! over the runtime; `main.rs` instantiates every case for every runtime.
+
+use std::time::Duration;
+
+use crate::client::{refused, Conn, End};
+use crate::runtimes::{Options, TestRuntime};
+use crate::wait::{block_on, until};
+
+const MS: Duration = Duration::from_millis(1);
+
+fn with_grace(grace: Duration) -> Options {
+    Options {
+        grace: Some(grace),
+        ..Options::default()
+    }
+}
+
+/// A keep-alive connection that has been served once.
+fn idle_conn(addr: std::net::SocketAddr) -> Conn {
+    let mut conn = Conn::open(addr);
+    conn.get("/");
+    let resp = conn.response().expect("served");
+    assert_eq!((resp.status, resp.text().as_str()), (200, "hello"));
+    assert!(!resp.says_close(), "keep-alive before the stop");
+    conn
+}
+
+fn in_flight(server: &crate::runtimes::TestServer, n: u64) {
+    until("requests in flight", || {
+        server.stopper.counts().requests_in_flight == n
+    });
+}
+
+pub fn b1_connect_after_stop_is_refused<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    idle_conn(server.addr);
+    let report = server.stop();
+    assert!(report.graceful);
+    assert!(refused(server.addr), "a connect after the stop is refused");
+}
+
+pub fn b1_queued_connections_are_served<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    // Hold the executor, so these connections wait in the accept queue.
+    let blocked = server.control.block();
+    let mut conns: Vec<Conn> = (0..5)
+        .map(|_| {
+            let mut conn = Conn::open(server.addr);
+            conn.get("/");
+            conn
+        })
+        .collect();
+    server.stopper.request_stop();
+    drop(blocked);
+    for conn in &mut conns {
+        let resp = conn
+            .response()
+            .expect("a queued connection is answered, not reset");
+        assert_eq!(resp.status, 200);
+        assert!(
+            resp.says_close(),
+            "answered during the drain: Connection: close"
+        );
+        assert_eq!(conn.end().0, End::Eof);
+    }
+    let report = server.finished();
+    assert_eq!(
+        (report.closed_after_work, report.requests_completed),
+        (5, 5)
+    );
+    assert!(refused(server.addr));
+}
+
+pub fn b2_serve_after_stop_is_an_error<R: TestRuntime>() {
+    let (report, served) = R::serve_after_stop();
+    assert!(report.graceful);
+    assert_eq!(
+        report.closed_idle + report.closed_after_work + report.force_closed,
+        0
+    );
+    assert!(
+        matches!(served, Err(stoppable::Error::Stopped)),
+        "got {served:?}"
+    );
+}
+
+pub fn b3_idle_keepalive_gets_eof_and_stop_does_not_wait<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut conn = idle_conn(server.addr);
+    // The client never closes its side: the stop must not wait for it.
+    let report = server.stop();
+    assert!(report.graceful);
+    assert_eq!((report.closed_idle, report.closed_after_work), (1, 0));
+    let (end, took) = conn.end();
+    assert_eq!(end, End::Eof, "a FIN, not a reset");
+    // The 50 ms goal is measured by the benchmarks; this only tells "at
+    // once" from "after some timer".
+    assert!(took < Duration::from_secs(1), "EOF took {took:?}");
+}
+
+pub fn b3_fresh_connection_closes_after_window<R: TestRuntime>() {
+    let options = Options {
+        window: Some(100 * MS),
+        ..Options::default()
+    };
+    let server = R::start(options);
+    let mut conn = Conn::open(server.addr);
+    until("the connection is tracked", || {
+        server.stopper.counts().open == 1
+    });
+    let report = server.stop();
+    assert_eq!((report.closed_idle, report.force_closed), (1, 0));
+    assert_eq!(conn.end().0, End::Eof);
+}
+
+pub fn b4_request_sent_just_before_stop_is_served<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut conn = idle_conn(server.addr);
+    let blocked = server.control.block();
+    conn.get("/");
+    server.stopper.request_stop();
+    drop(blocked);
+    let resp = conn
+        .response()
+        .expect("bytes received before the stop are served");
+    assert_eq!(resp.status, 200);
+    assert!(resp.says_close());
+    assert_eq!(conn.end().0, End::Eof);
+    let report = server.finished();
+    assert_eq!(
+        (report.closed_after_work, report.requests_completed),
+        (1, 1)
+    );
+}
+
+pub fn b4_first_request_within_window_is_served<R: TestRuntime>() {
+    let options = Options {
+        window: Some(Duration::from_secs(5)),
+        ..Options::default()
+    };
+    let server = R::start(options);
+    let mut conn = Conn::open(server.addr);
+    until("the connection is tracked", || {
+        server.stopper.counts().open == 1
+    });
+    let stopping = server.stopper.stop();
+    conn.get("/");
+    let resp = conn
+        .response()
+        .expect("the first request inside the window is served");
+    assert_eq!(resp.status, 200);
+    assert!(resp.says_close());
+    assert_eq!(conn.end().0, End::Eof);
+    let report = block_on(stopping);
+    assert_eq!(
+        (report.closed_after_work, report.requests_completed),
+        (1, 1)
+    );
+}
+
+pub fn b4_half_received_head_is_finished_and_served<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut conn = idle_conn(server.addr);
+    conn.send(b"GET / HTTP/1.1\r\nho");
+    until("the head is being read", || {
+        server.stopper.counts().active == 1
+    });
+    let stopping = server.stopper.stop();
+    conn.send(b"st: test\r\n\r\n");
+    let resp = conn.response().expect("the head's request is served");
+    assert_eq!(resp.status, 200);
+    assert!(resp.says_close());
+    assert_eq!(conn.end().0, End::Eof);
+    assert!(block_on(stopping).graceful);
+}
+
+pub fn b5_split_response_in_flight_completes<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut conn = Conn::open(server.addr);
+    conn.get("/split/400");
+    assert_eq!(conn.head_and_first_chunk().expect("first chunk"), b"hello");
+    let stopping = server.stopper.stop();
+    let resp = conn.response().expect("the whole response");
+    assert_eq!(resp.text(), "helloworld");
+    assert!(!resp.says_close(), "its head went out before the stop");
+    assert_eq!(conn.end().0, End::Eof, "closed after the response ends");
+    let report = block_on(stopping);
+    assert!(report.graceful);
+    assert_eq!(
+        (report.closed_after_work, report.requests_completed),
+        (1, 1)
+    );
+}
+
+pub fn b6_response_after_stop_says_close<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut conn = Conn::open(server.addr);
+    conn.get("/sleep/300");
+    in_flight(&server, 1);
+    let stopping = server.stopper.stop();
+    let resp = conn.response().expect("answered");
+    assert_eq!(resp.text(), "slept 300");
+    assert!(
+        resp.says_close(),
+        "a head written after the stop says close"
+    );
+    assert_eq!(conn.end().0, End::Eof);
+    assert!(block_on(stopping).graceful);
+}
+
+pub fn b6_pipelined_request_is_never_dropped_silently<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut conn = Conn::open(server.addr);
+    conn.send(b"GET /sleep/200 HTTP/1.1\r\nhost: t\r\n\r\nGET / HTTP/1.1\r\nhost: t\r\n\r\n");
+    in_flight(&server, 1);
+    let stopping = server.stopper.stop();
+    let first = conn.response().expect("the first is answered");
+    assert_eq!(first.text(), "slept 200");
+    assert!(
+        first.says_close(),
+        "the second may go unanswered only after a close"
+    );
+    match conn.end().0 {
+        End::Eof => {}
+        End::Data(_) => panic!("a response after one that said close"),
+        End::Reset => panic!("reset instead of a FIN"),
+    }
+    assert!(block_on(stopping).graceful);
+}
+
+pub fn b7_http2_streams_complete_after_goaway<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = server.addr;
+    let (resp, conn_ended) = client.block_on(async {
+        use http_body_util::{BodyExt, Empty};
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("h2 handshake");
+        let conn = tokio::spawn(conn);
+        let req = hyper::Request::get(format!("http://{addr}/sleep/300"))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let pending = send.send_request(req);
+        let stopper = server.stopper.clone();
+        let stop = tokio::task::spawn_blocking(move || {
+            until("the stream is in flight", || {
+                stopper.counts().requests_in_flight == 1
+            });
+            stopper.request_stop();
+        });
+        let resp = pending.await.expect("the open stream completes");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        stop.await.unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+        (body, ended.is_ok())
+    });
+    assert_eq!(&resp[..], b"slept 300");
+    assert!(conn_ended, "the connection closes after GOAWAY");
+    let report = server.finished();
+    assert!(report.graceful);
+    assert_eq!(
+        (report.closed_after_work, report.requests_completed),
+        (1, 1)
+    );
+}
+
+pub fn b8_malformed_request_gets_400<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut conn = Conn::open(server.addr);
+    conn.send(b"NOT HTTP AT ALL\r\n\r\n");
+    let resp = conn.response().expect("an answer");
+    assert_eq!(resp.status, 400);
+    assert_eq!(conn.end().0, End::Eof);
+    until("the connection is gone", || {
+        server.stopper.counts().open == 0
+    });
+    let report = server.stop();
+    assert!(report.graceful);
+}
+
+pub fn b8_client_reset_mid_request_counts_as_closed<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut conn = Conn::open(server.addr);
+    conn.send(b"GET / HTTP/1.1\r\nhos");
+    until("the head is being read", || {
+        server.stopper.counts().active == 1
+    });
+    conn.reset();
+    until("the connection is gone", || {
+        server.stopper.counts().open == 0
+    });
+    let mut busy = Conn::open(server.addr);
+    busy.get("/sleep/100");
+    in_flight(&server, 1);
+    let stopping = server.stopper.stop();
+    busy.reset();
+    let report = block_on(stopping);
+    assert!(report.graceful);
+    assert_eq!(report.closed_after_work, 1);
+}
+
+pub fn b9_zero_grace_forces_at_once_fin_first<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut conn = Conn::open(server.addr);
+    conn.get("/hang");
+    in_flight(&server, 1);
+    let report = block_on(server.stopper.stop_within(Duration::ZERO));
+    assert!(!report.graceful);
+    assert_eq!(report.force_closed, 1);
+    assert_eq!(conn.end().0, End::Eof, "the client sees a FIN first");
+    assert!(
+        report.elapsed < Duration::from_secs(1),
+        "took {:?}",
+        report.elapsed
+    );
+}
+
+pub fn b9_grace_deadline_force_closes_hanging_handler<R: TestRuntime>() {
+    let server = R::start(with_grace(300 * MS));
+    let mut conn = Conn::open(server.addr);
+    conn.get("/hang");
+    in_flight(&server, 1);
+    let report = server.stop();
+    assert!(!report.graceful);
+    assert_eq!(report.force_closed, 1);
+    assert!(
+        report.elapsed >= 300 * MS,
+        "not before the deadline: {:?}",
+        report.elapsed
+    );
+    assert!(
+        report.elapsed < Duration::from_secs(2),
+        "took {:?}",
+        report.elapsed
+    );
+    assert_eq!(conn.end().0, End::Eof);
+}
+
+pub fn b10_stop_ends_with_last_request_not_at_deadline<R: TestRuntime>() {
+    let server = R::start(with_grace(Duration::from_secs(30)));
+    let mut conn = Conn::open(server.addr);
+    conn.get("/sleep/100");
+    in_flight(&server, 1);
+    let report = server.stop();
+    assert!(report.graceful);
+    assert!(
+        report.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        report.elapsed
+    );
+    assert_eq!(conn.response().expect("answered").text(), "slept 100");
+}
+
+pub fn b11_report_counts_are_exact<R: TestRuntime>() {
+    let server = R::start(with_grace(Duration::from_millis(500)));
+    let idle = [idle_conn(server.addr), idle_conn(server.addr)];
+    let mut busy = Conn::open(server.addr);
+    busy.get("/sleep/100");
+    let mut stuck = Conn::open(server.addr);
+    stuck.get("/hang");
+    in_flight(&server, 2);
+    let report = server.stop();
+    assert_eq!(
+        (
+            report.closed_idle,
+            report.closed_after_work,
+            report.force_closed,
+            report.requests_completed
+        ),
+        (2, 1, 1, 1)
+    );
+    assert!(!report.graceful);
+    drop(idle);
+}
+
+pub fn b12_stop_twice_gives_one_report_and_shorter_grace_wins<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut conn = Conn::open(server.addr);
+    conn.get("/hang");
+    in_flight(&server, 1);
+    let first = server.stopper.stop();
+    let second = server.stopper.stop_within(100 * MS);
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let stopper = server.stopper.clone();
+            std::thread::spawn(move || block_on(stopper.stop()))
+        })
+        .collect();
+    let (a, b) = (block_on(first), block_on(second));
+    assert_eq!(a, b);
+    for caller in callers {
+        assert_eq!(caller.join().unwrap(), a);
+    }
+    assert_eq!(a.force_closed, 1, "the later, shorter grace applied");
+    assert_eq!(server.finished(), a);
+    assert_eq!(conn.end().0, End::Eof);
+}
+
+pub fn b13_stop_from_inside_a_handler<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut conn = Conn::open(server.addr);
+    conn.send(b"POST /shutdown HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n");
+    let resp = conn.response().expect("its own request completes");
+    assert_eq!((resp.status, resp.text().as_str()), (200, "stopping"));
+    assert!(resp.says_close());
+    assert_eq!(conn.end().0, End::Eof);
+    let report = server.finished();
+    assert!(report.graceful);
+    assert_eq!(
+        (report.closed_after_work, report.requests_completed),
+        (1, 1)
+    );
+}
+
+fn upgraded_conn(addr: std::net::SocketAddr) -> Conn {
+    let mut conn = Conn::open(addr);
+    conn.send(b"GET /upgrade HTTP/1.1\r\nhost: t\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n");
+    assert_eq!(conn.response().expect("switching").status, 101);
+    conn.send(b"ping");
+    let mut echoed = [0u8; 4];
+    std::io::Read::read_exact(&mut conn.stream, &mut echoed).expect("echo");
+    assert_eq!(&echoed, b"ping");
+    conn
+}
+
+pub fn b14_upgraded_connection_is_waited_for<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let conn = upgraded_conn(server.addr);
+    until("the upgrade is tracked", || {
+        server.stopper.counts().upgraded == 1
+    });
+    let stopping = server.stopper.stop();
+    until("the drain began", || server.stopper.is_draining());
+    assert!(
+        server.stopper.report().is_none(),
+        "the stop waits for the upgraded connection"
+    );
+    conn.half_close();
+    let report = block_on(stopping);
+    assert!(report.graceful);
+    assert_eq!(report.closed_after_work, 1);
+}
+
+pub fn b14_upgraded_connection_is_force_closed_at_deadline<R: TestRuntime>() {
+    let server = R::start(with_grace(200 * MS));
+    let mut conn = upgraded_conn(server.addr);
+    until("the upgrade is tracked", || {
+        server.stopper.counts().upgraded == 1
+    });
+    let report = server.stop();
+    assert!(!report.graceful);
+    assert_eq!(report.force_closed, 1);
+    assert_eq!(
+        conn.end().0,
+        End::Eof,
+        "its socket is shut down although the handler owns it"
+    );
+}
+
+pub fn b18_live_counts_follow_connections<R: TestRuntime>() {
+    let server = R::start(with_grace(100 * MS));
+    let idle = idle_conn(server.addr);
+    let mut busy = Conn::open(server.addr);
+    busy.get("/hang");
+    in_flight(&server, 1);
+    let counts = server.stopper.counts();
+    assert_eq!((counts.open, counts.idle, counts.active), (2, 1, 1));
+    assert_eq!(counts.phase, stoppable::Phase::Serving);
+    idle.reset();
+    until("the idle one is gone", || server.stopper.counts().open == 1);
+    server.stop();
+    assert_eq!(server.stopper.counts().phase, stoppable::Phase::Stopped);
+    assert_eq!(server.stopper.counts().open, 0);
+}
+
+pub fn b19_no_task_left_after_stop<R: TestRuntime>() {
+    let server = R::start(with_grace(200 * MS));
+    let _idle = idle_conn(server.addr);
+    let mut busy = Conn::open(server.addr);
+    busy.get("/hang");
+    let mut fresh = Conn::open(server.addr);
+    in_flight(&server, 1);
+    server.stop();
+    until("every task of the server ended", || {
+        server.control.alive_tasks() == 0
+    });
+    assert_eq!(fresh.end().0, End::Eof);
+}

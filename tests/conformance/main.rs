@@ -1,0 +1,57 @@
+//! The conformance suite: every behaviour of BEHAVIOUR.md, seen from the
+//! client side on real loopback sockets, run once per runtime.
+
+mod app;
+mod cases;
+mod client;
+mod runtimes;
+mod wait;
+
+/// Calls `$suite!` with the list of every case.
+macro_rules! all_cases {
+    ($suite:ident, $runtime:ident) => {
+        $suite!(
+            $runtime:
+            b1_connect_after_stop_is_refused,
+            b1_queued_connections_are_served,
+            b2_serve_after_stop_is_an_error,
+            b3_idle_keepalive_gets_eof_and_stop_does_not_wait,
+            b3_fresh_connection_closes_after_window,
+            b4_request_sent_just_before_stop_is_served,
+            b4_first_request_within_window_is_served,
+            b4_half_received_head_is_finished_and_served,
+            b5_split_response_in_flight_completes,
+            b6_response_after_stop_says_close,
+            b6_pipelined_request_is_never_dropped_silently,
+            b7_http2_streams_complete_after_goaway,
+            b8_malformed_request_gets_400,
+            b8_client_reset_mid_request_counts_as_closed,
+            b9_zero_grace_forces_at_once_fin_first,
+            b9_grace_deadline_force_closes_hanging_handler,
+            b10_stop_ends_with_last_request_not_at_deadline,
+            b11_report_counts_are_exact,
+            b12_stop_twice_gives_one_report_and_shorter_grace_wins,
+            b13_stop_from_inside_a_handler,
+            b14_upgraded_connection_is_waited_for,
+            b14_upgraded_connection_is_force_closed_at_deadline,
+            b18_live_counts_follow_connections,
+            b19_no_task_left_after_stop
+        );
+    };
+}
+
+/// One test per case for one runtime.
+macro_rules! suite {
+    ($runtime:ident: $($case:ident),* $(,)?) => {
+        mod $runtime {
+            $(
+                #[test]
+                fn $case() {
+                    crate::cases::$case::<crate::runtimes::$runtime::Rt>();
+                }
+            )*
+        }
+    };
+}
+
+all_cases!(suite, tokio);

@@ -1,0 +1,122 @@
+//! The suite's tokio runtime: a current-thread runtime, so that blocking
+//! its one thread holds every task of the server.
+
+use std::sync::{mpsc, Arc, Mutex};
+
+use hyper::service::service_fn;
+use tokio::sync::mpsc as tokio_mpsc;
+
+use super::{configure, Blocked, Control, Options, TestRuntime, TestServer};
+use crate::app::App;
+
+pub struct Rt;
+
+enum Command {
+    Block(mpsc::Sender<()>, mpsc::Receiver<()>),
+    AliveTasks(mpsc::Sender<usize>),
+}
+
+struct TokioControl(tokio_mpsc::UnboundedSender<Command>);
+
+impl Control for TokioControl {
+    fn block(&self) -> Blocked {
+        let (ack_tx, ack_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel();
+        self.0
+            .send(Command::Block(ack_tx, release_rx))
+            .expect("runtime alive");
+        ack_rx.recv().expect("runtime blocked");
+        Blocked::new(release_tx)
+    }
+
+    fn alive_tasks(&self) -> usize {
+        let (tx, rx) = mpsc::channel();
+        self.0.send(Command::AliveTasks(tx)).expect("runtime alive");
+        rx.recv().expect("runtime answers")
+    }
+}
+
+async fn control(mut commands: tokio_mpsc::UnboundedReceiver<Command>) {
+    while let Some(command) = commands.recv().await {
+        match command {
+            Command::Block(ack, release) => {
+                let _ = ack.send(());
+                // Blocks the runtime's only thread until released.
+                let _ = release.recv();
+            }
+            Command::AliveTasks(reply) => {
+                let alive = tokio::runtime::Handle::current()
+                    .metrics()
+                    .num_alive_tasks();
+                // This control task is alive too.
+                let _ = reply.send(alive - 1);
+            }
+        }
+    }
+}
+
+fn app() -> App {
+    App {
+        stopper: Arc::new(Mutex::new(None)),
+        spawn: Arc::new(|future| {
+            tokio::spawn(future);
+        }),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+impl TestRuntime for Rt {
+    fn start(options: Options) -> TestServer {
+        let (setup_tx, setup_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let (control_tx, control_rx) = tokio_mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let addr = listener.local_addr().expect("addr");
+                let app = app();
+                let served = app.clone();
+                let service = service_fn(move |req| served.clone().handle(req));
+                let server = configure(stoppable_tokio::serve(listener, service), options);
+                let stopper = server.stopper();
+                *app.stopper.lock().unwrap() = Some(stopper.clone());
+                let control = tokio::spawn(control(control_rx));
+                let _ = setup_tx.send((addr, stopper));
+                let _ = done_tx.send(server.await);
+                // Keep the runtime up for the test's questions until it is done.
+                let _ = control.await;
+            })
+        });
+        let (addr, stopper) = setup_rx.recv().expect("server started");
+        TestServer {
+            addr,
+            stopper,
+            done,
+            control: Box::new(TokioControl(control_tx)),
+        }
+    }
+
+    fn serve_after_stop() -> (
+        stoppable::Report,
+        Result<stoppable::Report, stoppable::Error>,
+    ) {
+        runtime().block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let app = app();
+            let service = service_fn(move |req| app.clone().handle(req));
+            let server = stoppable_tokio::serve(listener, service);
+            let report = server.stopper().stop().await;
+            (report, server.await)
+        })
+    }
+}
