@@ -1,0 +1,143 @@
+//! The example server as a black box: the built binary, its first line, a
+//! request, SIGTERM, the JSON report and the exit codes (EXAMPLE_SERVER.md).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Builds the example once (a no-op when `cargo test` already did) and
+/// returns its path.
+fn server_binary() -> &'static PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", "server"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "the example server builds");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        target.join("debug").join("examples").join("server")
+    })
+}
+
+struct Server {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+    addr: String,
+}
+
+fn start(args: &[&str]) -> Server {
+    let mut child = Command::new(server_binary())
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("first line");
+    let addr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    Server { child, stdout, addr }
+}
+
+fn get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+#[test]
+fn serves_then_stops_on_sigterm_with_a_json_report() {
+    let mut server = start(&["--grace-ms", "5000"]);
+    let response = get(&server.addr, "/");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("hello"), "{response}");
+    let stats = get(&server.addr, "/stats");
+    assert!(stats.contains(r#""phase":"serving""#), "{stats}");
+    assert!(get(&server.addr, "/ready").ends_with("ready"));
+    assert!(get(&server.addr, "/nope").starts_with("HTTP/1.1 404"));
+    signal(&server.child, "TERM");
+    let mut report = String::new();
+    server.stdout.read_line(&mut report).expect("the report line");
+    for field in [
+        r#""graceful":true"#,
+        r#""closed_idle":"#,
+        r#""closed_after_work":"#,
+        r#""force_closed":0"#,
+        r#""requests_completed":"#,
+        r#""elapsed_ms":"#,
+    ] {
+        assert!(report.contains(field), "{field} missing in {report}");
+    }
+    let status = server.child.wait().expect("exits");
+    assert_eq!(status.code(), Some(0));
+    let mut stderr = String::new();
+    server.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(stderr.contains("draining"), "progress on stderr: {stderr}");
+}
+
+#[test]
+fn post_shutdown_stops_from_inside() {
+    let mut server = start(&[]);
+    let mut stream = TcpStream::connect(&server.addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .write_all(b"POST /shutdown HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("answered, then closed");
+    assert!(response.contains("connection: close"), "{response}");
+    assert!(response.ends_with("stopping"), "{response}");
+    let mut report = String::new();
+    server.stdout.read_line(&mut report).unwrap();
+    assert!(report.contains(r#""graceful":true"#), "{report}");
+    assert!(report.contains(r#""requests_completed":1"#), "{report}");
+    assert_eq!(server.child.wait().unwrap().code(), Some(0));
+}
+
+fn exit_code(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(server_binary())
+        .args(args)
+        .output()
+        .expect("runs");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn bad_options_exit_2_with_usage() {
+    for args in [
+        &["--bogus"][..],
+        &["--grace-ms", "soon"],
+        &["--addr", "nowhere"],
+        &["--runtime", "gevent"],
+        &["--grace-ms"],
+    ] {
+        let (code, stderr) = exit_code(args);
+        assert_eq!(code, Some(2), "{args:?}");
+        assert!(stderr.contains("usage:"), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().next().map(|l| l.starts_with("error:")), Some(true));
+    }
+}
