@@ -62,6 +62,10 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
             }
             "--tls-cert" | "--tls-key" => return Err("TLS is not available yet".into()),
             "--plain" => options.plain = true,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             other => return Err(format!("unknown option {other:?}")),
         }
     }

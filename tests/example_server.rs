@@ -49,13 +49,23 @@ fn start(args: &[&str]) -> Server {
         .strip_prefix("listening on http://")
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .to_owned();
-    Server { child, stdout, addr }
+    Server {
+        child,
+        stdout,
+        addr,
+    }
 }
 
 fn get(addr: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("response");
     response
@@ -81,7 +91,10 @@ fn serves_then_stops_on_sigterm_with_a_json_report() {
     assert!(get(&server.addr, "/nope").starts_with("HTTP/1.1 404"));
     signal(&server.child, "TERM");
     let mut report = String::new();
-    server.stdout.read_line(&mut report).expect("the report line");
+    server
+        .stdout
+        .read_line(&mut report)
+        .expect("the report line");
     for field in [
         r#""graceful":true"#,
         r#""closed_idle":"#,
@@ -95,7 +108,13 @@ fn serves_then_stops_on_sigterm_with_a_json_report() {
     let status = server.child.wait().expect("exits");
     assert_eq!(status.code(), Some(0));
     let mut stderr = String::new();
-    server.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(stderr.contains("draining"), "progress on stderr: {stderr}");
 }
 
@@ -103,12 +122,16 @@ fn serves_then_stops_on_sigterm_with_a_json_report() {
 fn post_shutdown_stops_from_inside() {
     let mut server = start(&[]);
     let mut stream = TcpStream::connect(&server.addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     stream
         .write_all(b"POST /shutdown HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n")
         .unwrap();
     let mut response = String::new();
-    stream.read_to_string(&mut response).expect("answered, then closed");
+    stream
+        .read_to_string(&mut response)
+        .expect("answered, then closed");
     assert!(response.contains("connection: close"), "{response}");
     assert!(response.ends_with("stopping"), "{response}");
     let mut report = String::new();
@@ -123,7 +146,10 @@ fn exit_code(args: &[&str]) -> (Option<i32>, String) {
         .args(args)
         .output()
         .expect("runs");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -138,6 +164,9 @@ fn bad_options_exit_2_with_usage() {
         let (code, stderr) = exit_code(args);
         assert_eq!(code, Some(2), "{args:?}");
         assert!(stderr.contains("usage:"), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().next().map(|l| l.starts_with("error:")), Some(true));
+        assert_eq!(
+            stderr.lines().next().map(|l| l.starts_with("error:")),
+            Some(true)
+        );
     }
 }

@@ -55,3 +55,4 @@ macro_rules! suite {
 }
 
 all_cases!(suite, tokio);
+all_cases!(suite, tokio_tracker);

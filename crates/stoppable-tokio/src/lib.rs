@@ -35,7 +35,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::{TcpListener, TcpStream};
 
-pub use stoppable::{Counts, Draining, Error, Phase, Report, Stopper, Stopping};
+pub use stoppable::{
+    Counts, Draining, Drive, Error, Options, Phase, Report, Stopper, Stopping, Tracked, Tracker,
+};
 
 /// A server on tokio; see [`stoppable::Server`] for its options.
 pub type Server<S> = stoppable::Server<Listener, S, Tokio, TokioExecutor>;
@@ -47,6 +49,66 @@ pub fn serve<S>(listener: TcpListener, service: S) -> Server<S> {
     builder.http1().timer(TokioTimer::new());
     builder.http2().timer(TokioTimer::new());
     stoppable::Server::new(Listener(listener), service, Tokio, builder)
+}
+
+/// Tracks the connections of your own accept loop, for users with their own
+/// listener and hyper builder.
+///
+/// ```no_run
+/// use std::convert::Infallible;
+/// use bytes::Bytes;
+/// use http_body_util::Full;
+/// use hyper::{Request, Response, body::Incoming, service::service_fn};
+/// use hyper_util::{rt::{TokioExecutor, TokioIo}, server::conn::auto::Builder};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// let tracker = stoppable_tokio::tracker(stoppable_tokio::Options::default())?;
+/// let stopper = tracker.stopper();
+/// let report = tokio::spawn(tracker.drive());
+/// let builder = Builder::new(TokioExecutor::new());
+/// let hello = service_fn(|_req: Request<Incoming>| async {
+///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("hello"))))
+/// });
+/// loop {
+///     let stream = tokio::select! {
+///         accepted = listener.accept() => accepted?.0,
+///         () = stopper.draining() => break,
+///     };
+///     let socket = stoppable_tokio::raw_socket(&stream);
+///     let Some(conn) = tracker.track(TokioIo::new(stream), socket) else { break };
+///     let driver = conn.serve(hello.clone(), |io, service| {
+///         builder.serve_connection_with_upgrades(io, service).into_owned()
+///     });
+///     tokio::spawn(driver);
+/// }
+/// // B1: serve what the kernel already queued, then close the listener.
+/// while let Some(stream) = stoppable_tokio::try_accept(&listener) {
+///     let socket = stoppable_tokio::raw_socket(&stream);
+///     if let Some(conn) = tracker.track(TokioIo::new(stream), socket) {
+///         tokio::spawn(conn.serve(hello.clone(), |io, service| {
+///             builder.serve_connection_with_upgrades(io, service).into_owned()
+///         }));
+///     }
+/// }
+/// drop(listener);
+/// tracker.listener_closed();
+/// println!("graceful: {}", report.await?.graceful);
+/// # Ok(()) }
+/// ```
+pub fn tracker(options: Options) -> Result<Tracker<Tokio>, Error> {
+    Tracker::new(Tokio, options)
+}
+
+/// Accepts a connection the kernel has already queued, without waiting:
+/// `None` when the queue is empty (or accepting failed). For the accept
+/// queue drain of B1.
+pub fn try_accept(listener: &TcpListener) -> Option<TcpStream> {
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+    match listener.poll_accept(&mut cx) {
+        Poll::Ready(Ok((stream, _))) => Some(stream),
+        _ => None,
+    }
 }
 
 /// The tokio runtime: `tokio::spawn` and tokio's timer.
@@ -90,14 +152,16 @@ impl stoppable::Accept for Listener {
     }
 }
 
+/// The OS socket of a stream, for [`Tracker::track`].
 #[cfg(unix)]
-fn raw_socket(stream: &TcpStream) -> Option<stoppable::RawSocket> {
+pub fn raw_socket(stream: &TcpStream) -> Option<stoppable::RawSocket> {
     use std::os::fd::AsRawFd;
     Some(stream.as_raw_fd())
 }
 
+/// The OS socket of a stream, for [`Tracker::track`].
 #[cfg(windows)]
-fn raw_socket(stream: &TcpStream) -> Option<stoppable::RawSocket> {
+pub fn raw_socket(stream: &TcpStream) -> Option<stoppable::RawSocket> {
     use std::os::windows::io::AsRawSocket;
     Some(stream.as_raw_socket())
 }

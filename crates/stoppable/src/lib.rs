@@ -28,6 +28,7 @@
 
 mod conn;
 mod io;
+mod options;
 mod runtime;
 mod server;
 mod service;
@@ -35,17 +36,21 @@ mod shared;
 mod slot;
 mod socket;
 mod stopper;
+mod timer;
+mod tracker;
 
 use std::fmt;
 
 pub use conn::ConnDriver;
 pub use io::TrackedIo;
+pub use options::Options;
 pub use runtime::{Accept, Accepted, Runtime};
 pub use server::Server;
 pub use service::{TrackedBody, TrackedFuture, TrackedService};
 pub use socket::RawSocket;
-pub use stoppable_core::{Config, ConfigError, Counts, Phase, Report};
+pub use stoppable_core::{ConfigError, Counts, Phase, Report};
 pub use stopper::{Draining, Stopper, Stopping};
+pub use tracker::{Drive, Tracked, Tracker};
 
 /// Why a server could not serve.
 #[derive(Debug)]

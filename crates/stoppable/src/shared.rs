@@ -122,6 +122,21 @@ impl Shared {
         inner.wake_server();
     }
 
+    /// Fires the core's due timeouts.
+    pub(crate) fn handle_timeout(&self) {
+        let mut inner = self.lock();
+        inner.core.handle_timeout(Instant::now());
+        self.run_actions(&mut inner);
+    }
+
+    /// The listener is closed, its queue drained (B1).
+    pub(crate) fn listener_closed(&self) {
+        let mut inner = self.lock();
+        inner.stop_accepting = true;
+        inner.core.listener_closed(Instant::now());
+        self.run_actions(&mut inner);
+    }
+
     pub(crate) fn counts(&self) -> Counts {
         let mut inner = self.lock();
         inner.sync_all(Instant::now());

@@ -2,6 +2,7 @@
 //! own, block its executor on demand, and count its live tasks.
 
 pub mod tokio;
+pub mod tokio_tracker;
 
 use std::net::SocketAddr;
 use std::sync::mpsc;

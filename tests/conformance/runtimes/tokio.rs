@@ -11,12 +11,12 @@ use crate::app::App;
 
 pub struct Rt;
 
-enum Command {
+pub(super) enum Command {
     Block(mpsc::Sender<()>, mpsc::Receiver<()>),
     AliveTasks(mpsc::Sender<usize>),
 }
 
-struct TokioControl(tokio_mpsc::UnboundedSender<Command>);
+pub(super) struct TokioControl(pub(super) tokio_mpsc::UnboundedSender<Command>);
 
 impl Control for TokioControl {
     fn block(&self) -> Blocked {
@@ -36,7 +36,7 @@ impl Control for TokioControl {
     }
 }
 
-async fn control(mut commands: tokio_mpsc::UnboundedReceiver<Command>) {
+pub(super) async fn control(mut commands: tokio_mpsc::UnboundedReceiver<Command>) {
     while let Some(command) = commands.recv().await {
         match command {
             Command::Block(ack, release) => {
@@ -55,7 +55,7 @@ async fn control(mut commands: tokio_mpsc::UnboundedReceiver<Command>) {
     }
 }
 
-fn app() -> App {
+pub(super) fn app() -> App {
     App {
         stopper: Arc::new(Mutex::new(None)),
         spawn: Arc::new(|future| {
@@ -64,7 +64,7 @@ fn app() -> App {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(super) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

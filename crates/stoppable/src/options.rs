@@ -1,0 +1,47 @@
+//! The options of a server or tracker, checked when serving starts.
+
+use std::time::Duration;
+
+use stoppable_core::Config;
+
+/// How a stop behaves. The defaults wait for all work (no grace limit),
+/// give fresh connections 250 ms to send their first request (B4), allow
+/// request heads 10 s (B8), and have no readiness delay (B16).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    pub(crate) config: Config,
+    pub(crate) grace: Option<Duration>,
+}
+
+impl Options {
+    /// Connections still busy `grace` after the drain began are force-closed,
+    /// FIN first (B9). Default: no limit, wait for all work.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = Some(grace);
+        self
+    }
+
+    /// How long a connection that sent nothing yet may still send its first
+    /// request after the stop, counted from its accept (B4). A client that
+    /// has just connected is about to send; closing it at once would lose a
+    /// request it already committed to. Default 250 ms, at most 10 s.
+    pub fn first_request_window(mut self, window: Duration) -> Self {
+        self.config.first_request_window = window;
+        self
+    }
+
+    /// How long a request head may take to arrive (B8), also during a drain.
+    /// Default 10 s; must not be zero.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.header_read_timeout = timeout;
+        self
+    }
+
+    /// The readiness delay (B16): after a stop call, keep serving for
+    /// `delay` (the phase is already `Delaying`, so readiness probes can
+    /// fail) before draining. Default 0.
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.config.drain_delay = delay;
+        self
+    }
+}

@@ -1,0 +1,155 @@
+//! Connections from your own accept loop, taking part in the stop: the
+//! lower-level entry, as hyper-util's `GracefulShutdown::watch`, with the
+//! whole stop (windows, grace, force-close, report).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use stoppable_core::{Drain, Report};
+
+use crate::conn::ConnDriver;
+use crate::io::TrackedIo;
+use crate::runtime::Runtime;
+use crate::service::TrackedService;
+use crate::shared::Shared;
+use crate::slot::ConnSlot;
+use crate::socket::RawSocket;
+use crate::stopper::Stopper;
+use crate::timer::DrainTimer;
+use crate::{Error, Options};
+
+/// Tracks the connections of an accept loop you write yourself.
+///
+/// Per accepted connection call [`track`](Tracker::track) and serve the
+/// [`Tracked`] connection with your hyper builder; spawn
+/// [`drive`](Tracker::drive) once, which runs the drain's timers and
+/// resolves to the report. When [`Stopper::draining`] resolves, accept what
+/// is still queued, close the listener and call
+/// [`listener_closed`](Tracker::listener_closed) (B1).
+#[derive(Clone)]
+pub struct Tracker<R> {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) runtime: R,
+}
+
+impl<R: Runtime> Tracker<R> {
+    /// A tracker that is serving, with the given options.
+    pub fn new(runtime: R, options: Options) -> Result<Self, Error> {
+        let tracker = Tracker::unstarted(runtime);
+        tracker.start(options)?;
+        Ok(tracker)
+    }
+
+    /// A tracker whose serving has not started (see [`Tracker::start`]).
+    pub(crate) fn unstarted(runtime: R) -> Self {
+        let core = Drain::new(Options::default().config).expect("the default config is valid");
+        Tracker {
+            shared: Shared::new(core),
+            runtime,
+        }
+    }
+
+    /// Starts serving with `options`; an error if stopped already (B2).
+    pub(crate) fn start(&self, options: Options) -> Result<(), Error> {
+        let core = Drain::new(options.config).map_err(Error::Config)?;
+        let mut inner = self.shared.lock();
+        if inner.stop_accepting || inner.serving {
+            return Err(Error::Stopped);
+        }
+        inner.core = core;
+        inner.serving = true;
+        inner.default_grace = options.grace;
+        Ok(())
+    }
+
+    /// A handle that stops the connections of this tracker.
+    pub fn stopper(&self) -> Stopper {
+        Stopper::new(self.shared.clone())
+    }
+
+    /// Tracks a connection just accepted. `socket` lets the grace deadline
+    /// shut the socket down even when a handler owns it (B14); `None` gives
+    /// that up. `None` is returned once the listener was reported closed:
+    /// drop the connection then.
+    pub fn track<Io>(&self, io: Io, socket: Option<RawSocket>) -> Option<Tracked<Io>> {
+        let slot = self.shared.accept(socket)?;
+        Some(Tracked {
+            io: TrackedIo::new(io, slot.clone(), self.shared.clone()),
+            slot,
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// The listener is closed and its queue drained: the stop may complete.
+    pub fn listener_closed(&self) {
+        self.shared.listener_closed();
+    }
+
+    /// Runs the drain's timers (readiness delay, windows, grace); resolves
+    /// to the report when the stop completes. Spawn it once.
+    pub fn drive(&self) -> Drive<R> {
+        Drive {
+            shared: self.shared.clone(),
+            runtime: self.runtime.clone(),
+            timer: DrainTimer::new(),
+        }
+    }
+}
+
+/// A tracked connection, before it is served.
+pub struct Tracked<Io> {
+    io: TrackedIo<Io>,
+    slot: Arc<ConnSlot>,
+    shared: Arc<Shared>,
+}
+
+impl<Io> Tracked<Io> {
+    /// Serves the connection: `connect` builds the hyper connection from the
+    /// tracked IO and service (`builder.serve_connection_with_upgrades(io,
+    /// service)`); spawn the returned driver.
+    pub fn serve<S, C>(
+        self,
+        service: S,
+        connect: impl FnOnce(TrackedIo<Io>, TrackedService<S>) -> C,
+    ) -> ConnDriver<C> {
+        let service = TrackedService::new(service, self.slot.clone(), self.shared.clone());
+        ConnDriver::new(connect(self.io, service), self.slot, self.shared)
+    }
+}
+
+/// Runs a tracker's timers; resolves to the report (B11).
+pub struct Drive<R: Runtime> {
+    shared: Arc<Shared>,
+    runtime: R,
+    timer: DrainTimer<R>,
+}
+
+// The sleeps are boxed: nothing is pinned in place.
+impl<R: Runtime> Unpin for Drive<R> {}
+
+impl<R: Runtime> Future for Drive<R> {
+    type Output = Report;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Report> {
+        let this = &mut *self;
+        loop {
+            let report = {
+                let mut inner = this.shared.lock();
+                inner.set_server_waker(cx.waker());
+                inner.core.report()
+            };
+            if let Some(report) = report {
+                return Poll::Ready(report);
+            }
+            if this
+                .timer
+                .poll(&this.runtime, &this.shared, cx)
+                .is_pending()
+            {
+                return Poll::Pending;
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The suite on tokio through the lower-level entry: the test's own accept
+//! loop, with `stoppable_tokio::tracker` and hyper-util's builder.
+
+use std::sync::mpsc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+
+use super::tokio::{app, control, runtime, TokioControl};
+use super::{Options, TestRuntime, TestServer};
+
+pub struct Rt;
+
+fn options(o: Options) -> stoppable::Options {
+    let mut options = stoppable::Options::default();
+    if let Some(grace) = o.grace {
+        options = options.grace(grace);
+    }
+    if let Some(window) = o.window {
+        options = options.first_request_window(window);
+    }
+    if let Some(delay) = o.drain_delay {
+        options = options.drain_delay(delay);
+    }
+    options
+}
+
+impl TestRuntime for Rt {
+    fn start(o: Options) -> TestServer {
+        let (setup_tx, setup_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let (control_tx, control_rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let addr = listener.local_addr().expect("addr");
+                let tracker = stoppable_tokio::tracker(options(o)).expect("valid options");
+                let stopper = tracker.stopper();
+                let app = app();
+                *app.stopper.lock().unwrap() = Some(stopper.clone());
+                let control = tokio::spawn(control(control_rx));
+                let report = tokio::spawn(tracker.drive());
+                let _ = setup_tx.send((addr, stopper.clone()));
+                let builder = Builder::new(TokioExecutor::new());
+                let serve = |stream: tokio::net::TcpStream| {
+                    let socket = stoppable_tokio::raw_socket(&stream);
+                    if let Some(conn) = tracker.track(TokioIo::new(stream), socket) {
+                        let app = app.clone();
+                        let service = service_fn(move |req| app.clone().handle(req));
+                        tokio::spawn(conn.serve(service, |io, service| {
+                            builder
+                                .serve_connection_with_upgrades(io, service)
+                                .into_owned()
+                        }));
+                    }
+                };
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => match accepted {
+                            Ok((stream, _)) => serve(stream),
+                            Err(_) => continue,
+                        },
+                        () = stopper.draining() => break,
+                    }
+                }
+                while let Some(stream) = stoppable_tokio::try_accept(&listener) {
+                    serve(stream);
+                }
+                drop(listener);
+                tracker.listener_closed();
+                let _ = done_tx.send(Ok(report.await.expect("drive ends")));
+                let _ = control.await;
+            })
+        });
+        let (addr, stopper) = setup_rx.recv().expect("server started");
+        TestServer {
+            addr,
+            stopper,
+            done,
+            control: Box::new(TokioControl(control_tx)),
+        }
+    }
+
+    fn serve_after_stop() -> (
+        stoppable::Report,
+        Result<stoppable::Report, stoppable::Error>,
+    ) {
+        super::tokio::Rt::serve_after_stop()
+    }
+}
