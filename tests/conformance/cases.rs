@@ -491,7 +491,7 @@ pub fn b19_no_task_left_after_stop<R: TestRuntime>() {
     in_flight(&server, 1);
     server.stop();
     until("every task of the server ended", || {
-        server.control.alive_tasks() == 0
+        !server.control.any_task_left()
     });
     assert_eq!(fresh.end().0, End::Eof);
 }

@@ -56,3 +56,5 @@ macro_rules! suite {
 
 all_cases!(suite, tokio);
 all_cases!(suite, tokio_tracker);
+all_cases!(suite, smol);
+all_cases!(suite, async_std);

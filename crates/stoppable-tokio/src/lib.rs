@@ -153,15 +153,6 @@ impl stoppable::Accept for Listener {
 }
 
 /// The OS socket of a stream, for [`Tracker::track`].
-#[cfg(unix)]
 pub fn raw_socket(stream: &TcpStream) -> Option<stoppable::RawSocket> {
-    use std::os::fd::AsRawFd;
-    Some(stream.as_raw_fd())
-}
-
-/// The OS socket of a stream, for [`Tracker::track`].
-#[cfg(windows)]
-pub fn raw_socket(stream: &TcpStream) -> Option<stoppable::RawSocket> {
-    use std::os::windows::io::AsRawSocket;
-    Some(stream.as_raw_socket())
+    Some(stoppable::raw_socket(stream))
 }

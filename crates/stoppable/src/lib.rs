@@ -26,6 +26,8 @@
 //! [stoppable]: https://github.com/stoppable-rs/stoppable
 #![deny(unsafe_code)]
 
+#[cfg(feature = "async-io")]
+mod async_io;
 mod conn;
 mod io;
 mod options;
@@ -47,7 +49,15 @@ pub use options::Options;
 pub use runtime::{Accept, Accepted, Runtime};
 pub use server::Server;
 pub use service::{TrackedBody, TrackedFuture, TrackedService};
-pub use socket::RawSocket;
+pub use socket::{raw_socket, RawSocket};
+
+/// hyper on async-io (smol, async-std): listener, stream, timer, executor.
+#[cfg(feature = "async-io")]
+pub mod rt {
+    pub use crate::async_io::{
+        async_io_builder, AsyncIoListener, AsyncIoSleep, AsyncIoStream, AsyncIoTimer, SpawnExecutor,
+    };
+}
 pub use stoppable_core::{ConfigError, Counts, Phase, Report};
 pub use stopper::{Draining, Stopper, Stopping};
 pub use tracker::{Drive, Tracked, Tracker};

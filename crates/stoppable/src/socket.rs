@@ -7,6 +7,18 @@ pub type RawSocket = std::os::fd::RawFd;
 #[cfg(windows)]
 pub type RawSocket = std::os::windows::io::RawSocket;
 
+/// The OS handle of a socket.
+#[cfg(unix)]
+pub fn raw_socket(socket: &impl std::os::fd::AsRawFd) -> RawSocket {
+    socket.as_raw_fd()
+}
+
+/// The OS handle of a socket.
+#[cfg(windows)]
+pub fn raw_socket(socket: &impl std::os::windows::io::AsRawSocket) -> RawSocket {
+    socket.as_raw_socket()
+}
+
 /// `shutdown(SHUT_RDWR)`: sends a FIN, and makes pending reads return EOF.
 ///
 /// Callers hold the connection slot's lock, and the owner clears the handle

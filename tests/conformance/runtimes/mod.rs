@@ -1,6 +1,8 @@
 //! What the suite needs from a runtime: start a server in a thread of its
 //! own, block its executor on demand, and count its live tasks.
 
+pub mod async_std;
+pub mod smol;
 pub mod tokio;
 pub mod tokio_tracker;
 
@@ -31,14 +33,54 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub stopper: Stopper,
     pub done: mpsc::Receiver<Result<Report, stoppable::Error>>,
-    pub control: Box<dyn Control>,
+    pub control: Control,
 }
 
-pub trait Control {
-    /// Blocks the server's (single) executor thread until the guard drops.
-    fn block(&self) -> Blocked;
-    /// Tasks alive on the server's runtime, the suite's own excluded.
-    fn alive_tasks(&self) -> usize;
+/// Questions to a server's runtime, answered by a task on it.
+pub enum Command {
+    Block(mpsc::Sender<()>, mpsc::Receiver<()>),
+    AnyTaskLeft(mpsc::Sender<bool>),
+}
+
+/// The suite's handle on a server's runtime: a channel to its control task.
+pub struct Control(pub async_channel::Sender<Command>);
+
+impl Control {
+    /// Blocks the server's executor until the guard drops.
+    pub fn block(&self) -> Blocked {
+        let (ack_tx, ack_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel();
+        self.0
+            .send_blocking(Command::Block(ack_tx, release_rx))
+            .expect("runtime alive");
+        ack_rx.recv().expect("runtime blocked");
+        Blocked::new(release_tx)
+    }
+
+    /// Whether any task of the server (the suite's own excluded) is alive.
+    pub fn any_task_left(&self) -> bool {
+        let (tx, rx) = mpsc::channel();
+        self.0
+            .send_blocking(Command::AnyTaskLeft(tx))
+            .expect("runtime alive");
+        rx.recv().expect("runtime answers")
+    }
+}
+
+/// The control task: runs on the server's executor until the test ends.
+pub async fn control(commands: async_channel::Receiver<Command>, any_task_left: impl Fn() -> bool) {
+    while let Ok(command) = commands.recv().await {
+        match command {
+            Command::Block(ack, release) => {
+                let _ = ack.send(());
+                // Blocks the executor's thread until released.
+                let _ = release.recv();
+            }
+            Command::AnyTaskLeft(reply) => {
+                let _ = reply.send(any_task_left());
+            }
+        }
+    }
 }
 
 /// Keeps a server's executor blocked; dropping it lets it run again.

@@ -4,56 +4,11 @@
 use std::sync::{mpsc, Arc, Mutex};
 
 use hyper::service::service_fn;
-use tokio::sync::mpsc as tokio_mpsc;
 
-use super::{configure, Blocked, Control, Options, TestRuntime, TestServer};
+use super::{configure, control, Control, Options, TestRuntime, TestServer};
 use crate::app::App;
 
 pub struct Rt;
-
-pub(super) enum Command {
-    Block(mpsc::Sender<()>, mpsc::Receiver<()>),
-    AliveTasks(mpsc::Sender<usize>),
-}
-
-pub(super) struct TokioControl(pub(super) tokio_mpsc::UnboundedSender<Command>);
-
-impl Control for TokioControl {
-    fn block(&self) -> Blocked {
-        let (ack_tx, ack_rx) = mpsc::channel();
-        let (release_tx, release_rx) = mpsc::channel();
-        self.0
-            .send(Command::Block(ack_tx, release_rx))
-            .expect("runtime alive");
-        ack_rx.recv().expect("runtime blocked");
-        Blocked::new(release_tx)
-    }
-
-    fn alive_tasks(&self) -> usize {
-        let (tx, rx) = mpsc::channel();
-        self.0.send(Command::AliveTasks(tx)).expect("runtime alive");
-        rx.recv().expect("runtime answers")
-    }
-}
-
-pub(super) async fn control(mut commands: tokio_mpsc::UnboundedReceiver<Command>) {
-    while let Some(command) = commands.recv().await {
-        match command {
-            Command::Block(ack, release) => {
-                let _ = ack.send(());
-                // Blocks the runtime's only thread until released.
-                let _ = release.recv();
-            }
-            Command::AliveTasks(reply) => {
-                let alive = tokio::runtime::Handle::current()
-                    .metrics()
-                    .num_alive_tasks();
-                // This control task is alive too.
-                let _ = reply.send(alive - 1);
-            }
-        }
-    }
-}
 
 pub(super) fn app() -> App {
     App {
@@ -71,11 +26,19 @@ pub(super) fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
+/// Tasks alive on this runtime besides the control task.
+pub(super) fn any_task_left() -> bool {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+        > 1
+}
+
 impl TestRuntime for Rt {
     fn start(options: Options) -> TestServer {
         let (setup_tx, setup_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel();
-        let (control_tx, control_rx) = tokio_mpsc::unbounded_channel();
+        let (control_tx, control_rx) = async_channel::unbounded();
         std::thread::spawn(move || {
             runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -88,7 +51,7 @@ impl TestRuntime for Rt {
                 let server = configure(stoppable_tokio::serve(listener, service), options);
                 let stopper = server.stopper();
                 *app.stopper.lock().unwrap() = Some(stopper.clone());
-                let control = tokio::spawn(control(control_rx));
+                let control = tokio::spawn(control(control_rx, any_task_left));
                 let _ = setup_tx.send((addr, stopper));
                 let _ = done_tx.send(server.await);
                 // Keep the runtime up for the test's questions until it is done.
@@ -100,7 +63,7 @@ impl TestRuntime for Rt {
             addr,
             stopper,
             done,
-            control: Box::new(TokioControl(control_tx)),
+            control: Control(control_tx),
         }
     }
 

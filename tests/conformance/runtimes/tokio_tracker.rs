@@ -7,8 +7,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 
-use super::tokio::{app, control, runtime, TokioControl};
-use super::{Options, TestRuntime, TestServer};
+use super::tokio::{any_task_left, app, runtime};
+use super::{control, Control, Options, TestRuntime, TestServer};
 
 pub struct Rt;
 
@@ -30,7 +30,7 @@ impl TestRuntime for Rt {
     fn start(o: Options) -> TestServer {
         let (setup_tx, setup_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel();
-        let (control_tx, control_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (control_tx, control_rx) = async_channel::unbounded();
         std::thread::spawn(move || {
             runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -41,7 +41,7 @@ impl TestRuntime for Rt {
                 let stopper = tracker.stopper();
                 let app = app();
                 *app.stopper.lock().unwrap() = Some(stopper.clone());
-                let control = tokio::spawn(control(control_rx));
+                let control = tokio::spawn(control(control_rx, any_task_left));
                 let report = tokio::spawn(tracker.drive());
                 let _ = setup_tx.send((addr, stopper.clone()));
                 let builder = Builder::new(TokioExecutor::new());
@@ -80,7 +80,7 @@ impl TestRuntime for Rt {
             addr,
             stopper,
             done,
-            control: Box::new(TokioControl(control_tx)),
+            control: Control(control_tx),
         }
     }
 

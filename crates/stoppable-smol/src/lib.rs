@@ -1,0 +1,125 @@
+//! Graceful stop for hyper servers on smol: [`serve`] a listener, take a
+//! [`Stopper`], and `stop().await` the [`Report`].
+//!
+//! ```no_run
+//! use std::convert::Infallible;
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper::{Request, Response, body::Incoming, service::service_fn};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! smol::block_on(async {
+//!     let listener = smol::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     let hello = service_fn(|_req: Request<Incoming>| async {
+//!         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("hello"))))
+//!     });
+//!     let server = stoppable_smol::serve(listener, hello).grace(Duration::from_secs(10));
+//!     let stopper = server.stopper();
+//!     smol::spawn(server).detach();
+//!     // ... later, on SIGTERM say:
+//!     let report = stopper.stop().await;
+//!     println!("graceful: {}", report.graceful);
+//!     Ok(())
+//! })
+//! # }
+//! ```
+//!
+//! Tasks go to smol's global executor, or to an [`Executor`] of yours with
+//! [`serve_on`]. What a stop does, as a client sees it, is described in the
+//! `stoppable` crate.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use smol::Executor;
+use stoppable::rt::{async_io_builder, AsyncIoListener, AsyncIoSleep, SpawnExecutor};
+
+pub use stoppable::{
+    Counts, Draining, Drive, Error, Options, Phase, Report, Stopper, Stopping, Tracked, Tracker,
+};
+
+/// A server on smol; see [`stoppable::Server`] for its options.
+pub type Server<S> = stoppable::Server<AsyncIoListener, S, Smol, SpawnExecutor<Smol>>;
+
+/// Serves `service` on `listener` until a stop completes, spawning on
+/// smol's global executor. Await the server (or spawn it) to serve.
+pub fn serve<S>(listener: smol::net::TcpListener, service: S) -> Server<S> {
+    serve_with(Smol::global(), listener, service)
+}
+
+/// Like [`serve`], spawning connection tasks on `executor`.
+pub fn serve_on<S>(
+    executor: Arc<Executor<'static>>,
+    listener: smol::net::TcpListener,
+    service: S,
+) -> Server<S> {
+    serve_with(Smol::on(executor), listener, service)
+}
+
+fn serve_with<S>(runtime: Smol, listener: smol::net::TcpListener, service: S) -> Server<S> {
+    let listener = AsyncIoListener(listener.into());
+    stoppable::Server::new(
+        listener,
+        service,
+        runtime.clone(),
+        async_io_builder(runtime),
+    )
+}
+
+/// Tracks the connections of your own accept loop (see
+/// [`stoppable::Tracker`]); serve each with [`async_io_builder`].
+pub fn tracker(runtime: Smol, options: Options) -> Result<Tracker<Smol>, Error> {
+    Tracker::new(runtime, options)
+}
+
+/// smol as a runtime: its global executor or one of yours, and async-io's
+/// timer.
+#[derive(Clone, Default)]
+pub struct Smol {
+    executor: Option<Arc<Executor<'static>>>,
+}
+
+impl Smol {
+    /// Spawns on smol's global executor (`smol::spawn`).
+    pub fn global() -> Self {
+        Smol { executor: None }
+    }
+
+    /// Spawns on `executor`; run it on as many threads as you like.
+    pub fn on(executor: Arc<Executor<'static>>) -> Self {
+        Smol {
+            executor: Some(executor),
+        }
+    }
+}
+
+impl std::fmt::Debug for Smol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let on = if self.executor.is_some() {
+            "own executor"
+        } else {
+            "global executor"
+        };
+        f.debug_tuple("Smol").field(&on).finish()
+    }
+}
+
+impl stoppable::Runtime for Smol {
+    type Sleep = AsyncIoSleep;
+
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match &self.executor {
+            Some(executor) => executor.spawn(future).detach(),
+            None => smol::spawn(future).detach(),
+        }
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> AsyncIoSleep {
+        AsyncIoSleep::until(deadline)
+    }
+}

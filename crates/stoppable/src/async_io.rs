@@ -1,0 +1,184 @@
+//! hyper on async-io's reactor and timers, the base of smol and async-std.
+//!
+//! A small implementation of our own rather than `smol-hyper`: reads go
+//! straight from the socket into hyper's uninitialised buffer (no zeroing,
+//! no copy), which futures-io's `AsyncRead` (that `smol-hyper` bridges)
+//! cannot do, and it is the one place both adapters share.
+
+use std::future::Future;
+use std::io::{self, ErrorKind, IoSlice, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_io::{Async, Timer};
+use hyper::rt::{Executor, Read, ReadBufCursor, Sleep};
+use hyper_util::server::conn::auto::Builder;
+
+use crate::runtime::{Accept, Accepted, Runtime};
+use crate::socket::{raw_socket, RawSocket};
+
+/// A TCP listener on async-io's reactor.
+#[derive(Debug)]
+pub struct AsyncIoListener(pub Arc<Async<TcpListener>>);
+
+impl Accept for AsyncIoListener {
+    type Io = AsyncIoStream;
+
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Accepted<AsyncIoStream>>> {
+        loop {
+            match self.0.get_ref().accept() {
+                Ok((stream, _)) => {
+                    // Small responses go out at once, as hyper servers usually do.
+                    let _ = stream.set_nodelay(true);
+                    let socket: Option<RawSocket> = Some(raw_socket(&stream));
+                    return Poll::Ready(Async::new(stream).map(|io| Accepted {
+                        io: AsyncIoStream(io),
+                        socket,
+                    }));
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => ready!(self.0.poll_readable(cx))?,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+/// A TCP stream on async-io's reactor, as hyper reads and writes it.
+#[derive(Debug)]
+pub struct AsyncIoStream(pub Async<TcpStream>);
+
+impl Read for AsyncIoStream {
+    #[allow(unsafe_code)]
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            // SAFETY: `recv` writes only initialised bytes into the buffer,
+            // and the cursor advances by exactly the count it wrote.
+            let received = socket2::SockRef::from(self.0.get_ref()).recv(unsafe { buf.as_mut() });
+            match received {
+                Ok(n) => {
+                    // SAFETY: see above.
+                    unsafe { buf.advance(n) };
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => ready!(self.0.poll_readable(cx))?,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncIoStream {
+    fn poll_io<T>(
+        &self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(&TcpStream) -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        loop {
+            match op(self.0.get_ref()) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => ready!(self.0.poll_writable(cx))?,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+}
+
+impl hyper::rt::Write for AsyncIoStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io(cx, |mut s| s.write(buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io(cx, |mut s| s.write_vectored(bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.0.get_ref().shutdown(Shutdown::Write) {
+            Err(e) if e.kind() != ErrorKind::NotConnected => Poll::Ready(Err(e)),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// async-io's timer as the drain's and hyper's timer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AsyncIoTimer;
+
+/// An async-io timer that resolves to `()`.
+#[derive(Debug)]
+pub struct AsyncIoSleep(Timer);
+
+impl AsyncIoSleep {
+    /// Resolves at `deadline`.
+    pub fn until(deadline: Instant) -> Self {
+        AsyncIoSleep(Timer::at(deadline))
+    }
+}
+
+impl Future for AsyncIoSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+impl Sleep for AsyncIoSleep {}
+
+impl hyper::rt::Timer for AsyncIoTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
+        Box::pin(AsyncIoSleep(Timer::after(duration)))
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+        Box::pin(AsyncIoSleep::until(deadline))
+    }
+}
+
+/// hyper's executor (for HTTP/2 streams) over a [`Runtime`]'s spawn.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SpawnExecutor<R>(pub R);
+
+impl<R: Runtime, F> Executor<F> for SpawnExecutor<R>
+where
+    F: Future + Send + 'static,
+{
+    fn execute(&self, future: F) {
+        self.0.spawn(async move {
+            future.await;
+        });
+    }
+}
+
+/// hyper's HTTP/1.1 + HTTP/2 builder for a runtime on async-io.
+pub fn async_io_builder<R: Runtime>(runtime: R) -> Builder<SpawnExecutor<R>> {
+    let mut builder = Builder::new(SpawnExecutor(runtime));
+    builder.http1().timer(AsyncIoTimer);
+    builder.http2().timer(AsyncIoTimer);
+    builder
+}

@@ -1,0 +1,126 @@
+//! The suite's async-std runtime. async-std has one global executor: the
+//! suite runs it on one thread (`ASYNC_STD_THREAD_COUNT=1`), so blocking
+//! that thread holds every task. async-std cannot count its tasks, so the
+//! server is built from the adapter's parts with a runtime that counts them
+//! (`stoppable_async_std::serve` is these same lines; the example server
+//! test runs it).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, Once};
+use std::time::Instant;
+
+use hyper::service::service_fn;
+use stoppable::rt::{async_io_builder, AsyncIoListener, AsyncIoSleep};
+use stoppable::Runtime;
+use stoppable_async_std::AsyncStd;
+
+use super::{configure, control, Control, Options, TestRuntime, TestServer};
+use crate::app::App;
+
+pub struct Rt;
+
+/// async-std, counting the tasks it spawns that are still alive.
+#[derive(Clone, Default)]
+struct Counting(Arc<AtomicUsize>);
+
+struct Alive(Arc<AtomicUsize>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Runtime for Counting {
+    type Sleep = AsyncIoSleep;
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, future: F) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        let alive = Alive(self.0.clone());
+        AsyncStd.spawn(async move {
+            let _alive = alive;
+            future.await;
+        });
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> AsyncIoSleep {
+        AsyncStd.sleep_until(deadline)
+    }
+}
+
+fn one_executor_thread() {
+    static ONCE: Once = Once::new();
+    // Before async-std's executor starts, in this process's only setter.
+    ONCE.call_once(|| std::env::set_var("ASYNC_STD_THREAD_COUNT", "1"));
+}
+
+fn app(runtime: &Counting) -> App {
+    let runtime = runtime.clone();
+    App {
+        stopper: Arc::new(Mutex::new(None)),
+        spawn: Arc::new(move |future| runtime.spawn(future)),
+    }
+}
+
+impl TestRuntime for Rt {
+    fn start(options: Options) -> TestServer {
+        one_executor_thread();
+        let (setup_tx, setup_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let (control_tx, control_rx) = async_channel::unbounded();
+        let runtime = Counting::default();
+        let tasks = runtime.0.clone();
+        // The control task and the server both run on the executor thread.
+        async_std::task::spawn(control(control_rx, move || {
+            tasks.load(Ordering::SeqCst) > 0
+        }));
+        async_std::task::spawn(async move {
+            let listener = async_std::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let listener = std::net::TcpListener::try_from(listener).expect("std listener");
+            let listener =
+                AsyncIoListener(Arc::new(async_io::Async::new(listener).expect("async-io")));
+            let app = app(&runtime);
+            let served = app.clone();
+            let service = service_fn(move |req| served.clone().handle(req));
+            let server = stoppable::Server::new(
+                listener,
+                service,
+                runtime.clone(),
+                async_io_builder(runtime),
+            );
+            let server = configure(server, options);
+            let stopper = server.stopper();
+            *app.stopper.lock().unwrap() = Some(stopper.clone());
+            let _ = setup_tx.send((addr, stopper));
+            let _ = done_tx.send(server.await);
+        });
+        let (addr, stopper) = setup_rx.recv().expect("server started");
+        TestServer {
+            addr,
+            stopper,
+            done,
+            control: Control(control_tx),
+        }
+    }
+
+    fn serve_after_stop() -> (
+        stoppable::Report,
+        Result<stoppable::Report, stoppable::Error>,
+    ) {
+        one_executor_thread();
+        async_std::task::block_on(async {
+            let listener = async_std::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let app = app(&Counting::default());
+            let service = service_fn(move |req| app.clone().handle(req));
+            let server = stoppable_async_std::serve(listener, service).expect("serve");
+            let report = server.stopper().stop().await;
+            (report, server.await)
+        })
+    }
+}

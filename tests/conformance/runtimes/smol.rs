@@ -1,0 +1,74 @@
+//! The suite's smol runtime: the server's own executor and the control
+//! task's, both run on one thread, so blocking it holds every task.
+
+use std::sync::{mpsc, Arc, Mutex};
+
+use hyper::service::service_fn;
+use smol::{Executor, LocalExecutor};
+
+use super::{configure, control, Control, Options, TestRuntime, TestServer};
+use crate::app::App;
+
+pub struct Rt;
+
+fn app(executor: &Arc<Executor<'static>>) -> App {
+    let executor = executor.clone();
+    App {
+        stopper: Arc::new(Mutex::new(None)),
+        spawn: Arc::new(move |future| executor.spawn(future).detach()),
+    }
+}
+
+impl TestRuntime for Rt {
+    fn start(options: Options) -> TestServer {
+        let (setup_tx, setup_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let (control_tx, control_rx) = async_channel::unbounded();
+        std::thread::spawn(move || {
+            let executor = Arc::new(Executor::new());
+            let local = LocalExecutor::new();
+            let tasks = executor.clone();
+            let control = local.spawn(control(control_rx, move || !tasks.is_empty()));
+            let main = async {
+                let listener = smol::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let addr = listener.local_addr().expect("addr");
+                let app = app(&executor);
+                let served = app.clone();
+                let service = service_fn(move |req| served.clone().handle(req));
+                let server = stoppable_smol::serve_on(executor.clone(), listener, service);
+                let server = configure(server, options);
+                let stopper = server.stopper();
+                *app.stopper.lock().unwrap() = Some(stopper.clone());
+                let _ = setup_tx.send((addr, stopper));
+                let _ = done_tx.send(server.await);
+                control.await;
+            };
+            smol::block_on(local.run(executor.run(main)));
+        });
+        let (addr, stopper) = setup_rx.recv().expect("server started");
+        TestServer {
+            addr,
+            stopper,
+            done,
+            control: Control(control_tx),
+        }
+    }
+
+    fn serve_after_stop() -> (
+        stoppable::Report,
+        Result<stoppable::Report, stoppable::Error>,
+    ) {
+        smol::block_on(async {
+            let listener = smol::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let app = app(&Arc::new(Executor::new()));
+            let service = service_fn(move |req| app.clone().handle(req));
+            let server = stoppable_smol::serve(listener, service);
+            let report = server.stopper().stop().await;
+            (report, server.await)
+        })
+    }
+}
