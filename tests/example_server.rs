@@ -79,9 +79,8 @@ fn signal(child: &Child, name: &str) {
     assert!(status.success());
 }
 
-#[test]
-fn serves_then_stops_on_sigterm_with_a_json_report() {
-    let mut server = start(&["--grace-ms", "5000"]);
+fn serves_then_stops_on_sigterm_with_a_json_report(runtime: &str) {
+    let mut server = start(&["--runtime", runtime, "--grace-ms", "5000"]);
     let response = get(&server.addr, "/");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with("hello"), "{response}");
@@ -116,6 +115,35 @@ fn serves_then_stops_on_sigterm_with_a_json_report() {
         .read_to_string(&mut stderr)
         .unwrap();
     assert!(stderr.contains("draining"), "progress on stderr: {stderr}");
+}
+
+#[test]
+fn tokio_serves_then_stops_on_sigterm() {
+    serves_then_stops_on_sigterm_with_a_json_report("tokio");
+}
+
+#[test]
+fn smol_serves_then_stops_on_sigterm() {
+    serves_then_stops_on_sigterm_with_a_json_report("smol");
+}
+
+#[test]
+fn async_std_serves_then_stops_on_sigterm() {
+    serves_then_stops_on_sigterm_with_a_json_report("async-std");
+}
+
+#[test]
+fn plain_serves_the_same_routes_on_every_runtime() {
+    for runtime in ["tokio", "smol", "async-std"] {
+        let mut server = start(&["--runtime", runtime, "--plain"]);
+        assert!(get(&server.addr, "/").ends_with("hello"), "{runtime}");
+        assert!(
+            get(&server.addr, "/sleep/10").ends_with("slept 10"),
+            "{runtime}"
+        );
+        signal(&server.child, "TERM");
+        assert_eq!(server.child.wait().unwrap().code(), Some(0), "{runtime}");
+    }
 }
 
 #[test]

@@ -1,0 +1,349 @@
+//! The example server: every part of a graceful stop, on the runtime you
+//! pick. Its command line and routes are a contract (EXAMPLE_SERVER.md).
+//!
+//! Run: `cargo run --release --example server -- --grace-ms 5000`
+
+mod app;
+
+use std::future::Future;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::App;
+use hyper::service::service_fn;
+use stoppable::rt::{async_io_builder, AsyncIoListener, SpawnExecutor};
+use stoppable::{Accept, Report, Runtime, Stopper};
+
+const USAGE: &str = "usage: server [OPTIONS]
+  --runtime tokio|smol|async-std   default tokio
+  --addr HOST:PORT                 default 127.0.0.1:3000; port 0 picks a free port
+  --grace-ms N                     grace period; absent = no limit (wait for in-flight work)
+  --drain-delay-ms N               readiness delay before draining (B16); default 0
+  --tls-cert FILE --tls-key FILE   serve HTTPS (not available yet)
+  --plain                          serve without stoppable at all (the benchmarks' baseline)
+routes: GET / /sleep/{ms} /split/{ms} /stream /stats /ready, POST /echo /shutdown
+        (GET /ws, WebSocket echo: not available yet)
+SIGTERM or SIGINT stops gracefully; a second one forces the stop.";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rt {
+    Tokio,
+    Smol,
+    AsyncStd,
+}
+
+struct Options {
+    runtime: Rt,
+    addr: SocketAddr,
+    grace: Option<Duration>,
+    drain_delay: Duration,
+    plain: bool,
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options {
+        runtime: Rt::Tokio,
+        addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+        grace: None,
+        drain_delay: Duration::ZERO,
+        plain: false,
+    };
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--runtime" => {
+                options.runtime = match value()?.as_str() {
+                    "tokio" => Rt::Tokio,
+                    "smol" => Rt::Smol,
+                    "async-std" => Rt::AsyncStd,
+                    other => return Err(format!("unknown runtime {other:?}")),
+                }
+            }
+            "--addr" => {
+                let v = value()?;
+                options.addr = v.parse().map_err(|_| format!("bad --addr {v:?}"))?;
+            }
+            "--grace-ms" => options.grace = Some(millis(&arg, value()?)?),
+            "--drain-delay-ms" => options.drain_delay = millis(&arg, value()?)?,
+            "--tls-cert" | "--tls-key" => return Err("TLS is not available yet".into()),
+            "--plain" => options.plain = true,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    Ok(options)
+}
+
+fn millis(name: &str, v: String) -> Result<Duration, String> {
+    v.parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("bad {name} {v:?}: expected milliseconds"))
+}
+
+fn main() -> ExitCode {
+    let options = match parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("error: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let served = match options.runtime {
+        Rt::Tokio => on_tokio(options),
+        Rt::Smol => on_smol(options),
+        Rt::AsyncStd => on_async_std(options),
+    };
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The first line on stdout, flushed at once: scripts wait for it.
+fn announce(addr: SocketAddr) -> io::Result<()> {
+    println!("listening on http://{addr}");
+    io::stdout().flush()
+}
+
+fn configure<A, S, R: Runtime, E>(
+    server: stoppable::Server<A, S, R, E>,
+    options: &Options,
+) -> stoppable::Server<A, S, R, E> {
+    let server = server.drain_delay(options.drain_delay);
+    match options.grace {
+        Some(grace) => server.grace(grace),
+        None => server,
+    }
+}
+
+fn on_tokio(options: Options) -> io::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(options.addr).await?;
+        announce(listener.local_addr()?)?;
+        let app = App::new(|d| Box::pin(tokio::time::sleep(d)));
+        let routes = app.clone();
+        let service = service_fn(move |req| routes.clone().route(req));
+        if options.plain {
+            return plain::on_tokio(listener, service).await;
+        }
+        let server = configure(stoppable_tokio::serve(listener, service), &options);
+        let served = tokio::spawn(server_until_stopped(server, app)?);
+        served.await.map_err(io::Error::other)?
+    })
+}
+
+fn on_smol(options: Options) -> io::Result<()> {
+    // One executor, run on every core, as a smol server would.
+    let executor = Arc::new(smol::Executor::new());
+    for _ in 1..std::thread::available_parallelism().map_or(1, |n| n.get()) {
+        let executor = executor.clone();
+        std::thread::spawn(move || smol::block_on(executor.run(std::future::pending::<()>())));
+    }
+    smol::block_on(executor.run(async {
+        let listener = smol::net::TcpListener::bind(options.addr).await?;
+        announce(listener.local_addr()?)?;
+        let app = App::new(|d| {
+            Box::pin(async move {
+                smol::Timer::after(d).await;
+            })
+        });
+        let routes = app.clone();
+        let service = service_fn(move |req| routes.clone().route(req));
+        let runtime = stoppable_smol::Smol::on(executor.clone());
+        if options.plain {
+            return plain::on_async_io(AsyncIoListener(listener.into()), service, runtime).await;
+        }
+        let server = configure(
+            stoppable_smol::serve_on(executor.clone(), listener, service),
+            &options,
+        );
+        executor.spawn(server_until_stopped(server, app)?).await
+    }))
+}
+
+fn on_async_std(options: Options) -> io::Result<()> {
+    async_std::task::block_on(async {
+        let listener = async_std::net::TcpListener::bind(options.addr).await?;
+        announce(listener.local_addr()?)?;
+        let app = App::new(|d| Box::pin(async move { async_std::task::sleep(d).await }));
+        let routes = app.clone();
+        let service = service_fn(move |req| routes.clone().route(req));
+        if options.plain {
+            let listener = std::net::TcpListener::try_from(listener)?;
+            let listener = AsyncIoListener(Arc::new(async_io::Async::new(listener)?));
+            return plain::on_async_io(listener, service, stoppable_async_std::AsyncStd).await;
+        }
+        let server = configure(stoppable_async_std::serve(listener, service)?, &options);
+        async_std::task::spawn(server_until_stopped(server, app)?).await
+    })
+}
+
+/// Serves until a stop completes: signals start it, progress goes to
+/// stderr, and the report is printed as one JSON line on stdout.
+fn server_until_stopped<F>(server: F, app: App) -> io::Result<impl Future<Output = io::Result<()>>>
+where
+    F: Future<Output = Result<Report, stoppable::Error>> + StopperSource,
+{
+    let stopper = server.stopper();
+    app.set_stopper(stopper.clone());
+    stop_on_signals(stopper.clone())?;
+    let progress = show_progress(stopper);
+    Ok(async move {
+        let report = server.await.map_err(io::Error::other)?;
+        progress.finish();
+        println!("{}", report_json(&report));
+        io::stdout().flush()
+    })
+}
+
+/// Anything that hands out a [`Stopper`]: the server of each runtime.
+trait StopperSource {
+    fn stopper(&self) -> Stopper;
+}
+
+impl<A, S, R: Runtime, E> StopperSource for stoppable::Server<A, S, R, E> {
+    fn stopper(&self) -> Stopper {
+        stoppable::Server::stopper(self)
+    }
+}
+
+/// SIGTERM or SIGINT starts a graceful stop; a second one forces it (B17).
+fn stop_on_signals(stopper: Stopper) -> io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    std::thread::spawn(move || {
+        let mut signals = signals.forever();
+        if signals.next().is_some() {
+            stopper.request_stop();
+        }
+        if signals.next().is_some() {
+            eprintln!("second signal: forcing the stop");
+            stopper.request_stop_within(Duration::ZERO);
+        }
+    });
+    Ok(())
+}
+
+/// Progress on stderr: a line when the drain starts, then what is still
+/// open every second, until [`Progress::finish`].
+fn show_progress(stopper: Stopper) -> Progress {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        futures_lite::future::block_on(stopper.draining());
+        eprintln!("draining: {}", app::counts_json(&stopper));
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            finished.recv_timeout(Duration::from_secs(1))
+        {
+            eprintln!("still open: {}", app::counts_json(&stopper));
+        }
+    });
+    Progress { done, thread }
+}
+
+struct Progress {
+    done: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Progress {
+    /// The stop completed: the drain's line is out; stop the ticks.
+    fn finish(self) {
+        drop(self.done);
+        let _ = self.thread.join();
+    }
+}
+
+fn report_json(r: &Report) -> String {
+    format!(
+        r#"{{"graceful":{},"closed_idle":{},"closed_after_work":{},"force_closed":{},"requests_completed":{},"elapsed_ms":{}}}"#,
+        r.graceful,
+        r.closed_idle,
+        r.closed_after_work,
+        r.force_closed,
+        r.requests_completed,
+        r.elapsed.as_millis()
+    )
+}
+
+/// `--plain`: the same routes served by hyper-util alone, with no
+/// stoppable: the benchmarks' baseline. The first signal exits at once.
+mod plain {
+    use super::*;
+    use hyper::body::Incoming;
+    use hyper::service::Service;
+    use hyper::{Request, Response};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+
+    fn exit_on_signal() -> io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+        std::thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                std::process::exit(0);
+            }
+        });
+        Ok(())
+    }
+
+    pub async fn on_tokio<S>(listener: tokio::net::TcpListener, service: S) -> io::Result<()>
+    where
+        S: Service<
+                Request<Incoming>,
+                Response = Response<app::Body>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        exit_on_signal()?;
+        let builder = Builder::new(TokioExecutor::new());
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let _ = stream.set_nodelay(true);
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
+                .into_owned();
+            tokio::spawn(connection);
+        }
+    }
+
+    pub async fn on_async_io<S, R>(
+        mut listener: AsyncIoListener,
+        service: S,
+        runtime: R,
+    ) -> io::Result<()>
+    where
+        S: Service<
+                Request<Incoming>,
+                Response = Response<app::Body>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        R: Runtime,
+    {
+        exit_on_signal()?;
+        let builder: Builder<SpawnExecutor<R>> = async_io_builder(runtime.clone());
+        loop {
+            let accepted = std::future::poll_fn(|cx| listener.poll_accept(cx)).await?;
+            let connection = builder
+                .serve_connection_with_upgrades(accepted.io, service.clone())
+                .into_owned();
+            runtime.spawn(async move {
+                let _ = connection.await;
+            });
+        }
+    }
+}
