@@ -308,6 +308,55 @@ pub fn b8_client_reset_mid_request_counts_as_closed<R: TestRuntime>() {
     assert_eq!(report.closed_after_work, 1);
 }
 
+pub fn b8_slow_head_cannot_hold_the_stop<R: TestRuntime>() {
+    let options = Options {
+        header_read_timeout: Some(300 * MS),
+        ..Options::default()
+    };
+    let server = R::start(options);
+    let mut conn = idle_conn(server.addr);
+    // A slowloris: part of a head, and never the rest.
+    conn.send(b"GET / HTTP/1.1\r\nhost");
+    until("the head is being read", || {
+        server.stopper.counts().active == 1
+    });
+    let report = server.stop();
+    assert_eq!(
+        report.force_closed, 0,
+        "no grace was set: the head timeout closed it"
+    );
+    assert!(
+        report.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        report.elapsed
+    );
+    assert_eq!(conn.end().0, End::Eof, "closed with a FIN");
+}
+
+pub fn b16_readiness_delay_serves_then_drains<R: TestRuntime>() {
+    let options = Options {
+        drain_delay: Some(Duration::from_millis(500)),
+        ..Options::default()
+    };
+    let server = R::start(options);
+    let stopping = server.stopper.stop();
+    assert_eq!(server.stopper.phase(), stoppable::Phase::Delaying);
+    // During the delay the server accepts and serves as usual.
+    let mut conn = idle_conn(server.addr);
+    conn.get("/");
+    assert!(!conn.response().expect("served").says_close());
+    let report = block_on(stopping);
+    assert!(report.graceful);
+    assert!(
+        report.elapsed >= Duration::from_millis(500),
+        "took {:?}",
+        report.elapsed
+    );
+    assert_eq!(report.requests_completed, 2);
+    assert_eq!(conn.end().0, End::Eof);
+    assert!(refused(server.addr));
+}
+
 pub fn b9_zero_grace_forces_at_once_fin_first<R: TestRuntime>() {
     let server = R::start(Options::default());
     let mut conn = Conn::open(server.addr);

@@ -26,6 +26,7 @@ macro_rules! all_cases {
             b7_http2_streams_complete_after_goaway,
             b8_malformed_request_gets_400,
             b8_client_reset_mid_request_counts_as_closed,
+            b8_slow_head_cannot_hold_the_stop,
             b9_zero_grace_forces_at_once_fin_first,
             b9_grace_deadline_force_closes_hanging_handler,
             b10_stop_ends_with_last_request_not_at_deadline,
@@ -34,6 +35,7 @@ macro_rules! all_cases {
             b13_stop_from_inside_a_handler,
             b14_upgraded_connection_is_waited_for,
             b14_upgraded_connection_is_force_closed_at_deadline,
+            b16_readiness_delay_serves_then_drains,
             b18_live_counts_follow_connections,
             b19_no_task_left_after_stop
         );

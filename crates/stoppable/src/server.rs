@@ -27,8 +27,9 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
 
 /// A server that stops gracefully. A future: poll it (spawn it, or await
 /// it) to serve; it resolves to the [`Report`] when a stop completes, or
-/// to an error at once if it was stopped before it served (B2) or an option
-/// is bad.
+/// to an error at once if an option is bad or it was stopped before it was
+/// first polled (B2: it then never serves, and that stop completes
+/// without it).
 ///
 /// Runtime crates build it (`stoppable_tokio::serve`); set its options
 /// before it is first polled.
@@ -59,34 +60,36 @@ impl<A, S, R: Runtime, E> Server<A, S, R, E> {
         }
     }
 
-    /// Sets all options at once.
+    /// Sets all options at once. They apply at once, so even a stop that
+    /// comes before the server is first polled honours them.
     pub fn options(mut self, options: Options) -> Self {
         self.options = options;
+        self.tracker.configure(options);
         self
     }
 
     /// See [`Options::grace`].
-    pub fn grace(mut self, grace: Duration) -> Self {
-        self.options = self.options.grace(grace);
-        self
+    pub fn grace(self, grace: Duration) -> Self {
+        let options = self.options.grace(grace);
+        self.options(options)
     }
 
     /// See [`Options::first_request_window`].
-    pub fn first_request_window(mut self, window: Duration) -> Self {
-        self.options = self.options.first_request_window(window);
-        self
+    pub fn first_request_window(self, window: Duration) -> Self {
+        let options = self.options.first_request_window(window);
+        self.options(options)
     }
 
     /// See [`Options::header_read_timeout`].
-    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.options = self.options.header_read_timeout(timeout);
-        self
+    pub fn header_read_timeout(self, timeout: Duration) -> Self {
+        let options = self.options.header_read_timeout(timeout);
+        self.options(options)
     }
 
     /// See [`Options::drain_delay`].
-    pub fn drain_delay(mut self, delay: Duration) -> Self {
-        self.options = self.options.drain_delay(delay);
-        self
+    pub fn drain_delay(self, delay: Duration) -> Self {
+        let options = self.options.drain_delay(delay);
+        self.options(options)
     }
 
     /// hyper's connection builder, to tune HTTP/1 and HTTP/2.

@@ -51,6 +51,19 @@ impl<R: Runtime> Tracker<R> {
         }
     }
 
+    /// Applies `options` before serving, so that even a stop that comes
+    /// before the first poll honours them. Bad options wait for `start`.
+    pub(crate) fn configure(&self, options: Options) {
+        let mut inner = self.shared.lock();
+        if inner.serving || inner.core.phase() != stoppable_core::Phase::Serving {
+            return;
+        }
+        if let Ok(core) = Drain::new(options.config) {
+            inner.core = core;
+        }
+        inner.default_grace = options.grace;
+    }
+
     /// Starts serving with `options`; an error if stopped already (B2).
     pub(crate) fn start(&self, options: Options) -> Result<(), Error> {
         let core = Drain::new(options.config).map_err(Error::Config)?;

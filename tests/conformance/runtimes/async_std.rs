@@ -15,7 +15,7 @@ use stoppable::rt::{async_io_builder, AsyncIoListener, AsyncIoSleep};
 use stoppable::Runtime;
 use stoppable_async_std::AsyncStd;
 
-use super::{configure, control, Control, Options, TestRuntime, TestServer};
+use super::{configure, control, serve_then_announce, Control, Options, TestRuntime, TestServer};
 use crate::app::App;
 
 pub struct Rt;
@@ -95,8 +95,10 @@ impl TestRuntime for Rt {
             let server = configure(server, options);
             let stopper = server.stopper();
             *app.stopper.lock().unwrap() = Some(stopper.clone());
-            let _ = setup_tx.send((addr, stopper));
-            let _ = done_tx.send(server.await);
+            let served = serve_then_announce(server, || {
+                let _ = setup_tx.send((addr, stopper));
+            });
+            let _ = done_tx.send(served.await);
         });
         let (addr, stopper) = setup_rx.recv().expect("server started");
         TestServer {

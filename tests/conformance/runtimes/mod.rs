@@ -19,6 +19,7 @@ pub struct Options {
     pub grace: Option<Duration>,
     pub window: Option<Duration>,
     pub drain_delay: Option<Duration>,
+    pub header_read_timeout: Option<Duration>,
 }
 
 pub trait TestRuntime {
@@ -111,6 +112,24 @@ impl TestServer {
     }
 }
 
+/// Serves, telling the test once the server was polled: a stop that comes
+/// before the first poll means the server never serves (B2).
+pub async fn serve_then_announce<F: std::future::Future>(
+    server: F,
+    announce: impl FnOnce(),
+) -> F::Output {
+    let mut server = std::pin::pin!(server);
+    let mut announce = Some(announce);
+    std::future::poll_fn(|cx| {
+        let polled = server.as_mut().poll(cx);
+        if let Some(announce) = announce.take() {
+            announce();
+        }
+        polled
+    })
+    .await
+}
+
 /// Applies the options to a server of any runtime.
 pub fn configure<A, S, R: stoppable::Runtime, E>(
     mut server: stoppable::Server<A, S, R, E>,
@@ -124,6 +143,9 @@ pub fn configure<A, S, R: stoppable::Runtime, E>(
     }
     if let Some(delay) = options.drain_delay {
         server = server.drain_delay(delay);
+    }
+    if let Some(timeout) = options.header_read_timeout {
+        server = server.header_read_timeout(timeout);
     }
     server
 }

@@ -6,7 +6,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use hyper::service::service_fn;
 use smol::{Executor, LocalExecutor};
 
-use super::{configure, control, Control, Options, TestRuntime, TestServer};
+use super::{configure, control, serve_then_announce, Control, Options, TestRuntime, TestServer};
 use crate::app::App;
 
 pub struct Rt;
@@ -41,8 +41,10 @@ impl TestRuntime for Rt {
                 let server = configure(server, options);
                 let stopper = server.stopper();
                 *app.stopper.lock().unwrap() = Some(stopper.clone());
-                let _ = setup_tx.send((addr, stopper));
-                let _ = done_tx.send(server.await);
+                let served = serve_then_announce(server, || {
+                    let _ = setup_tx.send((addr, stopper));
+                });
+                let _ = done_tx.send(served.await);
                 control.await;
             };
             smol::block_on(local.run(executor.run(main)));

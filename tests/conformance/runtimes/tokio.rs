@@ -5,7 +5,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use hyper::service::service_fn;
 
-use super::{configure, control, Control, Options, TestRuntime, TestServer};
+use super::{configure, control, serve_then_announce, Control, Options, TestRuntime, TestServer};
 use crate::app::App;
 
 pub struct Rt;
@@ -52,8 +52,10 @@ impl TestRuntime for Rt {
                 let stopper = server.stopper();
                 *app.stopper.lock().unwrap() = Some(stopper.clone());
                 let control = tokio::spawn(control(control_rx, any_task_left));
-                let _ = setup_tx.send((addr, stopper));
-                let _ = done_tx.send(server.await);
+                let served = serve_then_announce(server, || {
+                    let _ = setup_tx.send((addr, stopper));
+                });
+                let _ = done_tx.send(served.await);
                 // Keep the runtime up for the test's questions until it is done.
                 let _ = control.await;
             })

@@ -23,6 +23,9 @@ fn options(o: Options) -> stoppable::Options {
     if let Some(delay) = o.drain_delay {
         options = options.drain_delay(delay);
     }
+    if let Some(timeout) = o.header_read_timeout {
+        options = options.header_read_timeout(timeout);
+    }
     options
 }
 
