@@ -1,16 +1,35 @@
 //! Project chores, run as `cargo xtask <task>`.
 
+mod bench;
+
 use std::process::ExitCode;
 
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  bench [--quick]   stoppable against plain hyper and hyper-util's GracefulShutdown,
+                    on tokio, smol and async-std; markdown on stdout, JSON in
+                    target/bench/latest.json (--quick: a short smoke run)
+  help              this text";
+
 fn main() -> ExitCode {
-    let task = std::env::args().nth(1);
-    match task.as_deref() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
         None | Some("help" | "--help" | "-h") => {
-            println!("usage: cargo xtask <task>\n\ntasks:\n  help   this text");
+            println!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some("bench") => bench::run(&args[1..]),
+        // The floor's helper process (see bench::idle).
+        Some("floor-serve") => match args.get(1).and_then(|n| n.parse().ok()) {
+            Some(n) => {
+                bench::floor_serve(n);
+                ExitCode::SUCCESS
+            }
+            None => ExitCode::from(2),
+        },
         Some(other) => {
-            eprintln!("xtask: unknown task `{other}` (try `cargo xtask help`)");
+            eprintln!("xtask: unknown task `{other}`\n{USAGE}");
             ExitCode::from(2)
         }
     }

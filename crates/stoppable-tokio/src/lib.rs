@@ -31,7 +31,7 @@ use std::io;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -44,10 +44,12 @@ pub type Server<S> = stoppable::Server<Listener, S, Tokio, TokioExecutor>;
 
 /// Serves `service` on `listener` until a stop completes. Await the server
 /// (or spawn it) to serve; take a [`Stopper`] first.
+///
+/// hyper's builder has no timer, as in hyper-util's default; see
+/// [`stoppable::Server::builder_mut`] to add `TokioTimer` and hyper's own
+/// timeouts.
 pub fn serve<S>(listener: TcpListener, service: S) -> Server<S> {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
+    let builder = Builder::new(TokioExecutor::new());
     stoppable::Server::new(Listener(listener), service, Tokio, builder)
 }
 

@@ -175,10 +175,9 @@ where
     }
 }
 
-/// hyper's HTTP/1.1 + HTTP/2 builder for a runtime on async-io.
+/// hyper's HTTP/1.1 + HTTP/2 builder for a runtime on async-io. Like
+/// hyper-util's default it sets no timer; add [`AsyncIoTimer`] for hyper's
+/// own timeouts.
 pub fn async_io_builder<R: Runtime>(runtime: R) -> Builder<SpawnExecutor<R>> {
-    let mut builder = Builder::new(SpawnExecutor(runtime));
-    builder.http1().timer(AsyncIoTimer);
-    builder.http2().timer(AsyncIoTimer);
-    builder
+    Builder::new(SpawnExecutor(runtime))
 }

@@ -30,8 +30,10 @@ impl Options {
         self
     }
 
-    /// How long a request head may take to arrive (B8), also during a drain.
-    /// Default 10 s; must not be zero.
+    /// How long a request head that was being read when the drain began may
+    /// still take to arrive (B8), so a slow client cannot hold a stop.
+    /// Default 10 s; must not be zero. (While serving, slow heads are
+    /// hyper's business: see `Server::builder_mut`.)
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.config.header_read_timeout = timeout;
         self

@@ -92,7 +92,11 @@ impl<A, S, R: Runtime, E> Server<A, S, R, E> {
         self.options(options)
     }
 
-    /// hyper's connection builder, to tune HTTP/1 and HTTP/2.
+    /// hyper's connection builder, to tune HTTP/1 and HTTP/2. No hyper timer
+    /// is set, as in hyper-util's default: hyper's own header-read timeout
+    /// costs a timer per request. A drain bounds slow heads by itself
+    /// ([`Options::header_read_timeout`]); to bound them while serving too,
+    /// set a timer and `http1().header_read_timeout(..)` here.
     pub fn builder_mut(&mut self) -> &mut Builder<E> {
         &mut self.builder
     }
@@ -182,9 +186,6 @@ where
         if !this.started {
             this.started = true;
             this.tracker.start(this.options)?;
-            this.builder
-                .http1()
-                .header_read_timeout(this.options.config.header_read_timeout);
         }
         loop {
             let report = {

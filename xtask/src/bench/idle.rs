@@ -1,0 +1,113 @@
+//! Many idle keep-alive connections: how long a stop takes to close them,
+//! and the floor, this machine closing as many sockets in a tight loop.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Opens `n` connections; with `request`, each is served once (keep-alive).
+pub async fn open(addr: SocketAddr, n: usize, request: bool) -> Vec<TcpStream> {
+    let mut conns = Vec::with_capacity(n);
+    // In batches, so the listen backlog never overflows.
+    for batch in (0..n).collect::<Vec<_>>().chunks(500) {
+        let tasks: Vec<_> = batch
+            .iter()
+            .map(|_| {
+                tokio::spawn(async move {
+                    let mut stream = TcpStream::connect(addr).await.expect("connect");
+                    if request {
+                        stream
+                            .write_all(b"GET / HTTP/1.1\r\nhost: bench\r\n\r\n")
+                            .await
+                            .expect("request");
+                        let mut buf = [0u8; 1024];
+                        let mut filled = 0;
+                        while !buf[..filled].ends_with(b"hello") {
+                            let read = stream.read(&mut buf[filled..]).await.expect("response");
+                            assert!(read > 0, "connection closed early");
+                            filled += read;
+                        }
+                    }
+                    stream
+                })
+            })
+            .collect();
+        for task in tasks {
+            conns.push(task.await.expect("connect task"));
+        }
+    }
+    conns
+}
+
+/// Waits until every connection reads EOF; the instant the last one did.
+pub async fn all_eof(conns: Vec<TcpStream>) -> Instant {
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|mut stream| {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                Instant::now()
+            })
+        })
+        .collect();
+    let mut last = Instant::now();
+    for task in tasks {
+        last = last.max(task.await.expect("eof task"));
+    }
+    last
+}
+
+/// The floor, measured with a helper process that accepts `n` connections
+/// and closes them in a tight loop on cue: (the loop's time, the time until
+/// every client read EOF).
+pub async fn floor(n: usize) -> (Duration, Duration) {
+    let exe = std::env::current_exe().expect("own path");
+    let mut child = Command::new(exe)
+        .args(["floor-serve", &n.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("floor helper");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("address");
+    let addr: SocketAddr = line.trim().parse().expect("address");
+    let conns = open(addr, n, false).await;
+    line.clear();
+    stdout.read_line(&mut line).expect("ready");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let go = Instant::now();
+    stdin.write_all(b"go\n").expect("cue");
+    let last = all_eof(conns).await;
+    line.clear();
+    stdout.read_line(&mut line).expect("loop time");
+    let _ = child.wait();
+    let loop_us: u64 = line.trim().parse().unwrap_or(0);
+    (Duration::from_micros(loop_us), last.duration_since(go))
+}
+
+/// The helper's side (`xtask floor-serve N`): accept, then close on cue.
+pub fn floor_serve(n: usize) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    println!("{}", listener.local_addr().expect("addr"));
+    let accepted: Vec<_> = (0..n)
+        .map(|_| listener.accept().expect("accept").0)
+        .collect();
+    println!("ready");
+    let mut cue = [0u8; 3];
+    let _ = std::io::stdin().read(&mut cue);
+    let start = Instant::now();
+    for stream in accepted {
+        drop(stream);
+    }
+    println!("{}", start.elapsed().as_micros());
+}

@@ -1,0 +1,200 @@
+//! The load generator: HTTP/1.1 keep-alive over raw TCP, and HTTP/2 with
+//! hyper's client; a fixed connection count and duration, latency
+//! histograms in microseconds.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Empty};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub struct Load {
+    pub requests: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub latency: Histogram<u64>,
+}
+
+impl Load {
+    pub fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+}
+
+/// When measuring starts and ends: after a warm-up.
+#[derive(Clone, Copy)]
+struct Window {
+    start: Instant,
+    end: Instant,
+}
+
+impl Window {
+    fn new(warmup: Duration, duration: Duration) -> Window {
+        let start = Instant::now() + warmup;
+        Window {
+            start,
+            end: start + duration,
+        }
+    }
+}
+
+fn merge(parts: Vec<(u64, u64, Histogram<u64>)>, window: Window) -> Load {
+    let mut latency = histogram();
+    let (mut requests, mut errors) = (0, 0);
+    for (r, e, h) in parts {
+        requests += r;
+        errors += e;
+        latency.add(h).expect("same bounds");
+    }
+    Load {
+        requests,
+        errors,
+        seconds: window.end.duration_since(window.start).as_secs_f64(),
+        latency,
+    }
+}
+
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nhost: bench\r\n\r\n";
+
+/// `conns` keep-alive connections, each sending `GET /` in a loop.
+pub async fn http1(addr: SocketAddr, conns: usize, warmup: Duration, duration: Duration) -> Load {
+    let window = Window::new(warmup, duration);
+    let tasks: Vec<_> = (0..conns)
+        .map(|_| tokio::spawn(http1_conn(addr, window)))
+        .collect();
+    let mut parts = Vec::new();
+    for task in tasks {
+        parts.push(task.await.expect("load task"));
+    }
+    merge(parts, window)
+}
+
+async fn http1_conn(addr: SocketAddr, window: Window) -> (u64, u64, Histogram<u64>) {
+    let mut latency = histogram();
+    let (mut requests, mut errors) = (0, 0);
+    let mut buf = vec![0u8; 4096];
+    let mut stream = None;
+    while Instant::now() < window.end {
+        if stream.is_none() {
+            match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    stream = Some(s);
+                }
+                Err(_) => {
+                    errors += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            }
+        }
+        let s = stream.as_mut().expect("connected");
+        let sent = Instant::now();
+        if s.write_all(REQUEST).await.is_err() || !read_response(s, &mut buf).await {
+            errors += 1;
+            stream = None;
+            continue;
+        }
+        if sent >= window.start && sent < window.end {
+            requests += 1;
+            let _ = latency.record(sent.elapsed().as_micros().max(1) as u64);
+        }
+    }
+    (requests, errors, latency)
+}
+
+/// Reads one response with a content-length body.
+async fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> bool {
+    let mut filled = 0;
+    loop {
+        match stream.read(&mut buf[filled..]).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => filled += n,
+        }
+        let Some(head) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") else {
+            if filled == buf.len() {
+                return false;
+            }
+            continue;
+        };
+        let len = content_length(&buf[..head]).unwrap_or(0);
+        if filled >= head + 4 + len {
+            return true;
+        }
+    }
+}
+
+fn content_length(head: &[u8]) -> Option<usize> {
+    let head = std::str::from_utf8(head).ok()?;
+    head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    })
+}
+
+/// `streams` concurrent HTTP/2 streams over `conns` connections.
+pub async fn http2(
+    addr: SocketAddr,
+    conns: usize,
+    streams: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Load {
+    let window = Window::new(warmup, duration);
+    let mut senders = Vec::new();
+    for _ in 0..conns {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("h2 handshake");
+        tokio::spawn(conn);
+        senders.push(sender);
+    }
+    let uri: hyper::Uri = format!("http://{addr}/").parse().expect("uri");
+    let tasks: Vec<_> = (0..streams)
+        .map(|i| {
+            let mut sender = senders[i % conns].clone();
+            let uri = uri.clone();
+            tokio::spawn(async move {
+                let mut latency = histogram();
+                let (mut requests, mut errors) = (0, 0);
+                while Instant::now() < window.end {
+                    let req = hyper::Request::get(uri.clone())
+                        .body(Empty::<Bytes>::new())
+                        .expect("request");
+                    let sent = Instant::now();
+                    let ok = match sender.send_request(req).await {
+                        Ok(resp) => resp.into_body().collect().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if !ok {
+                        errors += 1;
+                        continue;
+                    }
+                    if sent >= window.start && sent < window.end {
+                        requests += 1;
+                        let _ = latency.record(sent.elapsed().as_micros().max(1) as u64);
+                    }
+                }
+                (requests, errors, latency)
+            })
+        })
+        .collect();
+    let mut parts = Vec::new();
+    for task in tasks {
+        parts.push(task.await.expect("load task"));
+    }
+    merge(parts, window)
+}

@@ -1,0 +1,336 @@
+//! `cargo xtask bench`: stoppable's overhead and stop speed on every
+//! runtime, paired against plain hyper and against hyper-util's
+//! `GracefulShutdown`, with this machine's floor beside them.
+
+mod idle;
+mod load;
+mod process;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+pub use idle::floor_serve;
+use process::{Server, Side};
+use report::{Alloc, LoadRow, Memory, Results, StopRow};
+
+const RUNTIMES: [&str; 3] = ["tokio", "smol", "async-std"];
+
+struct Settings {
+    rounds: usize,
+    warmup: Duration,
+    duration: Duration,
+    conns: Vec<usize>,
+    idle: Vec<usize>,
+    memory_conns: usize,
+}
+
+impl Settings {
+    fn new(quick: bool) -> Settings {
+        if quick {
+            Settings {
+                rounds: 2,
+                warmup: Duration::from_millis(200),
+                duration: Duration::from_millis(700),
+                conns: vec![64],
+                idle: vec![1_000],
+                memory_conns: 1_000,
+            }
+        } else {
+            Settings {
+                rounds: 5,
+                warmup: Duration::from_millis(500),
+                duration: Duration::from_secs(3),
+                conns: vec![64, 1_000],
+                idle: vec![1_000, 10_000],
+                memory_conns: 10_000,
+            }
+        }
+    }
+}
+
+fn progress(what: &str) {
+    eprintln!("[bench] {what}");
+}
+
+pub fn run(args: &[String]) -> ExitCode {
+    let quick = args.iter().any(|a| a == "--quick");
+    if let Some(other) = args.iter().find(|a| *a != "--quick") {
+        eprintln!("bench: unknown option {other} (only --quick)");
+        return ExitCode::from(2);
+    }
+    let settings = Settings::new(quick);
+    let limit = raise_fd_limit();
+    let needed = settings
+        .idle
+        .iter()
+        .chain([&settings.memory_conns])
+        .max()
+        .copied()
+        .unwrap_or(0)
+        + 100;
+    if limit < needed as u64 {
+        eprintln!("bench: file descriptor limit {limit} is below the {needed} needed");
+        return ExitCode::FAILURE;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = match build(&root) {
+        Ok(bin) => bin,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = Instant::now();
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let mut results = client.block_on(measure(&bin, &settings));
+    results.allocs = allocations(&root);
+    results.machine = machine();
+    results.quick = quick;
+    results.seconds = started.elapsed().as_secs_f64();
+    let table = results.markdown();
+    println!("{table}");
+    let out = root.join("target").join("bench");
+    let _ = std::fs::create_dir_all(&out);
+    let json = out.join("latest.json");
+    match std::fs::write(&json, results.json()) {
+        Ok(()) => progress(&format!("wrote {}", json.display())),
+        Err(e) => eprintln!("bench: cannot write {}: {e}", json.display()),
+    }
+    let _ = std::fs::write(out.join("latest.md"), table);
+    ExitCode::SUCCESS
+}
+
+/// Builds the servers in release mode; returns the release directory.
+fn build(root: &Path) -> Result<PathBuf, String> {
+    progress("building the servers (release)");
+    for args in [
+        &["build", "--release", "--quiet", "--example", "server"][..],
+        &[
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "xtask",
+            "--bin",
+            "peer",
+        ],
+    ] {
+        let status = Command::new(env!("CARGO"))
+            .args(args)
+            .current_dir(root)
+            .status()
+            .map_err(|e| format!("cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("cargo {} failed", args.join(" ")));
+        }
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target.join("release"))
+}
+
+async fn measure(bin: &Path, s: &Settings) -> Results {
+    let mut results = Results::default();
+    for runtime in RUNTIMES {
+        for &conns in &s.conns {
+            let mut sides = vec![Side::Plain, Side::Stoppable];
+            if runtime == "tokio" {
+                sides.push(Side::Peer);
+            }
+            results
+                .load
+                .extend(paired(bin, runtime, "http1", conns, &sides, s).await);
+        }
+        results.load.extend(
+            paired(
+                bin,
+                runtime,
+                "http2",
+                64,
+                &[Side::Plain, Side::Stoppable],
+                s,
+            )
+            .await,
+        );
+    }
+    for &n in &s.idle {
+        progress(&format!("stop with {n} idle connections"));
+        for runtime in RUNTIMES {
+            results
+                .stops
+                .push(stop_time(bin, Side::Stoppable, runtime, n).await);
+        }
+        results
+            .stops
+            .push(stop_time(bin, Side::Peer, "tokio", n).await);
+        let (close_loop, all_eof) = idle::floor(n).await;
+        results.stops.push(StopRow {
+            who: "floor: close N sockets".into(),
+            n,
+            to_report_ms: ms(close_loop),
+            to_all_eof_ms: ms(all_eof),
+        });
+    }
+    progress(&format!("memory with {} idle connections", s.memory_conns));
+    for runtime in RUNTIMES {
+        for side in [Side::Plain, Side::Stoppable] {
+            results
+                .memory
+                .push(memory(bin, side, runtime, s.memory_conns).await);
+        }
+    }
+    results
+}
+
+/// Alternates the sides round by round, so drift on a shared machine hits
+/// them alike.
+async fn paired(
+    bin: &Path,
+    runtime: &str,
+    protocol: &'static str,
+    conns: usize,
+    sides: &[Side],
+    s: &Settings,
+) -> Vec<LoadRow> {
+    progress(&format!(
+        "{runtime} {protocol} {conns} connections: {} rounds",
+        s.rounds
+    ));
+    let servers: Vec<Server> = sides
+        .iter()
+        .map(|&side| Server::start(bin, side, runtime))
+        .collect();
+    let mut rows: Vec<LoadRow> = sides
+        .iter()
+        .map(|&side| LoadRow::new(runtime, protocol, conns, side))
+        .collect();
+    for _ in 0..s.rounds {
+        for (server, row) in servers.iter().zip(&mut rows) {
+            let load = match protocol {
+                "http1" => load::http1(server.addr, conns, s.warmup, s.duration).await,
+                _ => load::http2(server.addr, 4, conns, s.warmup, s.duration).await,
+            };
+            row.push(&load);
+        }
+    }
+    rows
+}
+
+async fn stop_time(bin: &Path, side: Side, runtime: &str, n: usize) -> StopRow {
+    let mut server = Server::start(bin, side, runtime);
+    let conns = idle::open(server.addr, n, true).await;
+    // Let the server finish its bookkeeping of the last accepts.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = server.terminate();
+    let eof = tokio::spawn(idle::all_eof(conns));
+    let (line, reported) = tokio::task::spawn_blocking(move || {
+        let report = server.report_line();
+        server.wait(Duration::from_secs(10));
+        report
+    })
+    .await
+    .expect("report");
+    let last_eof = eof.await.expect("eof");
+    let who = match side {
+        Side::Peer => side.name().to_owned(),
+        _ => format!("stoppable ({runtime})"),
+    };
+    if process::elapsed_ms(&line).is_none() {
+        eprintln!("[bench] {who}: no report line, got {line:?}");
+    }
+    StopRow {
+        who,
+        n,
+        to_report_ms: ms(reported.duration_since(sent)),
+        to_all_eof_ms: ms(last_eof.saturating_duration_since(sent)),
+    }
+}
+
+async fn memory(bin: &Path, side: Side, runtime: &str, n: usize) -> Memory {
+    let server = Server::start(bin, side, runtime);
+    let warm = idle::open(server.addr, 16, true).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (before, _) = server.rss();
+    let conns = idle::open(server.addr, n, true).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (after, peak) = server.rss();
+    drop((warm, conns));
+    Memory {
+        runtime: runtime.to_owned(),
+        side,
+        n,
+        per_conn_bytes: after.saturating_sub(before) as f64 / n as f64,
+        peak_bytes: peak,
+    }
+}
+
+/// Runs the counting-allocator bench binary and reads its lines
+/// `alloc RUNTIME SIDE PER_REQUEST`.
+fn allocations(root: &Path) -> Vec<Alloc> {
+    progress("allocations per request (counting allocator)");
+    let output = Command::new(env!("CARGO"))
+        .args(["bench", "--quiet", "--bench", "alloc_per_request"])
+        .current_dir(root)
+        .output();
+    let Ok(output) = output else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.strip_prefix("alloc ")?.split_whitespace();
+            Some(Alloc {
+                runtime: words.next()?.to_owned(),
+                side: words.next()?.to_owned(),
+                per_request: words.next()?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Raises the soft file-descriptor limit to the hard one; returns the limit.
+fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local.
+    #[allow(unsafe_code)]
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+    let limit = limit.rlim_cur as u64;
+    limit
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let os = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::OS.to_owned());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} cores, {os}, Linux {}", kernel.trim())
+}

@@ -1,0 +1,126 @@
+//! The servers under test, each its own process: the example server (plain
+//! or with stoppable, on a runtime) and the hyper-util peer.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Plain,
+    Stoppable,
+    Peer,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Plain => "plain",
+            Side::Stoppable => "stoppable",
+            Side::Peer => "hyper-util peer",
+        }
+    }
+}
+
+pub struct Server {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    pub fn start(bin: &Path, side: Side, runtime: &str) -> Server {
+        let mut command = Command::new(bin.join(match side {
+            Side::Peer => "peer",
+            _ => "examples/server",
+        }));
+        if side != Side::Peer {
+            command.args(["--runtime", runtime, "--addr", "127.0.0.1:0"]);
+        }
+        if side == Side::Plain {
+            command.arg("--plain");
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("first line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Server {
+            child,
+            stdout,
+            addr,
+        }
+    }
+
+    /// Sends SIGTERM; returns when it was sent.
+    pub fn terminate(&self) -> Instant {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) on our own child's pid.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        Instant::now()
+    }
+
+    /// The next line on stdout (the stop's report), and when it came.
+    pub fn report_line(&mut self) -> (String, Instant) {
+        let mut line = String::new();
+        let _ = self.stdout.read_line(&mut line);
+        (line.trim().to_owned(), Instant::now())
+    }
+
+    /// Resident memory, and its peak, in bytes (Linux).
+    pub fn rss(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .map_or(0, |kb| kb * 1024)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    pub fn wait(mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The milliseconds field of a report line, if any.
+pub fn elapsed_ms(report: &str) -> Option<f64> {
+    let rest = report.split("\"elapsed_ms\":").nth(1)?;
+    rest.trim_end_matches('}')
+        .split(',')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}

@@ -1,0 +1,340 @@
+//! The figures of one bench run: a markdown table (ratios first) and JSON.
+
+use std::fmt::Write;
+
+use super::load::Load;
+use super::process::Side;
+
+#[derive(Default)]
+pub struct Results {
+    pub load: Vec<LoadRow>,
+    pub stops: Vec<StopRow>,
+    pub memory: Vec<Memory>,
+    pub allocs: Vec<Alloc>,
+    pub machine: String,
+    pub quick: bool,
+    pub seconds: f64,
+}
+
+/// One side's rounds under one load.
+pub struct LoadRow {
+    pub runtime: String,
+    pub protocol: &'static str,
+    pub conns: usize,
+    pub side: Side,
+    pub rps: Vec<f64>,
+    pub p50_us: Vec<f64>,
+    pub p99_us: Vec<f64>,
+    pub max_us: Vec<f64>,
+    pub errors: u64,
+}
+
+impl LoadRow {
+    pub fn new(runtime: &str, protocol: &'static str, conns: usize, side: Side) -> Self {
+        LoadRow {
+            runtime: runtime.to_owned(),
+            protocol,
+            conns,
+            side,
+            rps: Vec::new(),
+            p50_us: Vec::new(),
+            p99_us: Vec::new(),
+            max_us: Vec::new(),
+            errors: 0,
+        }
+    }
+
+    pub fn push(&mut self, load: &Load) {
+        self.rps.push(load.rps());
+        self.p50_us.push(load.latency.value_at_quantile(0.5) as f64);
+        self.p99_us
+            .push(load.latency.value_at_quantile(0.99) as f64);
+        self.max_us.push(load.latency.max() as f64);
+        self.errors += load.errors;
+    }
+}
+
+pub struct StopRow {
+    pub who: String,
+    pub n: usize,
+    /// For the floor: the close loop itself.
+    pub to_report_ms: f64,
+    pub to_all_eof_ms: f64,
+}
+
+pub struct Memory {
+    pub runtime: String,
+    pub side: Side,
+    pub n: usize,
+    pub per_conn_bytes: f64,
+    pub peak_bytes: u64,
+}
+
+pub struct Alloc {
+    pub runtime: String,
+    pub side: String,
+    pub per_request: f64,
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Median, min and max of the round-by-round ratios `a / b`.
+fn ratios(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
+    let r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+    let min = r.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (median(&r), min, max)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**missed**"
+    }
+}
+
+impl Results {
+    fn find(&self, runtime: &str, protocol: &str, conns: usize, side: Side) -> Option<&LoadRow> {
+        self.load.iter().find(|r| {
+            r.runtime == runtime && r.protocol == protocol && r.conns == conns && r.side == side
+        })
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "## Benchmark ({}{})\n",
+            self.machine,
+            if self.quick { ", --quick" } else { "" }
+        );
+        let _ = writeln!(
+            out,
+            "### stoppable / plain (median of paired rounds, [min–max])\n"
+        );
+        let _ = writeln!(
+            out,
+            "| runtime | load | conns | throughput | p99 latency | target (≥ 0.99, ≤ 1.05) |"
+        );
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+        let mut targets = Vec::new();
+        for row in self.load.iter().filter(|r| r.side == Side::Stoppable) {
+            let Some(plain) = self.find(&row.runtime, row.protocol, row.conns, Side::Plain) else {
+                continue;
+            };
+            let (t, tmin, tmax) = ratios(&row.rps, &plain.rps);
+            let (l, lmin, lmax) = ratios(&row.p99_us, &plain.p99_us);
+            let ok = t >= 0.99 && l <= 1.05;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {t:.3} [{tmin:.3}–{tmax:.3}] | {l:.3} [{lmin:.3}–{lmax:.3}] | {} |",
+                row.runtime, row.protocol, row.conns, verdict(ok)
+            );
+            targets.push(ok);
+        }
+        let _ = writeln!(out, "\n### Absolute figures (medians over rounds)\n");
+        let _ = writeln!(
+            out,
+            "| runtime | load | conns | side | req/s | p50 µs | p99 µs | max µs | errors |"
+        );
+        let _ = writeln!(
+            out,
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        );
+        for r in &self.load {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                r.runtime,
+                r.protocol,
+                r.conns,
+                r.side.name(),
+                median(&r.rps),
+                median(&r.p50_us),
+                median(&r.p99_us),
+                median(&r.max_us),
+                r.errors
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### Against the peer (stoppable-tokio / hyper-util GracefulShutdown)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| load | conns | throughput | p99 latency | at least as good |"
+        );
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+        for peer in self.load.iter().filter(|r| r.side == Side::Peer) {
+            if let Some(ours) = self.find("tokio", peer.protocol, peer.conns, Side::Stoppable) {
+                let (t, tmin, tmax) = ratios(&ours.rps, &peer.rps);
+                let (l, lmin, lmax) = ratios(&ours.p99_us, &peer.p99_us);
+                let ok = t >= 0.99 && l <= 1.05;
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {t:.3} [{tmin:.3}–{tmax:.3}] | {l:.3} [{lmin:.3}–{lmax:.3}] | {} |",
+                    peer.protocol, peer.conns, verdict(ok)
+                );
+                targets.push(ok);
+            }
+        }
+        let _ = writeln!(out, "\n### Stop with N idle keep-alive connections\n");
+        let _ = writeln!(out, "| who | N | signal → report ms | signal → every client at EOF ms | target (< 100 ms at 10,000, ≤ 2× floor) |");
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+        for row in &self.stops {
+            let floor = self
+                .stops
+                .iter()
+                .find(|f| f.n == row.n && f.who.starts_with("floor"))
+                .map_or(f64::NAN, |f| f.to_all_eof_ms);
+            let target = if row.who.starts_with("stoppable") && row.n >= 10_000 {
+                let ok = row.to_all_eof_ms < 100.0 && row.to_all_eof_ms <= 2.0 * floor;
+                targets.push(ok);
+                verdict(ok)
+            } else if row.who.starts_with("floor") {
+                "(close loop in column 3)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.1} | {:.1} | {} |",
+                row.who, row.n, row.to_report_ms, row.to_all_eof_ms, target
+            );
+        }
+        let _ = writeln!(out, "\n### Memory held per idle connection\n");
+        let _ = writeln!(
+            out,
+            "| runtime | N | plain B/conn | stoppable B/conn | added B/conn | target (≤ 256) |"
+        );
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+        for plain in self.memory.iter().filter(|m| m.side == Side::Plain) {
+            if let Some(ours) = self
+                .memory
+                .iter()
+                .find(|m| m.side == Side::Stoppable && m.runtime == plain.runtime)
+            {
+                let added = ours.per_conn_bytes - plain.per_conn_bytes;
+                let ok = added <= 256.0;
+                targets.push(ok);
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.0} | {:.0} | {added:.0} | {} |",
+                    plain.runtime,
+                    plain.n,
+                    plain.per_conn_bytes,
+                    ours.per_conn_bytes,
+                    verdict(ok)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n### Heap allocations per request (counting allocator, in-process)\n"
+        );
+        let _ = writeln!(out, "| runtime | plain | stoppable | added | target (0) |");
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+        for plain in self.allocs.iter().filter(|a| a.side == "plain") {
+            if let Some(ours) = self
+                .allocs
+                .iter()
+                .find(|a| a.side == "stoppable" && a.runtime == plain.runtime)
+            {
+                let added = ours.per_request - plain.per_request;
+                let ok = added < 0.01;
+                targets.push(ok);
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.2} | {:.2} | {added:.2} | {} |",
+                    plain.runtime,
+                    plain.per_request,
+                    ours.per_request,
+                    verdict(ok)
+                );
+            }
+        }
+        let met = targets.iter().filter(|t| **t).count();
+        let _ = writeln!(
+            out,
+            "\n{met} of {} targets met; run took {:.0} s.",
+            targets.len(),
+            self.seconds
+        );
+        out
+    }
+
+    pub fn json(&self) -> String {
+        let list = |v: &[f64]| {
+            let items: Vec<String> = v.iter().map(|x| format!("{x:.3}")).collect();
+            format!("[{}]", items.join(","))
+        };
+        let mut parts = Vec::new();
+        for r in &self.load {
+            parts.push(format!(
+                r#"{{"runtime":"{}","protocol":"{}","conns":{},"side":"{}","rps":{},"p50_us":{},"p99_us":{},"max_us":{},"errors":{}}}"#,
+                r.runtime,
+                r.protocol,
+                r.conns,
+                r.side.name(),
+                list(&r.rps),
+                list(&r.p50_us),
+                list(&r.p99_us),
+                list(&r.max_us),
+                r.errors
+            ));
+        }
+        let stops: Vec<String> = self
+            .stops
+            .iter()
+            .map(|s| {
+                format!(
+                    r#"{{"who":"{}","n":{},"to_report_ms":{:.3},"to_all_eof_ms":{:.3}}}"#,
+                    s.who, s.n, s.to_report_ms, s.to_all_eof_ms
+                )
+            })
+            .collect();
+        let memory: Vec<String> = self
+            .memory
+            .iter()
+            .map(|m| {
+                format!(
+                    r#"{{"runtime":"{}","side":"{}","n":{},"per_conn_bytes":{:.1},"peak_bytes":{}}}"#,
+                    m.runtime,
+                    m.side.name(),
+                    m.n,
+                    m.per_conn_bytes,
+                    m.peak_bytes
+                )
+            })
+            .collect();
+        let allocs: Vec<String> = self
+            .allocs
+            .iter()
+            .map(|a| {
+                format!(
+                    r#"{{"runtime":"{}","side":"{}","per_request":{:.4}}}"#,
+                    a.runtime, a.side, a.per_request
+                )
+            })
+            .collect();
+        format!(
+            "{{\"machine\":\"{}\",\"quick\":{},\"seconds\":{:.1},\"load\":[{}],\"stops\":[{}],\"memory\":[{}],\"allocs\":[{}]}}\n",
+            self.machine,
+            self.quick,
+            self.seconds,
+            parts.join(","),
+            stops.join(","),
+            memory.join(","),
+            allocs.join(",")
+        )
+    }
+}
