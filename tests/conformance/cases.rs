@@ -72,17 +72,28 @@ pub fn b1_queued_connections_are_served<R: TestRuntime>() {
     assert!(refused(server.addr));
 }
 
-pub fn b2_serve_after_stop_is_an_error<R: TestRuntime>() {
-    let (report, served) = R::serve_after_stop();
+pub fn b2_stop_before_first_poll_serves_the_queue_then_errors<R: TestRuntime>() {
+    let mut queued = None;
+    let (served, report, again) = R::stop_before_first_poll(|addr| {
+        // Connected and sent before the server ever ran: queued in the kernel.
+        let mut conn = Conn::open(addr);
+        conn.get("/");
+        queued = Some(conn);
+    });
+    assert_eq!(served.expect("the server drains the queue"), report);
     assert!(report.graceful);
     assert_eq!(
-        report.closed_idle + report.closed_after_work + report.force_closed,
-        0
+        (report.closed_after_work, report.requests_completed),
+        (1, 1)
     );
     assert!(
-        matches!(served, Err(stoppable::Error::Stopped)),
-        "got {served:?}"
+        matches!(again, Err(stoppable::Error::Stopped)),
+        "got {again:?}"
     );
+    let mut conn = queued.expect("connected");
+    let resp = conn.response().expect("the queued request was served (B1)");
+    assert_eq!(resp.status, 200);
+    assert!(resp.says_close());
 }
 
 pub fn b3_idle_keepalive_gets_eof_and_stop_does_not_wait<R: TestRuntime>() {

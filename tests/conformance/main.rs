@@ -14,7 +14,7 @@ macro_rules! all_cases {
             $runtime:
             b1_connect_after_stop_is_refused,
             b1_queued_connections_are_served,
-            b2_serve_after_stop_is_an_error,
+            b2_stop_before_first_poll_serves_the_queue_then_errors,
             b3_idle_keepalive_gets_eof_and_stop_does_not_wait,
             b3_fresh_connection_closes_after_window,
             b4_request_sent_just_before_stop_is_served,

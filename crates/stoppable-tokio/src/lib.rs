@@ -104,12 +104,33 @@ pub fn tracker(options: Options) -> Result<Tracker<Tokio>, Error> {
 
 /// Accepts a connection the kernel has already queued, without waiting:
 /// `None` when the queue is empty (or accepting failed). For the accept
-/// queue drain of B1.
+/// queue drain of B1. It asks the kernel: tokio's own `poll_accept` may
+/// answer `Pending` before the runtime has seen a connection arrive.
 pub fn try_accept(listener: &TcpListener) -> Option<TcpStream> {
-    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-    match listener.poll_accept(&mut cx) {
-        Poll::Ready(Ok((stream, _))) => Some(stream),
-        _ => None,
+    accept_queued(listener)?.ok()
+}
+
+fn accept_queued(listener: &TcpListener) -> Option<io::Result<TcpStream>> {
+    match socket2::SockRef::from(listener).accept() {
+        Ok((socket, _)) => {
+            let stream = std::net::TcpStream::from(socket);
+            Some(
+                stream
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpStream::from_std(stream)),
+            )
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+fn accepted(stream: TcpStream) -> stoppable::Accepted<TokioIo<TcpStream>> {
+    // Small responses go out at once, as hyper servers usually do.
+    let _ = stream.set_nodelay(true);
+    stoppable::Accepted {
+        socket: raw_socket(&stream),
+        io: TokioIo::new(stream),
     }
 }
 
@@ -143,14 +164,13 @@ impl stoppable::Accept for Listener {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<stoppable::Accepted<Self::Io>>> {
-        self.0.poll_accept(cx).map_ok(|(stream, _)| {
-            // Small responses go out at once, as hyper servers usually do.
-            let _ = stream.set_nodelay(true);
-            stoppable::Accepted {
-                socket: raw_socket(&stream),
-                io: TokioIo::new(stream),
-            }
-        })
+        self.0
+            .poll_accept(cx)
+            .map_ok(|(stream, _)| accepted(stream))
+    }
+
+    fn accept_queued(&mut self) -> Option<io::Result<stoppable::Accepted<Self::Io>>> {
+        Some(accept_queued(&self.0)?.map(accepted))
     }
 }
 

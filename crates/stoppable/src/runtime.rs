@@ -37,4 +37,17 @@ pub trait Accept: Send + Unpin + 'static {
 
     /// Accepts the next connection; `Pending` when none is queued.
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Accepted<Self::Io>>>;
+
+    /// Accepts a connection the kernel has already queued, without waiting:
+    /// `None` when the queue is empty. For the accept-queue drain at the
+    /// stop (B1), so it must ask the kernel: a listener whose runtime caches
+    /// readiness (tokio) overrides this, since its `poll_accept` may answer
+    /// `Pending` before the runtime has seen the connection arrive.
+    fn accept_queued(&mut self) -> Option<io::Result<Accepted<Self::Io>>> {
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        match self.poll_accept(&mut cx) {
+            Poll::Ready(accepted) => Some(accepted),
+            Poll::Pending => None,
+        }
+    }
 }

@@ -27,9 +27,13 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
 
 /// A server that stops gracefully. A future: poll it (spawn it, or await
 /// it) to serve; it resolves to the [`Report`] when a stop completes, or
-/// to an error at once if an option is bad or it was stopped before it was
-/// first polled (B2: it then never serves, and that stop completes
-/// without it).
+/// to an error at once if an option is bad.
+///
+/// A stop may come before the server is first polled (a signal during
+/// start-up): the server then drains what the kernel already queued and
+/// resolves to the report; the stop completes when the server runs or is
+/// dropped. Polling it again after it resolved gives [`Error::Stopped`]
+/// (B2), never a panic.
 ///
 /// Runtime crates build it (`stoppable_tokio::serve`); set its options
 /// before it is first polled.
@@ -40,6 +44,8 @@ pub struct Server<A, S, R: Runtime, E> {
     tracker: Tracker<R>,
     options: Options,
     started: bool,
+    /// The future resolved: a later poll is an error, never a panic (B2).
+    done: bool,
     timer: DrainTimer<R>,
     accept_pause: Option<Pin<Box<R::Sleep>>>,
 }
@@ -55,6 +61,7 @@ impl<A, S, R: Runtime, E> Server<A, S, R, E> {
             tracker: Tracker::unstarted(runtime),
             options: Options::default(),
             started: false,
+            done: false,
             timer: DrainTimer::new(),
             accept_pause: None,
         }
@@ -159,8 +166,13 @@ where
             Poll::Ready(Err(_)) | Poll::Pending => {}
         }
         if stop_accepting {
-            // B1: the queue is empty; closing now refuses later connects.
-            self.listener = None;
+            // B1: serve what the kernel queued, then close: later connects
+            // are refused.
+            let mut listener = self.listener.take().expect("checked above");
+            while let Some(Ok(accepted)) = listener.accept_queued() {
+                self.serve_connection(accepted);
+            }
+            drop(listener);
             self.tracker.listener_closed();
         }
         false
@@ -183,9 +195,15 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        if this.done {
+            return Poll::Ready(Err(Error::Stopped));
+        }
         if !this.started {
             this.started = true;
-            this.tracker.start(this.options)?;
+            if let Err(e) = this.tracker.start(this.options) {
+                this.done = true;
+                return Poll::Ready(Err(e));
+            }
         }
         loop {
             let report = {
@@ -197,6 +215,7 @@ where
                 continue;
             }
             if let (Some(report), None) = (report, &this.listener) {
+                this.done = true;
                 return Poll::Ready(Ok(report));
             }
             if this
@@ -215,9 +234,9 @@ impl<A, S, R: Runtime, E> Unpin for Server<A, S, R, E> {}
 
 impl<A, S, R: Runtime, E> Drop for Server<A, S, R, E> {
     fn drop(&mut self) {
-        if self.listener.take().is_some() && self.started {
-            // Dropped while serving: the listener is gone, and a stop must
-            // not wait for a queue nobody will drain.
+        if self.listener.take().is_some() {
+            // Dropped with its listener: a stop must not wait for a queue
+            // nobody will drain.
             self.tracker.listener_closed();
         }
     }

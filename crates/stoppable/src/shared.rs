@@ -24,7 +24,8 @@ pub(crate) struct Shared {
 pub(crate) struct Inner {
     pub(crate) core: Drain,
     slots: Vec<Option<Arc<ConnSlot>>>,
-    /// The accept task runs (B2: serving starts once).
+    /// Serving started (the server was polled, or a tracker made): options
+    /// are fixed from then on.
     pub(crate) serving: bool,
     pub(crate) stop_accepting: bool,
     /// The grace a plain `stop()` uses.
@@ -113,11 +114,6 @@ impl Shared {
             inner.sync_all(now);
         }
         inner.core.stop(grace, now);
-        if !inner.serving {
-            // Stopped before serving: there is no accept queue to drain (B2).
-            inner.stop_accepting = true;
-            inner.core.listener_closed(now);
-        }
         self.run_actions(&mut inner);
         inner.wake_server();
     }

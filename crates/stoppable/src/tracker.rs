@@ -38,6 +38,7 @@ impl<R: Runtime> Tracker<R> {
     /// A tracker that is serving, with the given options.
     pub fn new(runtime: R, options: Options) -> Result<Self, Error> {
         let tracker = Tracker::unstarted(runtime);
+        tracker.configure(options);
         tracker.start(options)?;
         Ok(tracker)
     }
@@ -64,16 +65,16 @@ impl<R: Runtime> Tracker<R> {
         inner.default_grace = options.grace;
     }
 
-    /// Starts serving with `options`; an error if stopped already (B2).
+    /// Starts serving with the options [`configure`](Tracker::configure)
+    /// installed; an error if they are bad, or if a stop already completed
+    /// (B2). A stop that began before is served: its drain runs now.
     pub(crate) fn start(&self, options: Options) -> Result<(), Error> {
-        let core = Drain::new(options.config).map_err(Error::Config)?;
+        options.config.validate().map_err(Error::Config)?;
         let mut inner = self.shared.lock();
-        if inner.stop_accepting || inner.serving {
+        if inner.core.report().is_some() {
             return Err(Error::Stopped);
         }
-        inner.core = core;
         inner.serving = true;
-        inner.default_grace = options.grace;
         Ok(())
     }
 

@@ -15,7 +15,10 @@ use stoppable::rt::{async_io_builder, AsyncIoListener, AsyncIoSleep};
 use stoppable::Runtime;
 use stoppable_async_std::AsyncStd;
 
-use super::{configure, control, serve_then_announce, Control, Options, TestRuntime, TestServer};
+use super::{
+    configure, control, serve_then_announce, stop_then_serve, Control, Options, StoppedEarly,
+    TestRuntime, TestServer,
+};
 use crate::app::App;
 
 pub struct Rt;
@@ -109,20 +112,18 @@ impl TestRuntime for Rt {
         }
     }
 
-    fn serve_after_stop() -> (
-        stoppable::Report,
-        Result<stoppable::Report, stoppable::Error>,
-    ) {
+    fn stop_before_first_poll(before: impl FnOnce(std::net::SocketAddr)) -> StoppedEarly {
         one_executor_thread();
         async_std::task::block_on(async {
             let listener = async_std::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
+            before(listener.local_addr().expect("addr"));
             let app = app(&Counting::default());
             let service = service_fn(move |req| app.clone().handle(req));
             let server = stoppable_async_std::serve(listener, service).expect("serve");
-            let report = server.stopper().stop().await;
-            (report, server.await)
+            let stopper = server.stopper();
+            stop_then_serve(server, stopper).await
         })
     }
 }

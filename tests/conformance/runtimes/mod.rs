@@ -25,8 +25,28 @@ pub struct Options {
 pub trait TestRuntime {
     /// Starts a server on 127.0.0.1, port 0, serving the test app.
     fn start(options: Options) -> TestServer;
-    /// Stops a server before it serves, then serves it (B2).
-    fn serve_after_stop() -> (Report, Result<Report, stoppable::Error>);
+    /// Builds a server, runs `before` (with its address), stops it before
+    /// its first poll, then serves it to the end and polls it once more
+    /// (B1, B2): (what serving gave, the stop's report, the second poll).
+    fn stop_before_first_poll(before: impl FnOnce(SocketAddr)) -> StoppedEarly;
+}
+
+pub type StoppedEarly = (
+    Result<Report, stoppable::Error>,
+    Report,
+    Result<Report, stoppable::Error>,
+);
+
+/// Stops `server` before its first poll, serves it, then polls it again.
+pub async fn stop_then_serve<F>(server: F, stopper: Stopper) -> StoppedEarly
+where
+    F: std::future::Future<Output = Result<Report, stoppable::Error>>,
+{
+    let stopping = stopper.stop();
+    let mut server = std::pin::pin!(server);
+    let served = server.as_mut().await;
+    let again = std::future::poll_fn(|cx| server.as_mut().poll(cx)).await;
+    (served, stopping.await, again)
 }
 
 /// A running server, driven by its runtime in its own thread.

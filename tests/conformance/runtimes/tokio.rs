@@ -5,7 +5,10 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use hyper::service::service_fn;
 
-use super::{configure, control, serve_then_announce, Control, Options, TestRuntime, TestServer};
+use super::{
+    configure, control, serve_then_announce, stop_then_serve, Control, Options, StoppedEarly,
+    TestRuntime, TestServer,
+};
 use crate::app::App;
 
 pub struct Rt;
@@ -69,19 +72,17 @@ impl TestRuntime for Rt {
         }
     }
 
-    fn serve_after_stop() -> (
-        stoppable::Report,
-        Result<stoppable::Report, stoppable::Error>,
-    ) {
+    fn stop_before_first_poll(before: impl FnOnce(std::net::SocketAddr)) -> StoppedEarly {
         runtime().block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
+            before(listener.local_addr().expect("addr"));
             let app = app();
             let service = service_fn(move |req| app.clone().handle(req));
             let server = stoppable_tokio::serve(listener, service);
-            let report = server.stopper().stop().await;
-            (report, server.await)
+            let stopper = server.stopper();
+            stop_then_serve(server, stopper).await
         })
     }
 }

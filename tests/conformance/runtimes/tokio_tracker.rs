@@ -87,10 +87,49 @@ impl TestRuntime for Rt {
         }
     }
 
-    fn serve_after_stop() -> (
-        stoppable::Report,
-        Result<stoppable::Report, stoppable::Error>,
-    ) {
-        super::tokio::Rt::serve_after_stop()
+    fn stop_before_first_poll(before: impl FnOnce(std::net::SocketAddr)) -> super::StoppedEarly {
+        runtime().block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            before(addr);
+            let tracker = stoppable_tokio::tracker(stoppable::Options::default()).expect("valid");
+            let stopping = tracker.stopper().stop();
+            let drive = tokio::spawn(tracker.drive());
+            let builder = Builder::new(TokioExecutor::new());
+            let app = app();
+            // The drain began before the accept loop ran: only the queue is served.
+            while let Some(stream) = stoppable_tokio::try_accept(&listener) {
+                let socket = stoppable_tokio::raw_socket(&stream);
+                let conn = tracker
+                    .track(TokioIo::new(stream), socket)
+                    .expect("tracked");
+                let app = app.clone();
+                let service = service_fn(move |req| app.clone().handle(req));
+                tokio::spawn(conn.serve(service, |io, service| {
+                    builder
+                        .serve_connection_with_upgrades(io, service)
+                        .into_owned()
+                }));
+            }
+            drop(listener);
+            tracker.listener_closed();
+            let served = drive.await.expect("drive");
+            // B2: a tracker whose listener closed tracks nothing more.
+            let late = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let _client = std::net::TcpStream::connect(late.local_addr().unwrap()).unwrap();
+            let stream = tokio::net::TcpStream::from_std({
+                let (s, _) = late.accept().unwrap();
+                s.set_nonblocking(true).unwrap();
+                s
+            })
+            .unwrap();
+            let again = match tracker.track(TokioIo::new(stream), None) {
+                Some(_) => Ok(served),
+                None => Err(stoppable::Error::Stopped),
+            };
+            (Ok(served), stopping.await, again)
+        })
     }
 }
