@@ -146,6 +146,50 @@ fn plain_serves_the_same_routes_on_every_runtime() {
     }
 }
 
+/// B17: the first SIGTERM drains, a second forces the stop.
+fn second_signal_forces(runtime: &str) {
+    let mut server = start(&["--runtime", runtime]);
+    let mut slow = TcpStream::connect(&server.addr).expect("connect");
+    slow.write_all(b"GET /sleep/60000 HTTP/1.1\r\nhost: t\r\n\r\n")
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // `/stats` counts itself: two in flight means the slow one is.
+    while !get(&server.addr, "/stats").contains(r#""requests_in_flight":2"#) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow request never started"
+        );
+    }
+    signal(&server.child, "TERM");
+    let mut stderr = BufReader::new(server.child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("draining") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no drain line");
+    }
+    signal(&server.child, "TERM");
+    let mut report = String::new();
+    server.stdout.read_line(&mut report).unwrap();
+    assert!(report.contains(r#""graceful":false"#), "{report}");
+    assert!(report.contains(r#""force_closed":1"#), "{report}");
+    assert_eq!(server.child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn tokio_second_signal_forces() {
+    second_signal_forces("tokio");
+}
+
+#[test]
+fn smol_second_signal_forces() {
+    second_signal_forces("smol");
+}
+
+#[test]
+fn async_std_second_signal_forces() {
+    second_signal_forces("async-std");
+}
+
 #[test]
 fn post_shutdown_stops_from_inside() {
     let mut server = start(&[]);

@@ -136,7 +136,10 @@ fn on_tokio(options: Options) -> io::Result<()> {
             return plain::on_tokio(listener, service).await;
         }
         let server = configure(stoppable_tokio::serve(listener, service), &options);
-        let served = tokio::spawn(server_until_stopped(server, app)?);
+        let on_signals = |stopper: Stopper| {
+            tokio::spawn(async move { stoppable_tokio::stop_on_signals(&stopper).await });
+        };
+        let served = tokio::spawn(server_until_stopped(server, app, on_signals));
         served.await.map_err(io::Error::other)?
     })
 }
@@ -166,7 +169,14 @@ fn on_smol(options: Options) -> io::Result<()> {
             stoppable_smol::serve_on(executor.clone(), listener, service),
             &options,
         );
-        executor.spawn(server_until_stopped(server, app)?).await
+        let signals = executor.clone();
+        let on_signals = move |stopper: Stopper| {
+            let stopping = async move { stoppable_smol::stop_on_signals(&stopper).await };
+            signals.spawn(stopping).detach();
+        };
+        executor
+            .spawn(server_until_stopped(server, app, on_signals))
+            .await
     }))
 }
 
@@ -183,26 +193,35 @@ fn on_async_std(options: Options) -> io::Result<()> {
             return plain::on_async_io(listener, service, stoppable_async_std::AsyncStd).await;
         }
         let server = configure(stoppable_async_std::serve(listener, service)?, &options);
-        async_std::task::spawn(server_until_stopped(server, app)?).await
+        let on_signals = |stopper: Stopper| {
+            async_std::task::spawn(
+                async move { stoppable_async_std::stop_on_signals(&stopper).await },
+            );
+        };
+        async_std::task::spawn(server_until_stopped(server, app, on_signals)).await
     })
 }
 
-/// Serves until a stop completes: signals start it, progress goes to
-/// stderr, and the report is printed as one JSON line on stdout.
-fn server_until_stopped<F>(server: F, app: App) -> io::Result<impl Future<Output = io::Result<()>>>
+/// Serves until a stop completes: `on_signals` spawns the runtime's signal
+/// watch (the first SIGTERM or SIGINT stops, a second forces, B17),
+/// progress goes to stderr, and the report is printed as one JSON line on
+/// stdout.
+async fn server_until_stopped<F>(
+    server: F,
+    app: App,
+    on_signals: impl FnOnce(Stopper),
+) -> io::Result<()>
 where
     F: Future<Output = Result<Report, stoppable::Error>> + StopperSource,
 {
     let stopper = server.stopper();
     app.set_stopper(stopper.clone());
-    stop_on_signals(stopper.clone())?;
+    on_signals(stopper.clone());
     let progress = show_progress(stopper);
-    Ok(async move {
-        let report = server.await.map_err(io::Error::other)?;
-        progress.finish();
-        println!("{}", report_json(&report));
-        io::stdout().flush()
-    })
+    let report = server.await.map_err(io::Error::other)?;
+    progress.finish();
+    println!("{}", report_json(&report));
+    io::stdout().flush()
 }
 
 /// Anything that hands out a [`Stopper`]: the server of each runtime.
@@ -214,23 +233,6 @@ impl<A, S, R: Runtime, E> StopperSource for stoppable::Server<A, S, R, E> {
     fn stopper(&self) -> Stopper {
         stoppable::Server::stopper(self)
     }
-}
-
-/// SIGTERM or SIGINT starts a graceful stop; a second one forces it (B17).
-fn stop_on_signals(stopper: Stopper) -> io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
-    std::thread::spawn(move || {
-        let mut signals = signals.forever();
-        if signals.next().is_some() {
-            stopper.request_stop();
-        }
-        if signals.next().is_some() {
-            eprintln!("second signal: forcing the stop");
-            stopper.request_stop_within(Duration::ZERO);
-        }
-    });
-    Ok(())
 }
 
 /// Progress on stderr: a line when the drain starts, then what is still

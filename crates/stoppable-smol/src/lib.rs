@@ -36,8 +36,13 @@ use std::time::Instant;
 use smol::Executor;
 use stoppable::rt::{async_io_builder, AsyncIoListener, AsyncIoSleep, SpawnExecutor};
 
+/// Resolves on SIGTERM or SIGINT: the first starts a graceful stop, a
+/// second one forces it (grace 0); resolves to the report (B17).
+#[cfg(feature = "signal")]
+pub use stoppable::stop_on_signals;
 pub use stoppable::{
-    Counts, Draining, Drive, Error, Options, Phase, Report, Stopper, Stopping, Tracked, Tracker,
+    ConnHandle, Counts, Draining, Drive, Error, Options, Phase, RawConn, Report, Stopper, Stopping,
+    Tracked, Tracker,
 };
 
 /// A server on smol; see [`stoppable::Server`] for its options.

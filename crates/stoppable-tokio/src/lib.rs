@@ -36,7 +36,8 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::net::{TcpListener, TcpStream};
 
 pub use stoppable::{
-    Counts, Draining, Drive, Error, Options, Phase, Report, Stopper, Stopping, Tracked, Tracker,
+    ConnHandle, Counts, Draining, Drive, Error, Options, Phase, RawConn, Report, Stopper, Stopping,
+    Tracked, Tracker,
 };
 
 /// A server on tokio; see [`stoppable::Server`] for its options.
@@ -132,6 +133,46 @@ fn accepted(stream: TcpStream) -> stoppable::Accepted<TokioIo<TcpStream>> {
         socket: raw_socket(&stream),
         io: TokioIo::new(stream),
     }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C on Windows): the first starts a
+/// graceful stop, a second one forces it (grace 0); resolves to the report
+/// (B17).
+///
+/// ```no_run
+/// # async fn run(stopper: stoppable_tokio::Stopper) -> std::io::Result<()> {
+/// let report = stoppable_tokio::stop_on_signals(&stopper).await?;
+/// println!("graceful: {}", report.graceful);
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "signal")]
+pub async fn stop_on_signals(stopper: &Stopper) -> io::Result<Report> {
+    Ok(stoppable::stop_on(stopper, Box::pin(signals()?)).await)
+}
+
+#[cfg(all(feature = "signal", unix))]
+fn signals() -> io::Result<impl futures_util::Stream<Item = ()>> {
+    use futures_util::future::select;
+    use tokio::signal::unix::{signal, SignalKind};
+    let both = (
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::interrupt())?,
+    );
+    Ok(futures_util::stream::unfold(
+        both,
+        |(mut term, mut int)| async move {
+            select(Box::pin(term.recv()), Box::pin(int.recv())).await;
+            Some(((), (term, int)))
+        },
+    ))
+}
+
+#[cfg(all(feature = "signal", windows))]
+fn signals() -> io::Result<impl futures_util::Stream<Item = ()>> {
+    Ok(futures_util::stream::unfold((), |()| async {
+        tokio::signal::ctrl_c().await.ok()?;
+        Some(((), ()))
+    }))
 }
 
 /// The tokio runtime: `tokio::spawn` and tokio's timer.

@@ -6,10 +6,12 @@ mod async_io;
 mod conn;
 mod io;
 mod options;
+mod raw;
 mod runtime;
 mod server;
 mod service;
 mod shared;
+mod signal;
 mod slot;
 mod socket;
 mod stopper;
@@ -21,9 +23,13 @@ use std::fmt;
 pub use conn::ConnDriver;
 pub use io::TrackedIo;
 pub use options::Options;
+pub use raw::{Closing, ConnHandle, RawConn, Work};
 pub use runtime::{Accept, Accepted, Runtime};
 pub use server::Server;
 pub use service::{TrackedBody, TrackedFuture, TrackedService};
+pub use signal::stop_on;
+#[cfg(feature = "signal")]
+pub use signal::stop_on_signals;
 pub use socket::{raw_socket, RawSocket};
 
 /// hyper on async-io (smol, async-std): listener, stream, timer, executor.

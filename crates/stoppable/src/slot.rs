@@ -143,6 +143,15 @@ impl ConnSlot {
         socket
     }
 
+    /// A request (or unit of work) is in flight.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.finished.load(Relaxed) < self.started.load(Relaxed)
+    }
+
+    pub(crate) fn wake(&self) {
+        self.waker.wake();
+    }
+
     pub(crate) fn register(&self, waker: &Waker) {
         self.waker.register(waker);
     }

@@ -11,6 +11,7 @@ use stoppable_core::{Drain, Report};
 
 use crate::conn::ConnDriver;
 use crate::io::TrackedIo;
+use crate::raw::RawConn;
 use crate::runtime::Runtime;
 use crate::service::TrackedService;
 use crate::shared::Shared;
@@ -94,6 +95,15 @@ impl<R: Runtime> Tracker<R> {
             slot,
             shared: self.shared.clone(),
         })
+    }
+
+    /// Tracks a connection of any protocol (B20): the returned [`RawConn`]
+    /// owns the stream; mark each unit of work with [`RawConn::work`] and
+    /// close when [`RawConn::closing`] resolves. `None` once the listener
+    /// was reported closed.
+    pub fn track_raw<S>(&self, stream: S, socket: Option<RawSocket>) -> Option<RawConn<S>> {
+        let slot = self.shared.accept(socket)?;
+        Some(RawConn::new(stream, slot, self.shared.clone()))
     }
 
     /// The listener is closed and its queue drained: the stop may complete.

@@ -39,9 +39,9 @@ impl Settings {
             }
         } else {
             Settings {
-                rounds: 5,
-                warmup: Duration::from_millis(500),
-                duration: Duration::from_secs(3),
+                rounds: 9,
+                warmup: Duration::from_millis(300),
+                duration: Duration::from_millis(1500),
                 conns: vec![64, 1_000],
                 idle: vec![1_000, 10_000],
                 memory_conns: 10_000,
@@ -83,6 +83,9 @@ pub fn run(args: &[String]) -> ExitCode {
         }
     };
     let started = Instant::now();
+    // The load on one core, the servers on another: less noise than letting
+    // them fight over both.
+    let pinned = process::pin_to(process::CLIENT_CPU);
     let client = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -91,6 +94,11 @@ pub fn run(args: &[String]) -> ExitCode {
     let mut results = client.block_on(measure(&bin, &settings));
     results.allocs = allocations(&root);
     results.machine = machine();
+    if pinned {
+        results
+            .machine
+            .push_str("; load pinned to CPU 0, servers to CPU 1");
+    }
     results.quick = quick;
     results.seconds = started.elapsed().as_secs_f64();
     let table = results.markdown();

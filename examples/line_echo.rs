@@ -1,0 +1,79 @@
+//! Any TCP protocol can stop gracefully (B20): a line-based echo server.
+//! Each line is a unit of work; at the stop, the line in progress is
+//! finished and echoed, idle connections close at once.
+//!
+//! Run: `cargo run --example line_echo`, then `nc 127.0.0.1 4000` and type;
+//! Ctrl-C the server while a line is half typed, then finish the line.
+
+use std::time::Duration;
+
+use stoppable_tokio::{Options, RawConn};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:4000".into());
+    let listener = TcpListener::bind(addr).await?;
+    println!("listening on {}", listener.local_addr()?);
+    let tracker = stoppable_tokio::tracker(Options::default().grace(Duration::from_secs(10)))
+        .map_err(std::io::Error::other)?;
+    let stopper = tracker.stopper();
+    let report = tokio::spawn(tracker.drive());
+    let signals = stopper.clone();
+    tokio::spawn(async move { stoppable_tokio::stop_on_signals(&signals).await });
+    let serve = |stream: TcpStream| {
+        let socket = stoppable_tokio::raw_socket(&stream);
+        if let Some(conn) = tracker.track_raw(stream, socket) {
+            tokio::spawn(echo_lines(conn));
+        }
+    };
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => serve(accepted?.0),
+            () = stopper.draining() => break,
+        }
+    }
+    // B1: what the kernel already queued is served too.
+    while let Some(stream) = stoppable_tokio::try_accept(&listener) {
+        serve(stream);
+    }
+    drop(listener);
+    tracker.listener_closed();
+    let report = report.await.map_err(std::io::Error::other)?;
+    println!(
+        "graceful: {}, lines echoed during the stop: {}",
+        report.graceful, report.requests_completed
+    );
+    Ok(())
+}
+
+/// Echoes lines until the peer leaves or the drain asks to close.
+async fn echo_lines(mut conn: RawConn<TcpStream>) {
+    let handle = conn.handle();
+    let (reader, mut writer) = conn.split();
+    let mut reader = BufReader::new(reader);
+    let mut line = Vec::new();
+    loop {
+        // The first byte of a line, or the drain: bytes win (B4).
+        tokio::select! {
+            biased;
+            buffered = reader.fill_buf() => match buffered {
+                Ok([]) | Err(_) => return,
+                Ok(_) => {}
+            },
+            () = handle.closing() => return,
+        }
+        let _work = handle.work();
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if writer.write_all(&line).await.is_err() {
+            return;
+        }
+    }
+}
