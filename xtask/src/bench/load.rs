@@ -12,7 +12,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub struct Load {
+    /// Requests completed inside the measuring window.
     pub requests: u64,
+    /// Requests completed over the whole run, warm-up included.
+    pub total: u64,
     pub errors: u64,
     pub seconds: f64,
     pub latency: Histogram<u64>,
@@ -45,16 +48,26 @@ impl Window {
     }
 }
 
-fn merge(parts: Vec<(u64, u64, Histogram<u64>)>, window: Window) -> Load {
+/// One connection's (or stream's) share of a run.
+struct Part {
+    requests: u64,
+    total: u64,
+    errors: u64,
+    latency: Histogram<u64>,
+}
+
+fn merge(parts: Vec<Part>, window: Window) -> Load {
     let mut latency = histogram();
-    let (mut requests, mut errors) = (0, 0);
-    for (r, e, h) in parts {
-        requests += r;
-        errors += e;
-        latency.add(h).expect("same bounds");
+    let (mut requests, mut total, mut errors) = (0, 0, 0);
+    for part in parts {
+        requests += part.requests;
+        total += part.total;
+        errors += part.errors;
+        latency.add(part.latency).expect("same bounds");
     }
     Load {
         requests,
+        total,
         errors,
         seconds: window.end.duration_since(window.start).as_secs_f64(),
         latency,
@@ -76,9 +89,9 @@ pub async fn http1(addr: SocketAddr, conns: usize, warmup: Duration, duration: D
     merge(parts, window)
 }
 
-async fn http1_conn(addr: SocketAddr, window: Window) -> (u64, u64, Histogram<u64>) {
+async fn http1_conn(addr: SocketAddr, window: Window) -> Part {
     let mut latency = histogram();
-    let (mut requests, mut errors) = (0, 0);
+    let (mut requests, mut total, mut errors) = (0, 0, 0);
     let mut buf = vec![0u8; 4096];
     let mut stream = None;
     while Instant::now() < window.end {
@@ -102,12 +115,18 @@ async fn http1_conn(addr: SocketAddr, window: Window) -> (u64, u64, Histogram<u6
             stream = None;
             continue;
         }
+        total += 1;
         if sent >= window.start && sent < window.end {
             requests += 1;
             let _ = latency.record(sent.elapsed().as_micros().max(1) as u64);
         }
     }
-    (requests, errors, latency)
+    Part {
+        requests,
+        total,
+        errors,
+        latency,
+    }
 }
 
 /// Reads one response with a content-length body.
@@ -169,7 +188,7 @@ pub async fn http2(
             let uri = uri.clone();
             tokio::spawn(async move {
                 let mut latency = histogram();
-                let (mut requests, mut errors) = (0, 0);
+                let (mut requests, mut total, mut errors) = (0, 0, 0);
                 while Instant::now() < window.end {
                     let req = hyper::Request::get(uri.clone())
                         .body(Empty::<Bytes>::new())
@@ -183,12 +202,18 @@ pub async fn http2(
                         errors += 1;
                         continue;
                     }
+                    total += 1;
                     if sent >= window.start && sent < window.end {
                         requests += 1;
                         let _ = latency.record(sent.elapsed().as_micros().max(1) as u64);
                     }
                 }
-                (requests, errors, latency)
+                Part {
+                    requests,
+                    total,
+                    errors,
+                    latency,
+                }
             })
         })
         .collect();

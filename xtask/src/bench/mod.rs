@@ -83,9 +83,6 @@ pub fn run(args: &[String]) -> ExitCode {
         }
     };
     let started = Instant::now();
-    // The load on one core, the servers on another: less noise than letting
-    // them fight over both.
-    let pinned = process::pin_to(process::CLIENT_CPU);
     let client = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -94,11 +91,6 @@ pub fn run(args: &[String]) -> ExitCode {
     let mut results = client.block_on(measure(&bin, &settings));
     results.allocs = allocations(&root);
     results.machine = machine();
-    if pinned {
-        results
-            .machine
-            .push_str("; load pinned to CPU 0, servers to CPU 1");
-    }
     results.quick = quick;
     results.seconds = started.elapsed().as_secs_f64();
     let table = results.markdown();
@@ -221,11 +213,13 @@ async fn paired(
         .collect();
     for _ in 0..s.rounds {
         for (server, row) in servers.iter().zip(&mut rows) {
+            let cpu_before = server.cpu_time();
             let load = match protocol {
                 "http1" => load::http1(server.addr, conns, s.warmup, s.duration).await,
                 _ => load::http2(server.addr, 4, conns, s.warmup, s.duration).await,
             };
-            row.push(&load);
+            let cpu = server.cpu_time().saturating_sub(cpu_before);
+            row.push(&load, cpu);
         }
     }
     rows

@@ -24,24 +24,6 @@ impl Side {
     }
 }
 
-pub const CLIENT_CPU: usize = 0;
-pub const SERVER_CPU: usize = 1;
-
-/// Pins the calling thread (and what it spawns after) to one CPU; false
-/// when the machine has fewer than two or the call fails.
-pub fn pin_to(cpu: usize) -> bool {
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        return false;
-    }
-    // SAFETY: a zeroed cpu_set_t is valid, and sched_setaffinity reads it.
-    #[allow(unsafe_code)]
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
-    }
-}
-
 pub struct Server {
     child: Child,
     stdout: BufReader<ChildStdout>,
@@ -60,13 +42,11 @@ impl Server {
         if side == Side::Plain {
             command.arg("--plain");
         }
-        // The child inherits the spawning thread's CPU set.
-        let pinned = pin_to(SERVER_CPU);
-        let child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn();
-        if pinned {
-            pin_to(CLIENT_CPU);
-        }
-        let mut child = child.expect("the server starts");
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("first line");
@@ -98,6 +78,21 @@ impl Server {
         let mut line = String::new();
         let _ = self.stdout.read_line(&mut line);
         (line.trim().to_owned(), Instant::now())
+    }
+
+    /// CPU time the server has used so far, over all its threads (Linux
+    /// schedstat, nanoseconds): robust to the scheduling noise that
+    /// throughput on a shared machine suffers.
+    pub fn cpu_time(&self) -> Duration {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let nanos: u64 = std::fs::read_dir(tasks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+            .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        Duration::from_nanos(nanos)
     }
 
     /// Resident memory, and its peak, in bytes (Linux).

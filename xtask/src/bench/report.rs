@@ -26,6 +26,8 @@ pub struct LoadRow {
     pub p50_us: Vec<f64>,
     pub p99_us: Vec<f64>,
     pub max_us: Vec<f64>,
+    /// Server CPU time per request, in microseconds.
+    pub cpu_us: Vec<f64>,
     pub errors: u64,
 }
 
@@ -40,11 +42,14 @@ impl LoadRow {
             p50_us: Vec::new(),
             p99_us: Vec::new(),
             max_us: Vec::new(),
+            cpu_us: Vec::new(),
             errors: 0,
         }
     }
 
-    pub fn push(&mut self, load: &Load) {
+    pub fn push(&mut self, load: &Load, cpu: std::time::Duration) {
+        self.cpu_us
+            .push(cpu.as_secs_f64() * 1e6 / load.total.max(1) as f64);
         self.rps.push(load.rps());
         self.p50_us.push(load.latency.value_at_quantile(0.5) as f64);
         self.p99_us
@@ -133,10 +138,11 @@ impl Results {
             };
             let (t, tmin, tmax) = ratios(&row.rps, &plain.rps);
             let (l, lmin, lmax) = ratios(&row.p99_us, &plain.p99_us);
+            let (c, cmin, cmax) = ratios(&row.cpu_us, &plain.cpu_us);
             let ok = t >= 0.99 && l <= 1.05;
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {t:.3} [{tmin:.3}–{tmax:.3}] | {l:.3} [{lmin:.3}–{lmax:.3}] | {} |",
+                "| {} | {} | {} | {t:.3} [{tmin:.3}–{tmax:.3}] | {l:.3} [{lmin:.3}–{lmax:.3}] | {} | {c:.3} [{cmin:.3}–{cmax:.3}] |",
                 row.runtime, row.protocol, row.conns, verdict(ok)
             );
             targets.push(ok);
@@ -153,7 +159,7 @@ impl Results {
         for r in &self.load {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                "| {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {} |",
                 r.runtime,
                 r.protocol,
                 r.conns,
@@ -162,6 +168,7 @@ impl Results {
                 median(&r.p50_us),
                 median(&r.p99_us),
                 median(&r.max_us),
+                median(&r.cpu_us),
                 r.errors
             );
         }
@@ -178,10 +185,11 @@ impl Results {
             if let Some(ours) = self.find("tokio", peer.protocol, peer.conns, Side::Stoppable) {
                 let (t, tmin, tmax) = ratios(&ours.rps, &peer.rps);
                 let (l, lmin, lmax) = ratios(&ours.p99_us, &peer.p99_us);
+                let (c, cmin, cmax) = ratios(&ours.cpu_us, &peer.cpu_us);
                 let ok = t >= 0.99 && l <= 1.05;
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {t:.3} [{tmin:.3}–{tmax:.3}] | {l:.3} [{lmin:.3}–{lmax:.3}] | {} |",
+                    "| {} | {} | {t:.3} [{tmin:.3}–{tmax:.3}] | {l:.3} [{lmin:.3}–{lmax:.3}] | {} | {c:.3} [{cmin:.3}–{cmax:.3}] |",
                     peer.protocol, peer.conns, verdict(ok)
                 );
                 targets.push(ok);
@@ -282,7 +290,7 @@ impl Results {
         let mut parts = Vec::new();
         for r in &self.load {
             parts.push(format!(
-                r#"{{"runtime":"{}","protocol":"{}","conns":{},"side":"{}","rps":{},"p50_us":{},"p99_us":{},"max_us":{},"errors":{}}}"#,
+                r#"{{"runtime":"{}","protocol":"{}","conns":{},"side":"{}","rps":{},"p50_us":{},"p99_us":{},"max_us":{},"cpu_us_per_request":{},"errors":{}}}"#,
                 r.runtime,
                 r.protocol,
                 r.conns,
@@ -291,6 +299,7 @@ impl Results {
                 list(&r.p50_us),
                 list(&r.p99_us),
                 list(&r.max_us),
+                list(&r.cpu_us),
                 r.errors
             ));
         }
