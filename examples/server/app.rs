@@ -17,19 +17,23 @@ use stoppable::{Phase, Stopper};
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 pub type Sleep = fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+pub type Spawn = Arc<dyn Fn(Pin<Box<dyn Future<Output = ()> + Send>>) + Send + Sync>;
 
 /// The routes, with the server's stopper once it exists (`--plain` has none).
 #[derive(Clone)]
 pub struct App {
     stopper: Arc<OnceLock<Stopper>>,
     sleep: Sleep,
+    spawn: Spawn,
 }
 
 impl App {
-    pub fn new(sleep: Sleep) -> Self {
+    /// The routes, with the runtime's timer and spawn.
+    pub fn new(sleep: Sleep, spawn: Spawn) -> Self {
         App {
             stopper: Arc::default(),
             sleep,
+            spawn,
         }
     }
 
@@ -54,6 +58,7 @@ impl App {
                 self.split(Duration::from_millis(millis("/split/").unwrap_or_default()))
             }
             (&Method::GET, "/stream") => self.event_stream(),
+            (&Method::GET, "/ws") => self.websocket(req),
             (&Method::GET, "/stats") => match stopper {
                 Some(stopper) => json(counts_json(stopper)),
                 None => json(r#"{"phase":"plain"}"#.into()),
@@ -123,6 +128,66 @@ impl App {
         response
             .headers_mut()
             .insert("content-type", "text/event-stream".parse().expect("valid"));
+        response
+    }
+}
+
+impl App {
+    /// WebSocket echo; when the drain begins it sends a close frame (B15)
+    /// and the connection stays tracked until the handshake ends (B14).
+    fn websocket(&self, req: Request<Incoming>) -> Response<Body> {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+        use tokio_tungstenite::tungstenite::protocol::{
+            frame::coding::CloseCode, CloseFrame, Role,
+        };
+
+        let Some(key) = req.headers().get("sec-websocket-key") else {
+            return text(StatusCode::BAD_REQUEST, "expected a WebSocket handshake");
+        };
+        let accept = derive_accept_key(key.as_bytes());
+        let drain = self.stopper.get().map(Stopper::drain_signal);
+        (self.spawn)(Box::pin(async move {
+            let Ok(upgraded) = hyper::upgrade::on(req).await else {
+                return;
+            };
+            let io = hyper_util::rt::TokioIo::new(upgraded);
+            let mut ws =
+                tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+            let mut draining = std::pin::pin!(async move {
+                match drain {
+                    Some(drain) => drain.draining().await,
+                    None => std::future::pending().await,
+                }
+            });
+            loop {
+                match select(ws.next(), draining.as_mut()).await {
+                    Either::Left((Some(Ok(message)), _))
+                        if message.is_text() || message.is_binary() =>
+                    {
+                        if ws.send(message).await.is_err() {
+                            return;
+                        }
+                    }
+                    Either::Left((Some(Ok(message)), _)) if !message.is_close() => {}
+                    Either::Left(_) => return,
+                    Either::Right(_) => {
+                        let bye = CloseFrame {
+                            code: CloseCode::Away,
+                            reason: "draining".into(),
+                        };
+                        let _ = ws.close(Some(bye)).await;
+                        while let Some(Ok(_)) = ws.next().await {}
+                        return;
+                    }
+                }
+            }
+        }));
+        let mut response = text(StatusCode::SWITCHING_PROTOCOLS, "");
+        let headers = response.headers_mut();
+        headers.insert("connection", "upgrade".parse().expect("valid"));
+        headers.insert("upgrade", "websocket".parse().expect("valid"));
+        headers.insert("sec-websocket-accept", accept.parse().expect("valid"));
         response
     }
 }

@@ -24,8 +24,7 @@ const USAGE: &str = "usage: server [OPTIONS]
   --drain-delay-ms N               readiness delay before draining (B16); default 0
   --tls-cert FILE --tls-key FILE   serve HTTPS (not available yet)
   --plain                          serve without stoppable at all (the benchmarks' baseline)
-routes: GET / /sleep/{ms} /split/{ms} /stream /stats /ready, POST /echo /shutdown
-        (GET /ws, WebSocket echo: not available yet)
+routes: GET / /sleep/{ms} /split/{ms} /stream /ws /stats /ready, POST /echo /shutdown
 SIGTERM or SIGINT stops gracefully; a second one forces the stop.";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -129,7 +128,10 @@ fn on_tokio(options: Options) -> io::Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(options.addr).await?;
         announce(listener.local_addr()?)?;
-        let app = App::new(|d| Box::pin(tokio::time::sleep(d)));
+        let app = App::new(
+            |d| Box::pin(tokio::time::sleep(d)),
+            Arc::new(|task| drop(tokio::spawn(task))),
+        );
         let routes = app.clone();
         let service = service_fn(move |req| routes.clone().route(req));
         if options.plain {
@@ -154,11 +156,15 @@ fn on_smol(options: Options) -> io::Result<()> {
     smol::block_on(executor.run(async {
         let listener = smol::net::TcpListener::bind(options.addr).await?;
         announce(listener.local_addr()?)?;
-        let app = App::new(|d| {
-            Box::pin(async move {
-                smol::Timer::after(d).await;
-            })
-        });
+        let tasks = executor.clone();
+        let app = App::new(
+            |d| {
+                Box::pin(async move {
+                    smol::Timer::after(d).await;
+                })
+            },
+            Arc::new(move |task| tasks.spawn(task).detach()),
+        );
         let routes = app.clone();
         let service = service_fn(move |req| routes.clone().route(req));
         let runtime = stoppable_smol::Smol::on(executor.clone());
@@ -184,7 +190,10 @@ fn on_async_std(options: Options) -> io::Result<()> {
     async_std::task::block_on(async {
         let listener = async_std::net::TcpListener::bind(options.addr).await?;
         announce(listener.local_addr()?)?;
-        let app = App::new(|d| Box::pin(async move { async_std::task::sleep(d).await }));
+        let app = App::new(
+            |d| Box::pin(async move { async_std::task::sleep(d).await }),
+            Arc::new(|task| drop(async_std::task::spawn(task))),
+        );
         let routes = app.clone();
         let service = service_fn(move |req| routes.clone().route(req));
         if options.plain {

@@ -50,6 +50,14 @@ impl App {
                 text(StatusCode::OK, "stopping")
             }
             "/upgrade" => self.upgrade(req),
+            "/until-drain" => match req.extensions().get::<stoppable::DrainSignal>() {
+                Some(signal) => {
+                    signal.draining().await;
+                    text(StatusCode::OK, "drained")
+                }
+                None => text(StatusCode::INTERNAL_SERVER_ERROR, "no drain signal"),
+            },
+            "/ws" => self.websocket(req),
             _ if ms("/sleep/").is_some() => {
                 let ms = ms("/sleep/").unwrap();
                 sleep(ms).await;
@@ -93,6 +101,71 @@ impl App {
             .insert("connection", "upgrade".parse().unwrap());
         resp.headers_mut()
             .insert("upgrade", "echo".parse().unwrap());
+        resp
+    }
+}
+
+impl App {
+    /// A WebSocket echo that sends a close frame when the drain begins (B15)
+    /// and stays tracked until the close handshake ends (B14).
+    fn websocket(&self, req: Request<Incoming>) -> Response<Body> {
+        use futures_util::{future, SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+
+        let Some(key) = req.headers().get("sec-websocket-key") else {
+            return text(StatusCode::BAD_REQUEST, "not a websocket request");
+        };
+        let accept = derive_accept_key(key.as_bytes());
+        let drain = self
+            .stopper
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|s| s.drain_signal());
+        (self.spawn)(Box::pin(async move {
+            let Ok(upgraded) = hyper::upgrade::on(req).await else {
+                return;
+            };
+            let io = hyper_util::rt::TokioIo::new(upgraded);
+            let mut ws =
+                tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+            let mut draining = match &drain {
+                Some(drain) => future::Either::Left(drain.draining()),
+                None => future::Either::Right(future::pending()),
+            };
+            loop {
+                match future::select(ws.next(), &mut draining).await {
+                    future::Either::Left((Some(Ok(message)), _)) => {
+                        if message.is_close() {
+                            break;
+                        }
+                        if (message.is_text() || message.is_binary())
+                            && ws.send(message).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    future::Either::Left(_) => break,
+                    future::Either::Right(((), _)) => {
+                        let bye = CloseFrame {
+                            code: CloseCode::Away,
+                            reason: "draining".into(),
+                        };
+                        let _ = ws.close(Some(bye)).await;
+                        // Wait for the client's half of the close handshake.
+                        while let Some(Ok(_)) = ws.next().await {}
+                        break;
+                    }
+                }
+            }
+        }));
+        let mut resp = text(StatusCode::SWITCHING_PROTOCOLS, "");
+        let headers = resp.headers_mut();
+        headers.insert("connection", "upgrade".parse().unwrap());
+        headers.insert("upgrade", "websocket".parse().unwrap());
+        headers.insert("sec-websocket-accept", accept.parse().unwrap());
         resp
     }
 }

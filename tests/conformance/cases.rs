@@ -344,6 +344,21 @@ pub fn b8_slow_head_cannot_hold_the_stop<R: TestRuntime>() {
     assert_eq!(conn.end().0, End::Eof, "closed with a FIN");
 }
 
+pub fn b15_handlers_find_the_drain_signal_in_requests<R: TestRuntime>() {
+    let options = Options {
+        drain_signal_in_requests: true,
+        ..Options::default()
+    };
+    let server = R::start(options);
+    let mut conn = Conn::open(server.addr);
+    conn.get("/until-drain");
+    in_flight(&server, 1);
+    let stopping = server.stopper.stop();
+    let resp = conn.response().expect("the handler saw the drain begin");
+    assert_eq!((resp.status, resp.text().as_str()), (200, "drained"));
+    assert!(block_on(stopping).graceful);
+}
+
 pub fn b16_readiness_delay_serves_then_drains<R: TestRuntime>() {
     let options = Options {
         drain_delay: Some(Duration::from_millis(500)),
@@ -524,6 +539,45 @@ pub fn b14_upgraded_connection_is_force_closed_at_deadline<R: TestRuntime>() {
         End::Eof,
         "its socket is shut down although the handler owns it"
     );
+}
+
+pub fn b15_websocket_gets_a_close_frame_when_the_drain_begins<R: TestRuntime>() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = R::start(Options::default());
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = server.addr;
+    let close = client.block_on(async {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), stream)
+            .await
+            .expect("websocket handshake");
+        ws.send(Message::text("ping")).await.unwrap();
+        let echo = ws.next().await.expect("echo").unwrap();
+        assert_eq!(echo.into_text().unwrap().as_str(), "ping");
+        let stopper = server.stopper.clone();
+        tokio::task::spawn_blocking(move || {
+            until("the upgrade is tracked", || stopper.counts().upgraded == 1);
+            stopper.request_stop();
+        });
+        let close = tokio::time::timeout(Duration::from_secs(10), ws.next()).await;
+        let close = close.expect("a message within the deadline");
+        // The client answers the close frame; the stream then ends.
+        while let Some(Ok(_)) = ws.next().await {}
+        close
+    });
+    match close {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    let report = server.finished();
+    assert!(report.graceful, "the WebSocket ended politely");
+    assert_eq!(report.closed_after_work, 1);
 }
 
 pub fn b18_live_counts_follow_connections<R: TestRuntime>() {

@@ -35,6 +35,8 @@ macro_rules! all_cases {
             b13_stop_from_inside_a_handler,
             b14_upgraded_connection_is_waited_for,
             b14_upgraded_connection_is_force_closed_at_deadline,
+            b15_websocket_gets_a_close_frame_when_the_drain_begins,
+            b15_handlers_find_the_drain_signal_in_requests,
             b16_readiness_delay_serves_then_drains,
             b18_live_counts_follow_connections,
             b19_no_task_left_after_stop

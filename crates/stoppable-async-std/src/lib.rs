@@ -40,8 +40,8 @@ use stoppable::rt::{async_io_builder, AsyncIoListener, AsyncIoSleep, SpawnExecut
 #[cfg(feature = "signal")]
 pub use stoppable::stop_on_signals;
 pub use stoppable::{
-    ConnHandle, Counts, Draining, Drive, Error, Options, Phase, RawConn, Report, Stopper, Stopping,
-    Tracked, Tracker,
+    ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Options, Phase, RawConn, Report,
+    Stopper, Stopping, Tracked, Tracker,
 };
 
 /// A server on async-std; see [`stoppable::Server`] for its options.

@@ -36,8 +36,8 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::net::{TcpListener, TcpStream};
 
 pub use stoppable::{
-    ConnHandle, Counts, Draining, Drive, Error, Options, Phase, RawConn, Report, Stopper, Stopping,
-    Tracked, Tracker,
+    ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Options, Phase, RawConn, Report,
+    Stopper, Stopping, Tracked, Tracker,
 };
 
 /// A server on tokio; see [`stoppable::Server`] for its options.

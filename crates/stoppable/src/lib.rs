@@ -1,6 +1,15 @@
 #![doc = include_str!("../README.md")]
 #![deny(unsafe_code)]
 
+/// A `tracing` event with the `tracing` feature; nothing without it (the
+/// arguments are not even evaluated).
+macro_rules! event {
+    ($level:ident, $($arg:tt)*) => {
+        #[cfg(feature = "tracing")]
+        tracing::$level!($($arg)*);
+    };
+}
+
 #[cfg(feature = "async-io")]
 mod async_io;
 mod conn;
@@ -40,7 +49,7 @@ pub mod rt {
     };
 }
 pub use stoppable_core::{ConfigError, Counts, Phase, Report};
-pub use stopper::{Draining, Stopper, Stopping};
+pub use stopper::{DrainSignal, Draining, Stopper, Stopping};
 pub use tracker::{Drive, Tracked, Tracker};
 
 /// Why a server could not serve.

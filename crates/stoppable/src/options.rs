@@ -11,6 +11,7 @@ use stoppable_core::Config;
 pub struct Options {
     pub(crate) config: Config,
     pub(crate) grace: Option<Duration>,
+    pub(crate) drain_signal_in_requests: bool,
 }
 
 impl Options {
@@ -36,6 +37,15 @@ impl Options {
     /// hyper's business: see `Server::builder_mut`.)
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.config.header_read_timeout = timeout;
+        self
+    }
+
+    /// Puts a [`DrainSignal`](crate::DrainSignal) in every request's
+    /// extensions (B15), for handlers that cannot capture one. Off by
+    /// default: it costs a heap allocation per request (hyper's extensions
+    /// map), which capturing `Stopper::drain_signal` in the service does not.
+    pub fn drain_signal_in_requests(mut self, on: bool) -> Self {
+        self.drain_signal_in_requests = on;
         self
     }
 

@@ -14,6 +14,8 @@ use hyper::service::Service;
 
 use crate::shared::Shared;
 use crate::slot::ConnSlot;
+use crate::stopper::DrainSignal;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// The user's service, tracked.
 pub struct TrackedService<S> {
@@ -50,8 +52,12 @@ where
     type Error = S::Error;
     type Future = TrackedFuture<S::Future>;
 
-    fn call(&self, req: Request<ReqB>) -> Self::Future {
+    fn call(&self, mut req: Request<ReqB>) -> Self::Future {
         self.slot.request_started();
+        if self.shared.signal_in_requests.load(Relaxed) {
+            req.extensions_mut()
+                .insert(DrainSignal::new(self.shared.clone()));
+        }
         let guard = FinishGuard(self.slot.clone());
         let http1 = req.version() < Version::HTTP_2;
         let connect = req.method() == Method::CONNECT;

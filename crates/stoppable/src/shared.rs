@@ -16,6 +16,8 @@ use crate::socket::RawSocket;
 pub(crate) struct Shared {
     /// Set when the drain begins: the one relaxed load on the hot path (B15).
     draining: AtomicBool,
+    /// Requests carry a `DrainSignal` (fixed once serving starts).
+    pub(crate) signal_in_requests: AtomicBool,
     inner: Mutex<Inner>,
     /// Notified when the drain begins and when the stop completes.
     changed: Event,
@@ -37,6 +39,7 @@ impl Shared {
     pub(crate) fn new(core: Drain) -> Arc<Self> {
         Arc::new(Shared {
             draining: AtomicBool::new(false),
+            signal_in_requests: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 core,
                 slots: Vec::new(),
@@ -96,6 +99,13 @@ impl Shared {
             .core
             .handle(slot.id, ConnEvent::Progress(slot.progress()), now);
         let _ = inner.core.handle(slot.id, ConnEvent::Closed, now);
+        if self.is_draining() {
+            event!(
+                debug,
+                open = inner.core.counts().open,
+                "stoppable: connection closed during the drain"
+            );
+        }
         if let Some(entry) = inner.slots.get_mut(slot.id.index()) {
             if entry.as_ref().is_some_and(|s| s.id == slot.id) {
                 *entry = None;
@@ -109,6 +119,11 @@ impl Shared {
         let now = Instant::now();
         let mut inner = self.lock();
         let grace = grace.or(inner.default_grace);
+        event!(
+            info,
+            grace_ms = grace.map(|g| g.as_millis() as u64),
+            "stoppable: stop requested"
+        );
         if inner.core.phase() == Phase::Serving {
             // The core hears of requests lazily: bring it up to date first.
             inner.sync_all(now);
@@ -150,6 +165,12 @@ impl Shared {
         while let Some(action) = inner.core.poll_action() {
             match action {
                 Action::StopAccepting => {
+                    event!(
+                        info,
+                        open = inner.core.counts().open,
+                        in_flight = inner.core.counts().requests_in_flight,
+                        "stoppable: drain started"
+                    );
                     inner.stop_accepting = true;
                     self.draining.store(true, Ordering::Release);
                     self.changed.notify(usize::MAX);
@@ -157,12 +178,29 @@ impl Shared {
                 }
                 Action::Shutdown(id) => inner.order(id, Command::Shutdown),
                 Action::Close(id) | Action::ForceClose(id) => {
+                    if matches!(action, Action::ForceClose(_)) {
+                        event!(
+                            warn,
+                            conn = id.index(),
+                            "stoppable: grace over, force-closing a busy connection"
+                        );
+                    }
                     if let Some(slot) = inner.slot(id) {
                         slot.shutdown_socket();
                     }
                     inner.order(id, Command::Close);
                 }
-                Action::Stopped(_) => {
+                Action::Stopped(_report) => {
+                    event!(
+                        info,
+                        graceful = _report.graceful,
+                        closed_idle = _report.closed_idle,
+                        closed_after_work = _report.closed_after_work,
+                        force_closed = _report.force_closed,
+                        requests_completed = _report.requests_completed,
+                        elapsed_ms = _report.elapsed.as_millis() as u64,
+                        "stoppable: stopped"
+                    );
                     // The report stays in the core; wake every waiter.
                     self.changed.notify(usize::MAX);
                     inner.wake_server();

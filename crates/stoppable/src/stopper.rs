@@ -76,9 +76,14 @@ impl Stopper {
     /// Resolves when the drain begins (B15), so an endless stream can end
     /// politely.
     pub fn draining(&self) -> Draining {
-        Draining {
+        self.drain_signal().draining()
+    }
+
+    /// A read-only handle on the drain (B15), to hand to request handlers:
+    /// it cannot stop the server.
+    pub fn drain_signal(&self) -> DrainSignal {
+        DrainSignal {
             shared: self.shared.clone(),
-            listener: None,
         }
     }
 
@@ -96,6 +101,43 @@ impl Stopper {
     /// The report, once the stop completed (B11).
     pub fn report(&self) -> Option<Report> {
         self.shared.report()
+    }
+}
+
+/// Tells a handler that the drain began (B15): a flag and a future, cheap
+/// to clone. From [`Stopper::drain_signal`], or from each request's
+/// extensions when the server was built with
+/// [`Options::drain_signal_in_requests`](crate::Options::drain_signal_in_requests).
+#[derive(Clone)]
+pub struct DrainSignal {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for DrainSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrainSignal")
+            .field("draining", &self.is_draining())
+            .finish()
+    }
+}
+
+impl DrainSignal {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        DrainSignal { shared }
+    }
+
+    /// True once the drain began: one relaxed atomic load.
+    pub fn is_draining(&self) -> bool {
+        self.shared.is_draining()
+    }
+
+    /// Resolves when the drain begins: end a stream with a last event, a
+    /// WebSocket with a close frame.
+    pub fn draining(&self) -> Draining {
+        Draining {
+            shared: self.shared.clone(),
+            listener: None,
+        }
     }
 }
 

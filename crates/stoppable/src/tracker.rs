@@ -64,6 +64,10 @@ impl<R: Runtime> Tracker<R> {
             inner.core = core;
         }
         inner.default_grace = options.grace;
+        self.shared.signal_in_requests.store(
+            options.drain_signal_in_requests,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Starts serving with the options [`configure`](Tracker::configure)

@@ -20,6 +20,27 @@ pub struct Options {
     pub window: Option<Duration>,
     pub drain_delay: Option<Duration>,
     pub header_read_timeout: Option<Duration>,
+    pub drain_signal_in_requests: bool,
+}
+
+impl Options {
+    /// The same settings, as the library's options.
+    pub fn to_stoppable(self) -> stoppable::Options {
+        let mut options = stoppable::Options::default();
+        if let Some(grace) = self.grace {
+            options = options.grace(grace);
+        }
+        if let Some(window) = self.window {
+            options = options.first_request_window(window);
+        }
+        if let Some(delay) = self.drain_delay {
+            options = options.drain_delay(delay);
+        }
+        if let Some(timeout) = self.header_read_timeout {
+            options = options.header_read_timeout(timeout);
+        }
+        options.drain_signal_in_requests(self.drain_signal_in_requests)
+    }
 }
 
 pub trait TestRuntime {
@@ -152,20 +173,8 @@ pub async fn serve_then_announce<F: std::future::Future>(
 
 /// Applies the options to a server of any runtime.
 pub fn configure<A, S, R: stoppable::Runtime, E>(
-    mut server: stoppable::Server<A, S, R, E>,
+    server: stoppable::Server<A, S, R, E>,
     options: Options,
 ) -> stoppable::Server<A, S, R, E> {
-    if let Some(grace) = options.grace {
-        server = server.grace(grace);
-    }
-    if let Some(window) = options.window {
-        server = server.first_request_window(window);
-    }
-    if let Some(delay) = options.drain_delay {
-        server = server.drain_delay(delay);
-    }
-    if let Some(timeout) = options.header_read_timeout {
-        server = server.header_read_timeout(timeout);
-    }
-    server
+    server.options(options.to_stoppable())
 }

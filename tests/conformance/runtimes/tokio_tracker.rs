@@ -12,23 +12,6 @@ use super::{control, Control, Options, TestRuntime, TestServer};
 
 pub struct Rt;
 
-fn options(o: Options) -> stoppable::Options {
-    let mut options = stoppable::Options::default();
-    if let Some(grace) = o.grace {
-        options = options.grace(grace);
-    }
-    if let Some(window) = o.window {
-        options = options.first_request_window(window);
-    }
-    if let Some(delay) = o.drain_delay {
-        options = options.drain_delay(delay);
-    }
-    if let Some(timeout) = o.header_read_timeout {
-        options = options.header_read_timeout(timeout);
-    }
-    options
-}
-
 impl TestRuntime for Rt {
     fn start(o: Options) -> TestServer {
         let (setup_tx, setup_rx) = mpsc::channel();
@@ -40,7 +23,7 @@ impl TestRuntime for Rt {
                     .await
                     .expect("bind");
                 let addr = listener.local_addr().expect("addr");
-                let tracker = stoppable_tokio::tracker(options(o)).expect("valid options");
+                let tracker = stoppable_tokio::tracker(o.to_stoppable()).expect("valid options");
                 let stopper = tracker.stopper();
                 let app = app();
                 *app.stopper.lock().unwrap() = Some(stopper.clone());

@@ -128,9 +128,9 @@ impl Results {
         );
         let _ = writeln!(
             out,
-            "| runtime | load | conns | throughput | p99 latency | target (≥ 0.99, ≤ 1.05) |"
+            "| runtime | load | conns | throughput | p99 latency | target (≥ 0.99, ≤ 1.05) | server CPU per request |"
         );
-        let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
         let mut targets = Vec::new();
         for row in self.load.iter().filter(|r| r.side == Side::Stoppable) {
             let Some(plain) = self.find(&row.runtime, row.protocol, row.conns, Side::Plain) else {
@@ -150,11 +150,11 @@ impl Results {
         let _ = writeln!(out, "\n### Absolute figures (medians over rounds)\n");
         let _ = writeln!(
             out,
-            "| runtime | load | conns | side | req/s | p50 µs | p99 µs | max µs | errors |"
+            "| runtime | load | conns | side | req/s | p50 µs | p99 µs | max µs | CPU µs/req | errors |"
         );
         let _ = writeln!(
             out,
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
         );
         for r in &self.load {
             let _ = writeln!(
@@ -178,9 +178,9 @@ impl Results {
         );
         let _ = writeln!(
             out,
-            "| load | conns | throughput | p99 latency | at least as good |"
+            "| load | conns | throughput | p99 latency | at least as good | server CPU per request |"
         );
-        let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
         for peer in self.load.iter().filter(|r| r.side == Side::Peer) {
             if let Some(ours) = self.find("tokio", peer.protocol, peer.conns, Side::Stoppable) {
                 let (t, tmin, tmax) = ratios(&ours.rps, &peer.rps);
