@@ -38,6 +38,14 @@ impl App {
         };
         Ok(match path.as_str() {
             "/" => text(StatusCode::OK, "hello"),
+            "/big" => {
+                // 64 MiB, more than any socket buffer: a client that never
+                // reads holds the writer.
+                let chunks = stream::iter(
+                    (0..1024).map(|_| Ok(Frame::data(Bytes::from(vec![b'x'; 64 * 1024])))),
+                );
+                Response::new(StreamBody::new(chunks).boxed())
+            }
             "/hang" => {
                 std::future::pending::<()>().await;
                 unreachable!()

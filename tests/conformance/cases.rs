@@ -420,6 +420,21 @@ pub fn b9_grace_deadline_force_closes_hanging_handler<R: TestRuntime>() {
     assert_eq!(conn.end().0, End::Eof);
 }
 
+pub fn b9_client_that_never_reads_is_bounded_by_grace<R: TestRuntime>() {
+    let server = R::start(with_grace(300 * MS));
+    let mut conn = Conn::open(server.addr);
+    conn.get("/big");
+    in_flight(&server, 1);
+    let report = server.stop();
+    assert!(!report.graceful);
+    assert_eq!(report.force_closed, 1);
+    assert!(
+        report.elapsed < Duration::from_secs(2),
+        "took {:?}",
+        report.elapsed
+    );
+}
+
 pub fn b10_stop_ends_with_last_request_not_at_deadline<R: TestRuntime>() {
     let server = R::start(with_grace(Duration::from_secs(30)));
     let mut conn = Conn::open(server.addr);
@@ -594,6 +609,50 @@ pub fn b18_live_counts_follow_connections<R: TestRuntime>() {
     server.stop();
     assert_eq!(server.stopper.counts().phase, stoppable::Phase::Stopped);
     assert_eq!(server.stopper.counts().open, 0);
+}
+
+pub fn b8_connections_churning_during_a_drain_keep_counts_exact<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut busy = Conn::open(server.addr);
+    busy.get("/sleep/300");
+    in_flight(&server, 1);
+    let stopping = server.stopper.stop();
+    // Connects after the stop are refused; none may be half-accepted.
+    for _ in 0..200 {
+        if let Ok(stream) = std::net::TcpStream::connect(server.addr) {
+            drop(stream);
+        }
+    }
+    assert_eq!(busy.response().expect("answered").text(), "slept 300");
+    let report = block_on(stopping);
+    assert!(report.graceful);
+    assert_eq!(report.closed_after_work, 1);
+    assert_eq!(server.stopper.counts().open, 0);
+}
+
+pub fn b8_http2_garbage_after_preface_is_a_connection_error<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut conn = Conn::open(server.addr);
+    conn.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    conn.send(&[0xff; 64]);
+    // The server answers with a GOAWAY (or just closes): never a hang.
+    while let End::Data(_) = conn.end().0 {}
+    until("the connection is gone", || {
+        server.stopper.counts().open == 0
+    });
+    assert!(server.stop().graceful);
+}
+
+pub fn b19_serve_stop_cycles_leave_nothing<R: TestRuntime>() {
+    for _ in 0..20 {
+        let server = R::start(Options::default());
+        let _idle = idle_conn(server.addr);
+        let report = server.stop();
+        assert_eq!(report.closed_idle, 1);
+        until("every task of the server ended", || {
+            !server.control.any_task_left()
+        });
+    }
 }
 
 pub fn b19_no_task_left_after_stop<R: TestRuntime>() {

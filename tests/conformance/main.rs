@@ -27,8 +27,11 @@ macro_rules! all_cases {
             b8_malformed_request_gets_400,
             b8_client_reset_mid_request_counts_as_closed,
             b8_slow_head_cannot_hold_the_stop,
+            b8_connections_churning_during_a_drain_keep_counts_exact,
+            b8_http2_garbage_after_preface_is_a_connection_error,
             b9_zero_grace_forces_at_once_fin_first,
             b9_grace_deadline_force_closes_hanging_handler,
+            b9_client_that_never_reads_is_bounded_by_grace,
             b10_stop_ends_with_last_request_not_at_deadline,
             b11_report_counts_are_exact,
             b12_stop_twice_gives_one_report_and_shorter_grace_wins,
@@ -39,7 +42,8 @@ macro_rules! all_cases {
             b15_handlers_find_the_drain_signal_in_requests,
             b16_readiness_delay_serves_then_drains,
             b18_live_counts_follow_connections,
-            b19_no_task_left_after_stop
+            b19_no_task_left_after_stop,
+            b19_serve_stop_cycles_leave_nothing
         );
     };
 }
