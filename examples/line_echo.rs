@@ -37,10 +37,7 @@ async fn main() -> std::io::Result<()> {
         }
     }
     // B1: what the kernel already queued is served too.
-    while let Some(stream) = stoppable_tokio::try_accept(&listener) {
-        serve(stream);
-    }
-    drop(listener);
+    stoppable_tokio::drain_listener(listener, serve).await;
     tracker.listener_closed();
     let report = report.await.map_err(std::io::Error::other)?;
     println!(

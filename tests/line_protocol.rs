@@ -63,10 +63,7 @@ fn start(options: Options) -> (SocketAddr, Stopper, mpsc::Receiver<Report>) {
                     () = stopper.draining() => break,
                 }
             }
-            while let Some(stream) = stoppable_tokio::try_accept(&listener) {
-                serve(stream);
-            }
-            drop(listener);
+            stoppable_tokio::drain_listener(listener, serve).await;
             tracker.listener_closed();
             done_tx.send(report.await.unwrap()).unwrap();
         })

@@ -1,6 +1,7 @@
 //! Project chores, run as `cargo xtask <task>`.
 
 mod bench;
+mod stress;
 
 use std::process::ExitCode;
 
@@ -10,6 +11,9 @@ tasks:
   bench [--quick]   stoppable against plain hyper and hyper-util's GracefulShutdown,
                     on tokio, smol and async-std; markdown on stdout, JSON in
                     target/bench/latest.json (--quick: a short smoke run)
+  stress [--stops N]
+                    N stops per runtime (default 100) under 200 clients; every
+                    request classified; fails if any was lost
   help              this text";
 
 fn main() -> ExitCode {
@@ -20,6 +24,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("bench") => bench::run(&args[1..]),
+        Some("stress") => stress::run(&args[1..]),
         // The floor's helper process (see bench::idle).
         Some("floor-serve") => match args.get(1).and_then(|n| n.parse().ok()) {
             Some(n) => {

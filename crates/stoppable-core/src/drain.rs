@@ -24,7 +24,9 @@ pub enum Action {
     /// Close now, with a FIN: the connection has no work (no first request
     /// in its window, B4; a head not finished in time, B8; or idle at the
     /// grace deadline). Report [`ConnEvent::Closed`] when done, except at
-    /// the deadline, where the core counts it closed at once.
+    /// the deadline, where the core counts it closed at once. A driver that
+    /// finds request bytes waiting before it closes reports them instead
+    /// ([`Progress::arrived`]): the core then serves the request (B4).
     Close(ConnId),
     /// Grace is over (B9): shut the socket down (FIN first), then close it,
     /// even if a handler holds it (B14). The core counts it closed at once.
@@ -220,10 +222,15 @@ impl Drain {
             ConnEvent::Progress(progress) => {
                 let stopping = self.stop.is_some();
                 let finished = self.update(id, |conn| {
-                    let started_before = conn.started;
+                    let (started_before, arrived_before) = (conn.started, conn.arrived);
                     let finished = conn.observe(progress, now);
                     conn.worked_in_stop |=
                         stopping && (conn.has_work() || conn.started > started_before);
+                    if conn.told == Told::Close && conn.arrived > arrived_before {
+                        // Its first request arrived before the close was
+                        // carried out (B4): serve it, then close.
+                        conn.told = Told::Nothing;
+                    }
                     finished
                 })?;
                 if stopping {

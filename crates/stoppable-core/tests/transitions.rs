@@ -127,6 +127,30 @@ fn b4_fresh_connection_gets_rest_of_window_then_closes() {
 }
 
 #[test]
+fn b4_request_found_before_a_window_close_is_carried_out_is_served() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    let late = t0 + Config::default().first_request_window;
+    d.stop(None, late);
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting, Action::Close(c)]
+    );
+    // The driver peeks before closing and finds the request.
+    progress(
+        &mut d,
+        c,
+        Progress {
+            arrived: 1,
+            ..Progress::default()
+        },
+        late,
+    );
+    assert_eq!(actions(&mut d), vec![Action::Shutdown(c)]);
+    assert_eq!(d.state(c), Ok(ConnState::Reading));
+}
+
+#[test]
 fn b4_fresh_connection_that_sends_within_window_is_served() {
     let (mut d, t0) = drain();
     let c = d.accept(t0).unwrap();

@@ -86,21 +86,41 @@ pub fn serve<S>(listener: TcpListener, service: S) -> Server<S> {
 ///     tokio::spawn(driver);
 /// }
 /// // B1: serve what the kernel already queued, then close the listener.
-/// while let Some(stream) = stoppable_tokio::try_accept(&listener) {
+/// stoppable_tokio::drain_listener(listener, |stream| {
 ///     let socket = stoppable_tokio::raw_socket(&stream);
 ///     if let Some(conn) = tracker.track(TokioIo::new(stream), socket) {
 ///         tokio::spawn(conn.serve(hello.clone(), |io, service| {
 ///             builder.serve_connection_with_upgrades(io, service).into_owned()
 ///         }));
 ///     }
-/// }
-/// drop(listener);
+/// })
+/// .await;
 /// tracker.listener_closed();
 /// println!("graceful: {}", report.await?.graceful);
 /// # Ok(()) }
 /// ```
 pub fn tracker(options: Options) -> Result<Tracker<Tokio>, Error> {
     Tracker::new(Tokio, options)
+}
+
+/// Closes a listener the way a stop must (B1), for your own accept loop:
+/// refuses new connection attempts, gives handshakes under way a moment to
+/// land, hands every queued connection to `serve`, then closes it. Call it
+/// when [`Stopper::draining`] resolves, then [`Tracker::listener_closed`].
+pub async fn drain_listener(listener: TcpListener, mut serve: impl FnMut(TcpStream)) {
+    if stoppable::refuse_new_connections(stoppable::raw_socket(&listener)) {
+        let settle = tokio::time::sleep(std::time::Duration::from_millis(5));
+        tokio::pin!(settle);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => if let Ok((stream, _)) = accepted { serve(stream) },
+                () = &mut settle => break,
+            }
+        }
+    }
+    while let Some(stream) = try_accept(&listener) {
+        serve(stream);
+    }
 }
 
 /// Accepts a connection the kernel has already queued, without waiting:
@@ -208,6 +228,10 @@ impl stoppable::Accept for Listener {
         self.0
             .poll_accept(cx)
             .map_ok(|(stream, _)| accepted(stream))
+    }
+
+    fn socket(&self) -> Option<stoppable::RawSocket> {
+        Some(stoppable::raw_socket(&self.0))
     }
 
     fn accept_queued(&mut self) -> Option<io::Result<stoppable::Accepted<Self::Io>>> {

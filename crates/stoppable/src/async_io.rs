@@ -27,6 +27,10 @@ pub struct AsyncIoListener(pub Arc<Async<TcpListener>>);
 impl Accept for AsyncIoListener {
     type Io = AsyncIoStream;
 
+    fn socket(&self) -> Option<RawSocket> {
+        Some(raw_socket(self.0.get_ref()))
+    }
+
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Accepted<AsyncIoStream>>> {
         loop {
             match self.0.get_ref().accept() {

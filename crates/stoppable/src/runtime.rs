@@ -38,6 +38,12 @@ pub trait Accept: Send + Unpin + 'static {
     /// Accepts the next connection; `Pending` when none is queued.
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Accepted<Self::Io>>>;
 
+    /// The listening socket, so the stop can refuse new connection attempts
+    /// while it drains the accept queue (B1). `None` gives that up.
+    fn socket(&self) -> Option<RawSocket> {
+        None
+    }
+
     /// Accepts a connection the kernel has already queued, without waiting:
     /// `None` when the queue is empty. For the accept-queue drain at the
     /// stop (B1), so it must ask the kernel: a listener whose runtime caches

@@ -25,6 +25,13 @@ use crate::{Error, Options};
 /// does not spin while the cause lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
 
+/// Accept failures in a row that end the accept-queue drain at the stop.
+const MAX_DRAIN_FAILURES: u32 = 64;
+
+/// Once new connection attempts are refused, how long handshakes already
+/// under way get to land in the accept queue before its last drain.
+const HANDSHAKE_SETTLE: Duration = Duration::from_millis(5);
+
 /// A server that stops gracefully. A future: poll it (spawn it, or await
 /// it) to serve; it resolves to the [`Report`] when a stop completes, or
 /// to an error at once if an option is bad.
@@ -48,6 +55,8 @@ pub struct Server<A, S, R: Runtime, E> {
     done: bool,
     timer: DrainTimer<R>,
     accept_pause: Option<Pin<Box<R::Sleep>>>,
+    /// After the stop: new attempts refused, in-flight handshakes settling.
+    settle: Option<Pin<Box<R::Sleep>>>,
 }
 
 impl<A, S, R: Runtime, E> Server<A, S, R, E> {
@@ -64,6 +73,7 @@ impl<A, S, R: Runtime, E> Server<A, S, R, E> {
             done: false,
             timer: DrainTimer::new(),
             accept_pause: None,
+            settle: None,
         }
     }
 
@@ -165,12 +175,42 @@ where
             }
             Poll::Ready(Err(_)) | Poll::Pending => {}
         }
+        if stop_accepting && self.settle.is_none() {
+            // B1: from now on new attempts are refused; handshakes under way
+            // land in the queue meanwhile and are accepted above.
+            let refusing = listener
+                .socket()
+                .is_some_and(crate::socket::refuse_new_connections);
+            let settle = if refusing {
+                HANDSHAKE_SETTLE
+            } else {
+                Duration::ZERO
+            };
+            let until = Instant::now() + settle;
+            self.settle = Some(Box::pin(self.tracker.runtime.sleep_until(until)));
+        }
+        if let Some(settle) = self.settle.as_mut() {
+            if settle.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+        }
         if stop_accepting {
             // B1: serve what the kernel queued, then close: later connects
             // are refused.
             let mut listener = self.listener.take().expect("checked above");
-            while let Some(Ok(accepted)) = listener.accept_queued() {
-                self.serve_connection(accepted);
+            // A failed accept (a client that gave up while queued) must not
+            // end the drain: the rest of the queue would be reset. Only a
+            // run of failures (out of descriptors) does.
+            let mut failures = 0;
+            while let Some(accepted) = listener.accept_queued() {
+                match accepted {
+                    Ok(accepted) => {
+                        failures = 0;
+                        self.serve_connection(accepted);
+                    }
+                    Err(_) if failures < MAX_DRAIN_FAILURES => failures += 1,
+                    Err(_) => break,
+                }
             }
             drop(listener);
             self.tracker.listener_closed();

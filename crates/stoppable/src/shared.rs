@@ -177,6 +177,25 @@ impl Shared {
                     inner.wake_server();
                 }
                 Action::Shutdown(id) => inner.order(id, Command::Shutdown),
+                Action::Close(id) if inner.core.state(id).is_ok() => {
+                    // Closing a connection with no work: unless its request
+                    // arrived meanwhile (B4), which the driver has not seen
+                    // yet. Then the core hears of it and shuts it down
+                    // after serving it instead.
+                    let Some(slot) = inner.slot(id).cloned() else {
+                        continue;
+                    };
+                    if slot.note_unread_bytes() {
+                        let _ = inner.core.handle(
+                            id,
+                            ConnEvent::Progress(slot.progress()),
+                            Instant::now(),
+                        );
+                        continue;
+                    }
+                    slot.shutdown_socket();
+                    slot.order(Command::Close);
+                }
                 Action::Close(id) | Action::ForceClose(id) => {
                     if matches!(action, Action::ForceClose(_)) {
                         event!(

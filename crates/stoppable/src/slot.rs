@@ -126,14 +126,17 @@ impl ConnSlot {
 
     /// Request bytes may wait in the kernel that hyper has not read: then
     /// they begin a request (B4), and the shutdown waits for its head.
-    pub(crate) fn note_unread_bytes(&self) {
+    /// True when it found such bytes.
+    pub(crate) fn note_unread_bytes(&self) -> bool {
         if self.is_http2() || self.is_reading() {
-            return;
+            return false;
         }
         let socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
-        if socket.is_some_and(socket::has_unread) {
+        let unread = socket.is_some_and(socket::has_unread);
+        if unread {
             self.bytes_arrived();
         }
+        unread
     }
 
     /// The owner is about to close the socket: no shutdown may reach it after.

@@ -69,3 +69,34 @@ pub(crate) fn shutdown(socket: RawSocket) {
     let socket = unsafe { BorrowedSocket::borrow_raw(socket) };
     let _ = socket2::SockRef::from(&socket).shutdown(std::net::Shutdown::Both);
 }
+
+/// Makes a listening socket drop new connection attempts (bare SYNs) while
+/// the handshakes already under way still complete into the accept queue,
+/// so that queue can be drained before the listener closes (B1): without
+/// it, a connect completing between the last accept and the close is reset.
+/// A dropped SYN is retried by the client and then refused, once the
+/// listener is closed. Linux only (a classic BPF socket filter); elsewhere
+/// it does nothing and returns false.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub fn refuse_new_connections(listener: RawSocket) -> bool {
+    use socket2::SockFilter;
+    use std::os::fd::BorrowedFd;
+    // skb data starts at the TCP header; byte 13 holds the flags.
+    const PROGRAM: [SockFilter; 5] = [
+        SockFilter::new(0x30, 0, 0, 13),       // ldb [13]
+        SockFilter::new(0x54, 0, 0, 0x12),     // and #(SYN|ACK)
+        SockFilter::new(0x15, 0, 1, 0x02),     // jeq #SYN, drop, keep
+        SockFilter::new(0x06, 0, 0, 0),        // drop: ret #0
+        SockFilter::new(0x06, 0, 0, u32::MAX), // keep: ret #-1
+    ];
+    // SAFETY: the caller owns the listener, open for this call.
+    let fd = unsafe { BorrowedFd::borrow_raw(listener) };
+    socket2::SockRef::from(&fd).attach_filter(&PROGRAM).is_ok()
+}
+
+/// Elsewhere than Linux: nothing (see the Linux version).
+#[cfg(not(target_os = "linux"))]
+pub fn refuse_new_connections(_listener: RawSocket) -> bool {
+    false
+}

@@ -52,10 +52,7 @@ impl TestRuntime for Rt {
                         () = stopper.draining() => break,
                     }
                 }
-                while let Some(stream) = stoppable_tokio::try_accept(&listener) {
-                    serve(stream);
-                }
-                drop(listener);
+                stoppable_tokio::drain_listener(listener, serve).await;
                 tracker.listener_closed();
                 let _ = done_tx.send(Ok(report.await.expect("drive ends")));
                 let _ = control.await;

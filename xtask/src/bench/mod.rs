@@ -4,7 +4,7 @@
 
 mod idle;
 mod load;
-mod process;
+pub mod process;
 mod report;
 
 use std::path::{Path, PathBuf};
