@@ -5,11 +5,9 @@
 //!
 //! Run: `cargo bench --bench alloc_per_request`
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::convert::Infallible;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use bytes::Bytes;
@@ -20,28 +18,11 @@ use hyper::{Request, Response};
 use stoppable::rt::{async_io_builder, AsyncIoListener};
 use stoppable::{Accept, Runtime};
 
-struct CountingAlloc;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
+#[path = "counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
+static GLOBAL: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
 
 const WARMUP: u64 = 2_000;
 const REQUESTS: u64 = 20_000;
@@ -67,11 +48,11 @@ fn measure(addr: SocketAddr) -> f64 {
     for _ in 0..WARMUP {
         one(&mut stream);
     }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = counting_alloc::allocations();
     for _ in 0..REQUESTS {
         one(&mut stream);
     }
-    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / REQUESTS as f64
+    (counting_alloc::allocations() - before) as f64 / REQUESTS as f64
 }
 
 /// Runs `serve` on a thread of its own; returns the address it listens on.

@@ -4,35 +4,16 @@
 //!
 //! Run: `cargo bench --bench core_hot_path`
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use stoppable_core::{Config, ConnEvent, Drain, Progress};
 
-struct CountingAlloc;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
+#[path = "counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
+static GLOBAL: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
 
 const PAIRS: u64 = 5_000_000;
 
@@ -50,7 +31,7 @@ fn main() {
             drain.stop(Some(Duration::from_secs(3600)), now);
             while drain.poll_action().is_some() {}
         }
-        let allocations_before = ALLOCATIONS.load(Ordering::Relaxed);
+        let allocations_before = counting_alloc::allocations();
         let started = Instant::now();
         for _ in 0..PAIRS {
             progress.arrived += 1;
@@ -61,7 +42,7 @@ fn main() {
             while drain.poll_action().is_some() {}
         }
         let elapsed = started.elapsed();
-        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations_before;
+        let allocations = counting_alloc::allocations() - allocations_before;
         println!(
             "core request start+finish ({label}): {:.1} ns per pair, {} allocations per pair ({} in {} pairs)",
             elapsed.as_nanos() as f64 / PAIRS as f64,
