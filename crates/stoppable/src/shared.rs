@@ -193,8 +193,7 @@ impl Shared {
                         );
                         continue;
                     }
-                    slot.shutdown_socket();
-                    slot.order(Command::Close);
+                    inner.close(id);
                 }
                 Action::Close(id) | Action::ForceClose(id) => {
                     if matches!(action, Action::ForceClose(_)) {
@@ -204,10 +203,7 @@ impl Shared {
                             "stoppable: grace over, force-closing a busy connection"
                         );
                     }
-                    if let Some(slot) = inner.slot(id) {
-                        slot.shutdown_socket();
-                    }
-                    inner.order(id, Command::Close);
+                    inner.close(id);
                 }
                 Action::Stopped(_report) => {
                     event!(
@@ -245,6 +241,15 @@ impl Inner {
     fn order(&self, id: ConnId, command: Command) {
         if let Some(slot) = self.slot(id) {
             slot.order(command);
+        }
+    }
+
+    /// Shuts the socket down (a FIN first, even if a handler owns it) and
+    /// tells the driver to drop the connection.
+    fn close(&self, id: ConnId) {
+        if let Some(slot) = self.slot(id) {
+            slot.shutdown_socket();
+            slot.order(Command::Close);
         }
     }
 
