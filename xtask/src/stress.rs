@@ -34,13 +34,14 @@ struct Tally {
 }
 
 pub fn run(args: &[String]) -> ExitCode {
-    let mut stops = 100;
+    let (mut stops, mut growth) = (100, 20_000);
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match (arg.as_str(), iter.next().and_then(|n| n.parse().ok())) {
             ("--stops", Some(n)) => stops = n,
+            ("--growth", Some(n)) => growth = n,
             _ => {
-                eprintln!("stress: usage: cargo xtask stress [--stops N]");
+                eprintln!("stress: usage: cargo xtask stress [--stops N] [--growth CONNECTIONS]");
                 return ExitCode::from(2);
             }
         }
@@ -85,11 +86,62 @@ pub fn run(args: &[String]) -> ExitCode {
         );
         lost += get(&tally.lost);
     }
+    println!("\n| runtime | RSS after 2,000 connections | after {growth} more | growth per 1,000 connections |");
+    println!("| --- | --- | --- | --- |");
+    for runtime in ["tokio", "smol", "async-std"] {
+        let (before, after) = client.block_on(memory_growth(&bin, runtime, growth));
+        println!(
+            "| {runtime} | {} KiB | {} KiB | {:.1} KiB |",
+            before / 1024,
+            after / 1024,
+            (after as f64 - before as f64) / 1024.0 / (growth.max(1) as f64 / 1000.0)
+        );
+    }
     if lost > 0 {
         eprintln!("stress: {lost} requests lost");
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// B19: memory after 2,000 short connections, and after `more` again.
+async fn memory_growth(bin: &std::path::Path, runtime: &str, more: usize) -> (u64, u64) {
+    eprintln!("[stress] {runtime}: memory over {more} short connections");
+    let server = Server::start(bin, Side::Stoppable, runtime);
+    short_connections(server.addr, 2_000).await;
+    let (before, _) = server.rss();
+    short_connections(server.addr, more).await;
+    let (after, _) = server.rss();
+    (before, after)
+}
+
+/// `n` connections, each one request then closed, 50 at a time.
+async fn short_connections(addr: SocketAddr, n: usize) {
+    let tally = Arc::new(Tally::default());
+    for _ in 0..n.div_ceil(50) {
+        let batch: Vec<_> = (0..50)
+            .map(|_| {
+                let tally = tally.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1024];
+                    if let Ok(mut stream) = TcpStream::connect(addr).await {
+                        let request =
+                            b"GET / HTTP/1.1\r\nhost: stress\r\nconnection: close\r\n\r\n";
+                        if stream.write_all(request).await.is_ok() {
+                            if let Outcome::Answered { .. } =
+                                read_response(&mut stream, &mut buf).await
+                            {
+                                tally.answered.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in batch {
+            let _ = task.await;
+        }
+    }
 }
 
 /// One server, loaded, stopped after a while that varies with `i`.
