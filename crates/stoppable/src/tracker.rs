@@ -102,8 +102,8 @@ impl<R: Runtime> Tracker<R> {
     }
 
     /// Tracks a connection of any protocol (B20): the returned [`RawConn`]
-    /// owns the stream; mark each unit of work with [`RawConn::work`] and
-    /// close when [`RawConn::closing`] resolves. `None` once the listener
+    /// owns the stream; mark each unit of work with [`ConnHandle::work`](crate::ConnHandle::work) and
+    /// close when [`ConnHandle::closing`](crate::ConnHandle::closing) resolves. `None` once the listener
     /// was reported closed.
     pub fn track_raw<S>(&self, stream: S, socket: Option<RawSocket>) -> Option<RawConn<S>> {
         let slot = self.shared.accept(socket)?;
