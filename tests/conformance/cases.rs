@@ -655,6 +655,44 @@ pub fn b19_serve_stop_cycles_leave_nothing<R: TestRuntime>() {
     }
 }
 
+pub fn b20_line_in_progress_is_finished_and_idle_closes<R: TestRuntime>() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let server = R::start_lines(Options::default());
+    let mut idle = Conn::open(server.addr);
+    idle.send(b"one\n");
+    let mut echoed = String::new();
+    BufReader::new(&idle.stream).read_line(&mut echoed).unwrap();
+    assert_eq!(echoed, "one\n");
+    let mut busy = Conn::open(server.addr);
+    busy.send(b"half a li");
+    // One idle (its line done), one in the middle of a line.
+    until("one idle, one busy", || {
+        let counts = server.stopper.counts();
+        (counts.idle, counts.active) == (1, 1)
+    });
+    server.stopper.request_stop();
+    assert_eq!(idle.end().0, End::Eof, "the idle connection closes at once");
+    busy.stream.write_all(b"ne\n").unwrap();
+    let mut reply = String::new();
+    busy.stream.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "half a line\n", "the line in progress is finished");
+    let report = server.finished();
+    assert!(report.graceful);
+    assert_eq!((report.closed_idle, report.closed_after_work), (1, 1));
+    assert_eq!(report.requests_completed, 1);
+}
+
+pub fn b20_grace_force_closes_an_unfinished_line<R: TestRuntime>() {
+    let server = R::start_lines(with_grace(200 * MS));
+    let mut stuck = Conn::open(server.addr);
+    stuck.send(b"never ends");
+    until("the line began", || server.stopper.counts().active == 1);
+    let report = server.stop();
+    assert!(!report.graceful);
+    assert_eq!(report.force_closed, 1);
+    assert_eq!(stuck.end().0, End::Eof, "a FIN, not a reset");
+}
+
 pub fn b19_no_task_left_after_stop<R: TestRuntime>() {
     let server = R::start(with_grace(200 * MS));
     let _idle = idle_conn(server.addr);

@@ -4,6 +4,7 @@
 mod app;
 mod cases;
 mod client;
+mod lines;
 mod runtimes;
 mod wait;
 
@@ -43,7 +44,9 @@ macro_rules! all_cases {
             b16_readiness_delay_serves_then_drains,
             b18_live_counts_follow_connections,
             b19_no_task_left_after_stop,
-            b19_serve_stop_cycles_leave_nothing
+            b19_serve_stop_cycles_leave_nothing,
+            b20_line_in_progress_is_finished_and_idle_closes,
+            b20_grace_force_closes_an_unfinished_line
         );
     };
 }

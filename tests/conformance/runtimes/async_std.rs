@@ -112,6 +112,45 @@ impl TestRuntime for Rt {
         }
     }
 
+    fn start_lines(options: Options) -> TestServer {
+        one_executor_thread();
+        let (setup_tx, setup_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let (control_tx, control_rx) = async_channel::unbounded();
+        let runtime = Counting::default();
+        let tasks = runtime.0.clone();
+        async_std::task::spawn(control(control_rx, move || {
+            tasks.load(Ordering::SeqCst) > 0
+        }));
+        async_std::task::spawn(async move {
+            let listener = async_std::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let tracker =
+                stoppable::Tracker::new(runtime.clone(), options.to_stoppable()).expect("valid");
+            let stopper = tracker.stopper();
+            let report = async_std::task::spawn(tracker.drive());
+            let _ = setup_tx.send((listener.local_addr().expect("addr"), stopper.clone()));
+            let serve = |stream: async_std::net::TcpStream| {
+                let socket = Some(stoppable::raw_socket(&stream));
+                if let Some(conn) = tracker.track_raw(stream, socket) {
+                    runtime.spawn(crate::lines::echo_lines(conn));
+                }
+            };
+            accept_lines(&listener, &stopper, serve).await;
+            drop(listener);
+            tracker.listener_closed();
+            let _ = done_tx.send(Ok(report.await));
+        });
+        let (addr, stopper) = setup_rx.recv().expect("server started");
+        TestServer {
+            addr,
+            stopper,
+            done,
+            control: Control(control_tx),
+        }
+    }
+
     fn stop_before_first_poll(before: impl FnOnce(std::net::SocketAddr)) -> StoppedEarly {
         one_executor_thread();
         async_std::task::block_on(async {
@@ -125,5 +164,30 @@ impl TestRuntime for Rt {
             let stopper = server.stopper();
             stop_then_serve(server, stopper).await
         })
+    }
+}
+
+/// Accepts until the drain begins, then what the kernel queued (B1).
+async fn accept_lines(
+    listener: &async_std::net::TcpListener,
+    stopper: &stoppable::Stopper,
+    mut serve: impl FnMut(async_std::net::TcpStream),
+) {
+    use futures_lite::future;
+    loop {
+        let accepted = async { Some(listener.accept().await) };
+        let drained = async {
+            stopper.draining().await;
+            None
+        };
+        match future::or(accepted, drained).await {
+            Some(Ok((stream, _))) => serve(stream),
+            Some(Err(_)) => {}
+            None => break,
+        }
+    }
+    stoppable::refuse_new_connections(stoppable::raw_socket(listener));
+    while let Some(Ok((stream, _))) = future::poll_once(listener.accept()).await {
+        serve(stream);
     }
 }

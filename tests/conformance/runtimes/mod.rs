@@ -46,6 +46,9 @@ impl Options {
 pub trait TestRuntime {
     /// Starts a server on 127.0.0.1, port 0, serving the test app.
     fn start(options: Options) -> TestServer;
+    /// Starts a line-echo server (B20) on its own accept loop, through
+    /// `Tracker::track_raw`.
+    fn start_lines(options: Options) -> TestServer;
     /// Builds a server, runs `before` (with its address), stops it before
     /// its first poll, then serves it to the end and polls it once more
     /// (B1, B2): (what serving gave, the stop's report, the second poll).

@@ -61,6 +61,48 @@ impl TestRuntime for Rt {
         }
     }
 
+    fn start_lines(options: Options) -> TestServer {
+        let (setup_tx, setup_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let (control_tx, control_rx) = async_channel::unbounded();
+        std::thread::spawn(move || {
+            let executor = Arc::new(Executor::new());
+            let local = LocalExecutor::new();
+            let tasks = executor.clone();
+            let control = local.spawn(control(control_rx, move || !tasks.is_empty()));
+            let main = async {
+                let listener = smol::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let runtime = stoppable_smol::Smol::on(executor.clone());
+                let tracker =
+                    stoppable_smol::tracker(runtime, options.to_stoppable()).expect("valid");
+                let stopper = tracker.stopper();
+                let report = executor.spawn(tracker.drive());
+                let _ = setup_tx.send((listener.local_addr().expect("addr"), stopper.clone()));
+                let serve = |stream: smol::net::TcpStream| {
+                    let socket = Some(stoppable::raw_socket(&stream));
+                    if let Some(conn) = tracker.track_raw(stream, socket) {
+                        executor.spawn(crate::lines::echo_lines(conn)).detach();
+                    }
+                };
+                accept_lines(&listener, &stopper, serve).await;
+                drop(listener);
+                tracker.listener_closed();
+                let _ = done_tx.send(Ok(report.await));
+                control.await;
+            };
+            smol::block_on(local.run(executor.run(main)));
+        });
+        let (addr, stopper) = setup_rx.recv().expect("server started");
+        TestServer {
+            addr,
+            stopper,
+            done,
+            control: Control(control_tx),
+        }
+    }
+
     fn stop_before_first_poll(before: impl FnOnce(std::net::SocketAddr)) -> StoppedEarly {
         smol::block_on(async {
             let listener = smol::net::TcpListener::bind("127.0.0.1:0")
@@ -73,5 +115,30 @@ impl TestRuntime for Rt {
             let stopper = server.stopper();
             stop_then_serve(server, stopper).await
         })
+    }
+}
+
+/// Accepts until the drain begins, then what the kernel queued (B1).
+async fn accept_lines(
+    listener: &smol::net::TcpListener,
+    stopper: &stoppable::Stopper,
+    mut serve: impl FnMut(smol::net::TcpStream),
+) {
+    use futures_lite::future;
+    loop {
+        let accepted = async { Some(listener.accept().await) };
+        let drained = async {
+            stopper.draining().await;
+            None
+        };
+        match future::or(accepted, drained).await {
+            Some(Ok((stream, _))) => serve(stream),
+            Some(Err(_)) => {}
+            None => break,
+        }
+    }
+    stoppable::refuse_new_connections(stoppable::raw_socket(listener));
+    while let Some(Ok((stream, _))) = future::poll_once(listener.accept()).await {
+        serve(stream);
     }
 }

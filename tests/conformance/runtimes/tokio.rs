@@ -72,6 +72,45 @@ impl TestRuntime for Rt {
         }
     }
 
+    fn start_lines(options: Options) -> TestServer {
+        let (setup_tx, setup_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let (control_tx, control_rx) = async_channel::unbounded();
+        std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let tracker = stoppable_tokio::tracker(options.to_stoppable()).expect("valid");
+                let stopper = tracker.stopper();
+                let report = tokio::spawn(tracker.drive());
+                let control = tokio::spawn(control(control_rx, any_task_left));
+                let _ = setup_tx.send((listener.local_addr().expect("addr"), stopper.clone()));
+                let serve = |stream: tokio::net::TcpStream| {
+                    let socket = stoppable_tokio::raw_socket(&stream);
+                    if let Some(conn) = tracker.track_raw(stream, socket) {
+                        tokio::spawn(crate::lines::echo_lines_tokio(conn));
+                    }
+                };
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => if let Ok((stream, _)) = accepted { serve(stream) },
+                        () = stopper.draining() => break,
+                    }
+                }
+                stoppable_tokio::drain_listener(listener, serve).await;
+                tracker.listener_closed();
+                let _ = done_tx.send(Ok(report.await.expect("drive")));
+                let _ = control.await;
+            })
+        });
+        let (addr, stopper) = setup_rx.recv().expect("server started");
+        TestServer {
+            addr,
+            stopper,
+            done,
+            control: Control(control_tx),
+        }
+    }
+
     fn stop_before_first_poll(before: impl FnOnce(std::net::SocketAddr)) -> StoppedEarly {
         runtime().block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

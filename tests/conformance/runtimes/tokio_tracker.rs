@@ -67,6 +67,10 @@ impl TestRuntime for Rt {
         }
     }
 
+    fn start_lines(options: Options) -> TestServer {
+        super::tokio::Rt::start_lines(options)
+    }
+
     fn stop_before_first_poll(before: impl FnOnce(std::net::SocketAddr)) -> super::StoppedEarly {
         runtime().block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -1,0 +1,66 @@
+//! B20: a line-echo protocol served through `Tracker::track_raw`, the same
+//! on every runtime: each line is a unit of work; at the stop the line in
+//! progress is finished, idle connections close.
+
+use futures_lite::future;
+use futures_lite::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use stoppable::RawConn;
+
+/// Echoes lines on a futures-io stream (smol, async-std).
+pub async fn echo_lines<S: AsyncRead + AsyncWrite + Unpin>(mut conn: RawConn<S>) {
+    let handle = conn.handle();
+    let mut reader = BufReader::new(&mut *conn);
+    let mut line = Vec::new();
+    loop {
+        // The first byte of a line, or the drain: bytes win (B4).
+        let has_bytes = async {
+            reader
+                .fill_buf()
+                .await
+                .map(|b| !b.is_empty())
+                .unwrap_or(false)
+        };
+        let closing = async {
+            handle.closing().await;
+            false
+        };
+        if !future::or(has_bytes, closing).await {
+            return;
+        }
+        let _work = handle.work();
+        line.clear();
+        if !matches!(reader.read_until(b'\n', &mut line).await, Ok(n) if n > 0) {
+            return;
+        }
+        if reader.get_mut().write_all(&line).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Echoes lines on a tokio stream.
+pub async fn echo_lines_tokio(mut conn: RawConn<tokio::net::TcpStream>) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let handle = conn.handle();
+    let (reader, mut writer) = conn.split();
+    let mut reader = tokio::io::BufReader::new(reader);
+    let mut line = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            buffered = reader.fill_buf() => match buffered {
+                Ok([]) | Err(_) => return,
+                Ok(_) => {}
+            },
+            () = handle.closing() => return,
+        }
+        let _work = handle.work();
+        line.clear();
+        if !matches!(reader.read_until(b'\n', &mut line).await, Ok(n) if n > 0) {
+            return;
+        }
+        if writer.write_all(&line).await.is_err() {
+            return;
+        }
+    }
+}
