@@ -1,6 +1,7 @@
 //! Project chores, run as `cargo xtask <task>`.
 
 mod bench;
+mod http1;
 mod stress;
 
 use std::process::ExitCode;

@@ -18,10 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::bench::process::{Server, Side};
+use crate::http1::{read_response, Response};
 
 const CLIENTS: usize = 200;
 
@@ -128,7 +129,7 @@ async fn short_connections(addr: SocketAddr, n: usize) {
                         let request =
                             b"GET / HTTP/1.1\r\nhost: stress\r\nconnection: close\r\n\r\n";
                         if stream.write_all(request).await.is_ok() {
-                            if let Outcome::Answered { .. } =
+                            if let Response::Answered { .. } =
                                 read_response(&mut stream, &mut buf).await
                             {
                                 tally.answered.fetch_add(1, Ordering::Relaxed);
@@ -198,23 +199,23 @@ async fn client(addr: SocketAddr, tally: Arc<Tally>, seed: usize) {
         request.extend_from_slice(b" HTTP/1.1\r\nhost: stress\r\n\r\n");
         let outcome = match stream.write_all(&request).await {
             Ok(()) => read_response(stream, &mut buf).await,
-            Err(_) => Outcome::NothingBack,
+            Err(_) => Response::NothingBack,
         };
         match outcome {
-            Outcome::Answered { close } => {
+            Response::Answered { close } => {
                 tally.answered.fetch_add(1, Ordering::Relaxed);
                 if close {
                     conn = None;
                 }
             }
-            Outcome::NothingBack if !fresh => {
+            Response::NothingBack if !fresh => {
                 tally.retryable.fetch_add(1, Ordering::Relaxed);
                 conn = None;
             }
-            Outcome::NothingBack | Outcome::Cut => {
+            Response::NothingBack | Response::Cut => {
                 tally.lost.fetch_add(1, Ordering::Relaxed);
                 if std::env::var_os("STRESS_DEBUG").is_some() {
-                    let kind = if matches!(outcome, Outcome::Cut) {
+                    let kind = if matches!(outcome, Response::Cut) {
                         "cut"
                     } else {
                         "nothing back"
@@ -226,47 +227,6 @@ async fn client(addr: SocketAddr, tally: Arc<Tally>, seed: usize) {
                 }
                 conn = None;
             }
-        }
-    }
-}
-
-enum Outcome {
-    Answered {
-        close: bool,
-    },
-    /// The connection ended before any byte of the answer.
-    NothingBack,
-    /// The answer began, then the connection ended.
-    Cut,
-}
-
-async fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> Outcome {
-    let mut filled = 0;
-    loop {
-        match stream.read(&mut buf[filled..]).await {
-            Err(e) if filled == 0 => {
-                if std::env::var_os("STRESS_DEBUG").is_some() {
-                    eprintln!("[stress] read error before any byte: {e}");
-                }
-                return Outcome::NothingBack;
-            }
-            Ok(0) if filled == 0 => return Outcome::NothingBack,
-            Ok(0) | Err(_) => return Outcome::Cut,
-            Ok(read) => filled += read,
-        }
-        let Some(head) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head_text = String::from_utf8_lossy(&buf[..head]).to_ascii_lowercase();
-        let len = head_text
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .unwrap_or(0);
-        if filled >= head + 4 + len {
-            return Outcome::Answered {
-                close: head_text.contains("connection: close"),
-            };
         }
     }
 }

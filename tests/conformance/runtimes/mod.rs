@@ -141,6 +141,21 @@ impl Blocked {
 }
 
 impl TestServer {
+    /// Waits for the server thread to report its address and stopper.
+    pub fn when_started(
+        setup: mpsc::Receiver<(SocketAddr, Stopper)>,
+        done: mpsc::Receiver<Result<Report, stoppable::Error>>,
+        control: async_channel::Sender<Command>,
+    ) -> TestServer {
+        let (addr, stopper) = setup.recv().expect("server started");
+        TestServer {
+            addr,
+            stopper,
+            done,
+            control: Control(control),
+        }
+    }
+
     /// Waits for the server future to resolve, within the deadline.
     pub fn finished(&self) -> Report {
         self.done
@@ -180,4 +195,35 @@ pub fn configure<A, S, R: stoppable::Runtime, E>(
     options: Options,
 ) -> stoppable::Server<A, S, R, E> {
     server.options(options.to_stoppable())
+}
+
+/// A test line server's accept loop on smol or async-std: accepts until the
+/// drain begins, then refuses new attempts and takes what the kernel queued
+/// (B1).
+pub async fn accept_until_drained<S, A, F>(
+    accept: A,
+    listener: stoppable::RawSocket,
+    stopper: &Stopper,
+    mut serve: impl FnMut(S),
+) where
+    A: Fn() -> F,
+    F: std::future::Future<Output = std::io::Result<(S, SocketAddr)>>,
+{
+    use futures_lite::future;
+    loop {
+        let accepted = async { Some(accept().await) };
+        let drained = async {
+            stopper.draining().await;
+            None
+        };
+        match future::or(accepted, drained).await {
+            Some(Ok((stream, _))) => serve(stream),
+            Some(Err(_)) => {}
+            None => break,
+        }
+    }
+    stoppable::refuse_new_connections(listener);
+    while let Some(Ok((stream, _))) = future::poll_once(accept()).await {
+        serve(stream);
+    }
 }

@@ -7,8 +7,8 @@ use hyper::service::service_fn;
 use smol::{Executor, LocalExecutor};
 
 use super::{
-    configure, control, serve_then_announce, stop_then_serve, Control, Options, StoppedEarly,
-    TestRuntime, TestServer,
+    accept_until_drained, configure, control, serve_then_announce, stop_then_serve, Options,
+    StoppedEarly, TestRuntime, TestServer,
 };
 use crate::app::App;
 
@@ -52,13 +52,7 @@ impl TestRuntime for Rt {
             };
             smol::block_on(local.run(executor.run(main)));
         });
-        let (addr, stopper) = setup_rx.recv().expect("server started");
-        TestServer {
-            addr,
-            stopper,
-            done,
-            control: Control(control_tx),
-        }
+        TestServer::when_started(setup_rx, done, control_tx)
     }
 
     fn start_lines(options: Options) -> TestServer {
@@ -86,7 +80,8 @@ impl TestRuntime for Rt {
                         executor.spawn(crate::lines::echo_lines(conn)).detach();
                     }
                 };
-                accept_lines(&listener, &stopper, serve).await;
+                let socket = stoppable::raw_socket(&listener);
+                accept_until_drained(|| listener.accept(), socket, &stopper, serve).await;
                 drop(listener);
                 tracker.listener_closed();
                 let _ = done_tx.send(Ok(report.await));
@@ -94,13 +89,7 @@ impl TestRuntime for Rt {
             };
             smol::block_on(local.run(executor.run(main)));
         });
-        let (addr, stopper) = setup_rx.recv().expect("server started");
-        TestServer {
-            addr,
-            stopper,
-            done,
-            control: Control(control_tx),
-        }
+        TestServer::when_started(setup_rx, done, control_tx)
     }
 
     fn stop_before_first_poll(before: impl FnOnce(std::net::SocketAddr)) -> StoppedEarly {
@@ -115,30 +104,5 @@ impl TestRuntime for Rt {
             let stopper = server.stopper();
             stop_then_serve(server, stopper).await
         })
-    }
-}
-
-/// Accepts until the drain begins, then what the kernel queued (B1).
-async fn accept_lines(
-    listener: &smol::net::TcpListener,
-    stopper: &stoppable::Stopper,
-    mut serve: impl FnMut(smol::net::TcpStream),
-) {
-    use futures_lite::future;
-    loop {
-        let accepted = async { Some(listener.accept().await) };
-        let drained = async {
-            stopper.draining().await;
-            None
-        };
-        match future::or(accepted, drained).await {
-            Some(Ok((stream, _))) => serve(stream),
-            Some(Err(_)) => {}
-            None => break,
-        }
-    }
-    stoppable::refuse_new_connections(stoppable::raw_socket(listener));
-    while let Some(Ok((stream, _))) = future::poll_once(listener.accept()).await {
-        serve(stream);
     }
 }

@@ -6,8 +6,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use hyper::service::service_fn;
 
 use super::{
-    configure, control, serve_then_announce, stop_then_serve, Control, Options, StoppedEarly,
-    TestRuntime, TestServer,
+    configure, control, serve_then_announce, stop_then_serve, Options, StoppedEarly, TestRuntime,
+    TestServer,
 };
 use crate::app::App;
 
@@ -63,13 +63,7 @@ impl TestRuntime for Rt {
                 let _ = control.await;
             })
         });
-        let (addr, stopper) = setup_rx.recv().expect("server started");
-        TestServer {
-            addr,
-            stopper,
-            done,
-            control: Control(control_tx),
-        }
+        TestServer::when_started(setup_rx, done, control_tx)
     }
 
     fn start_lines(options: Options) -> TestServer {
@@ -102,13 +96,7 @@ impl TestRuntime for Rt {
                 let _ = control.await;
             })
         });
-        let (addr, stopper) = setup_rx.recv().expect("server started");
-        TestServer {
-            addr,
-            stopper,
-            done,
-            control: Control(control_tx),
-        }
+        TestServer::when_started(setup_rx, done, control_tx)
     }
 
     fn stop_before_first_poll(before: impl FnOnce(std::net::SocketAddr)) -> StoppedEarly {

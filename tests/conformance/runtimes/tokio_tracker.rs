@@ -8,7 +8,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 
 use super::tokio::{any_task_left, app, runtime};
-use super::{control, Control, Options, TestRuntime, TestServer};
+use super::{control, Options, TestRuntime, TestServer};
 
 pub struct Rt;
 
@@ -58,13 +58,7 @@ impl TestRuntime for Rt {
                 let _ = control.await;
             })
         });
-        let (addr, stopper) = setup_rx.recv().expect("server started");
-        TestServer {
-            addr,
-            stopper,
-            done,
-            control: Control(control_tx),
-        }
+        TestServer::when_started(setup_rx, done, control_tx)
     }
 
     fn start_lines(options: Options) -> TestServer {

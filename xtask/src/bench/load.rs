@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+use crate::http1::{read_response, Response};
 
 pub struct Load {
     /// Requests completed inside the measuring window.
@@ -110,7 +112,9 @@ async fn http1_conn(addr: SocketAddr, window: Window) -> Part {
         }
         let s = stream.as_mut().expect("connected");
         let sent = Instant::now();
-        if s.write_all(REQUEST).await.is_err() || !read_response(s, &mut buf).await {
+        let answered = s.write_all(REQUEST).await.is_ok()
+            && matches!(read_response(s, &mut buf).await, Response::Answered { .. });
+        if !answered {
             errors += 1;
             stream = None;
             continue;
@@ -127,36 +131,6 @@ async fn http1_conn(addr: SocketAddr, window: Window) -> Part {
         errors,
         latency,
     }
-}
-
-/// Reads one response with a content-length body.
-async fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> bool {
-    let mut filled = 0;
-    loop {
-        match stream.read(&mut buf[filled..]).await {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => filled += n,
-        }
-        let Some(head) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") else {
-            if filled == buf.len() {
-                return false;
-            }
-            continue;
-        };
-        let len = content_length(&buf[..head]).unwrap_or(0);
-        if filled >= head + 4 + len {
-            return true;
-        }
-    }
-}
-
-fn content_length(head: &[u8]) -> Option<usize> {
-    let head = std::str::from_utf8(head).ok()?;
-    head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("content-length")
-            .then(|| value.trim().parse().ok())?
-    })
 }
 
 /// `streams` concurrent HTTP/2 streams over `conns` connections.
