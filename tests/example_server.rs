@@ -44,9 +44,14 @@ fn start(args: &[&str]) -> Server {
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut first = String::new();
     stdout.read_line(&mut first).expect("first line");
+    let expected = if args.contains(&"--tls-cert") {
+        "listening on https://"
+    } else {
+        "listening on http://"
+    };
     let addr = first
         .trim()
-        .strip_prefix("listening on http://")
+        .strip_prefix(expected)
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .to_owned();
     Server {
@@ -213,6 +218,78 @@ fn post_shutdown_stops_from_inside() {
     assert_eq!(server.child.wait().unwrap().code(), Some(0));
 }
 
+/// A self-signed certificate and its key for `localhost`, as PEM files in
+/// a directory of this test process; returns their paths and the
+/// certificate.
+fn tls_files(name: &str) -> (String, String, rustls::pki_types::CertificateDer<'static>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("stoppable-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let path = |p: PathBuf| p.to_str().unwrap().to_owned();
+    (path(cert), path(key), certified.cert.der().clone())
+}
+
+/// One HTTPS request (HTTP/1.1, `connection: close`) trusting `cert` only.
+fn get_tls(addr: &str, path: &str, cert: rustls::pki_types::CertificateDer<'static>) -> String {
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut stream = rustls::StreamOwned::new(tls, tcp);
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+}
+
+fn serves_https_then_stops_on_sigterm(runtime: &str) {
+    let (cert, key, der) = tls_files(runtime);
+    let mut server = start(&["--runtime", runtime, "--tls-cert", &cert, "--tls-key", &key]);
+    let response = get_tls(&server.addr, "/", der);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("hello"), "{response}");
+    signal(&server.child, "TERM");
+    let mut report = String::new();
+    server.stdout.read_line(&mut report).unwrap();
+    assert!(report.contains(r#""graceful":true"#), "{report}");
+    assert_eq!(server.child.wait().unwrap().code(), Some(0));
+    let _ = (std::fs::remove_file(cert), std::fs::remove_file(key));
+}
+
+#[test]
+fn tokio_serves_https_then_stops_on_sigterm() {
+    serves_https_then_stops_on_sigterm("tokio");
+}
+
+#[test]
+fn smol_serves_https_then_stops_on_sigterm() {
+    serves_https_then_stops_on_sigterm("smol");
+}
+
+#[test]
+fn async_std_serves_https_then_stops_on_sigterm() {
+    serves_https_then_stops_on_sigterm("async-std");
+}
+
 fn exit_code(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(server_binary())
         .args(args)
@@ -232,6 +309,13 @@ fn bad_options_exit_2_with_usage() {
         &["--addr", "nowhere"],
         &["--runtime", "gevent"],
         &["--grace-ms"],
+        &["--tls-cert", "cert.pem"],
+        &[
+            "--tls-cert",
+            "/nonexistent.crt",
+            "--tls-key",
+            "/nonexistent.key",
+        ],
     ] {
         let (code, stderr) = exit_code(args);
         assert_eq!(code, Some(2), "{args:?}");

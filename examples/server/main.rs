@@ -15,6 +15,7 @@ use std::time::Duration;
 use app::App;
 use hyper::service::service_fn;
 use stoppable::rt::{async_io_builder, AsyncIoListener, SpawnExecutor};
+use stoppable::tls::rustls::ServerConfig;
 use stoppable::{Accept, Report, Runtime, Stopper};
 
 const USAGE: &str = "usage: server [OPTIONS]
@@ -22,7 +23,7 @@ const USAGE: &str = "usage: server [OPTIONS]
   --addr HOST:PORT                 default 127.0.0.1:3000; port 0 picks a free port
   --grace-ms N                     grace period; absent = no limit (wait for in-flight work)
   --drain-delay-ms N               readiness delay before draining (B16); default 0
-  --tls-cert FILE --tls-key FILE   serve HTTPS (not available yet)
+  --tls-cert FILE --tls-key FILE   serve HTTPS (PEM), ALPN h2 and http/1.1
   --plain                          serve without stoppable at all (the benchmarks' baseline)
 routes: GET / /sleep/{ms} /split/{ms} /stream /ws /stats /ready, POST /echo /shutdown
 SIGTERM or SIGINT stops gracefully; a second one forces the stop.";
@@ -40,6 +41,8 @@ struct Options {
     grace: Option<Duration>,
     drain_delay: Duration,
     plain: bool,
+    /// Set by `--tls-cert` and `--tls-key` together.
+    tls: Option<Arc<ServerConfig>>,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -49,7 +52,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         grace: None,
         drain_delay: Duration::ZERO,
         plain: false,
+        tls: None,
     };
+    let (mut cert, mut key) = (None, None);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
@@ -67,7 +72,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             }
             "--grace-ms" => options.grace = Some(millis(&arg, value()?)?),
             "--drain-delay-ms" => options.drain_delay = millis(&arg, value()?)?,
-            "--tls-cert" | "--tls-key" => return Err("TLS is not available yet".into()),
+            "--tls-cert" => cert = Some(value()?),
+            "--tls-key" => key = Some(value()?),
             "--plain" => options.plain = true,
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -76,6 +82,14 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             other => return Err(format!("unknown option {other:?}")),
         }
     }
+    options.tls = match (cert, key) {
+        (None, None) => None,
+        (Some(_), Some(_)) if options.plain => return Err("--plain serves without TLS".into()),
+        (Some(cert), Some(key)) => Some(
+            stoppable::tls::server_config_from_files(cert, key).map_err(|e| format!("TLS: {e}"))?,
+        ),
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
     Ok(options)
 }
 
@@ -108,15 +122,20 @@ fn main() -> ExitCode {
 }
 
 /// The first line on stdout, flushed at once: scripts wait for it.
-fn announce(addr: SocketAddr) -> io::Result<()> {
-    println!("listening on http://{addr}");
+fn announce(addr: SocketAddr, options: &Options) -> io::Result<()> {
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("listening on {scheme}://{addr}");
     io::stdout().flush()
 }
 
-fn configure<A, S, R: Runtime, E>(
-    server: stoppable::Server<A, S, R, E>,
+fn configure<A, S, R: Runtime, E, H>(
+    server: stoppable::Server<A, S, R, E, H>,
     options: &Options,
-) -> stoppable::Server<A, S, R, E> {
+) -> stoppable::Server<A, S, R, E, H> {
     let server = server.drain_delay(options.drain_delay);
     match options.grace {
         Some(grace) => server.grace(grace),
@@ -127,7 +146,7 @@ fn configure<A, S, R: Runtime, E>(
 fn on_tokio(options: Options) -> io::Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(options.addr).await?;
-        announce(listener.local_addr()?)?;
+        announce(listener.local_addr()?, &options)?;
         let app = App::new(
             |d| Box::pin(tokio::time::sleep(d)),
             Arc::new(|task| drop(tokio::spawn(task))),
@@ -137,11 +156,20 @@ fn on_tokio(options: Options) -> io::Result<()> {
         if options.plain {
             return plain::on_tokio(listener, service).await;
         }
-        let server = configure(stoppable_tokio::serve(listener, service), &options);
         let on_signals = |stopper: Stopper| {
             tokio::spawn(async move { stoppable_tokio::stop_on_signals(&stopper).await });
         };
-        let served = tokio::spawn(server_until_stopped(server, app, on_signals));
+        let served = match options.tls.clone() {
+            Some(tls) => {
+                let server =
+                    configure(stoppable_tokio::serve_tls(listener, tls, service), &options);
+                tokio::spawn(server_until_stopped(server, app, on_signals))
+            }
+            None => {
+                let server = configure(stoppable_tokio::serve(listener, service), &options);
+                tokio::spawn(server_until_stopped(server, app, on_signals))
+            }
+        };
         served.await.map_err(io::Error::other)?
     })
 }
@@ -155,7 +183,7 @@ fn on_smol(options: Options) -> io::Result<()> {
     }
     smol::block_on(executor.run(async {
         let listener = smol::net::TcpListener::bind(options.addr).await?;
-        announce(listener.local_addr()?)?;
+        announce(listener.local_addr()?, &options)?;
         let tasks = executor.clone();
         let app = App::new(
             |d| {
@@ -171,25 +199,32 @@ fn on_smol(options: Options) -> io::Result<()> {
         if options.plain {
             return plain::on_async_io(AsyncIoListener(listener.into()), service, runtime).await;
         }
-        let server = configure(
-            stoppable_smol::serve_on(executor.clone(), listener, service),
-            &options,
-        );
         let signals = executor.clone();
         let on_signals = move |stopper: Stopper| {
             let stopping = async move { stoppable_smol::stop_on_signals(&stopper).await };
             signals.spawn(stopping).detach();
         };
-        executor
-            .spawn(server_until_stopped(server, app, on_signals))
-            .await
+        let tasks = executor.clone();
+        match options.tls.clone() {
+            Some(tls) => {
+                let server = stoppable_smol::serve_tls_on(tasks, listener, tls, service);
+                let server = configure(server, &options);
+                executor.spawn(server_until_stopped(server, app, on_signals))
+            }
+            None => {
+                let server =
+                    configure(stoppable_smol::serve_on(tasks, listener, service), &options);
+                executor.spawn(server_until_stopped(server, app, on_signals))
+            }
+        }
+        .await
     }))
 }
 
 fn on_async_std(options: Options) -> io::Result<()> {
     async_std::task::block_on(async {
         let listener = async_std::net::TcpListener::bind(options.addr).await?;
-        announce(listener.local_addr()?)?;
+        announce(listener.local_addr()?, &options)?;
         let app = App::new(
             |d| Box::pin(async move { async_std::task::sleep(d).await }),
             Arc::new(|task| drop(async_std::task::spawn(task))),
@@ -201,13 +236,23 @@ fn on_async_std(options: Options) -> io::Result<()> {
             let listener = AsyncIoListener(Arc::new(async_io::Async::new(listener)?));
             return plain::on_async_io(listener, service, stoppable_async_std::AsyncStd).await;
         }
-        let server = configure(stoppable_async_std::serve(listener, service)?, &options);
         let on_signals = |stopper: Stopper| {
             async_std::task::spawn(
                 async move { stoppable_async_std::stop_on_signals(&stopper).await },
             );
         };
-        async_std::task::spawn(server_until_stopped(server, app, on_signals)).await
+        match options.tls.clone() {
+            Some(tls) => {
+                let server = stoppable_async_std::serve_tls(listener, tls, service)?;
+                let server = configure(server, &options);
+                async_std::task::spawn(server_until_stopped(server, app, on_signals))
+            }
+            None => {
+                let server = configure(stoppable_async_std::serve(listener, service)?, &options);
+                async_std::task::spawn(server_until_stopped(server, app, on_signals))
+            }
+        }
+        .await
     })
 }
 
@@ -238,7 +283,7 @@ trait StopperSource {
     fn stopper(&self) -> Stopper;
 }
 
-impl<A, S, R: Runtime, E> StopperSource for stoppable::Server<A, S, R, E> {
+impl<A, S, R: Runtime, E, H> StopperSource for stoppable::Server<A, S, R, E, H> {
     fn stopper(&self) -> Stopper {
         stoppable::Server::stopper(self)
     }

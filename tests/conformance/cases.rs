@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::client::{refused, Conn, End};
 use crate::runtimes::{Options, TestRuntime};
+pub use crate::tls_cases::*;
 use crate::wait::{block_on, until};
 
 const MS: Duration = Duration::from_millis(1);

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 /// How long any read waits before the test fails: a deadline, not a sleep.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
-pub struct Conn {
-    pub stream: TcpStream,
+/// A raw HTTP/1.1 connection over plain TCP or, in TLS cases, over a
+/// blocking TLS stream.
+pub struct Conn<S = TcpStream> {
+    pub stream: S,
     buf: Vec<u8>,
 }
 
@@ -54,6 +56,24 @@ impl Conn {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
+        Conn::over(stream)
+    }
+
+    /// Resets the connection (RST), as a client that vanishes does.
+    pub fn reset(self) {
+        let socket = socket2::SockRef::from(&self.stream);
+        socket.set_linger(Some(Duration::ZERO)).expect("linger");
+        drop(self.stream);
+    }
+
+    pub fn half_close(&self) {
+        self.stream.shutdown(Shutdown::Write).expect("shutdown");
+    }
+}
+
+impl<S: Read + Write> Conn<S> {
+    /// A connection over a stream already open.
+    pub fn over(stream: S) -> Conn<S> {
         Conn {
             stream,
             buf: Vec::new(),
@@ -170,17 +190,6 @@ impl Conn {
             Err(e) => panic!("no end of connection within the deadline: {e}"),
         };
         (end, start.elapsed())
-    }
-
-    /// Resets the connection (RST), as a client that vanishes does.
-    pub fn reset(self) {
-        let socket = socket2::SockRef::from(&self.stream);
-        socket.set_linger(Some(Duration::ZERO)).expect("linger");
-        drop(self.stream);
-    }
-
-    pub fn half_close(&self) {
-        self.stream.shutdown(Shutdown::Write).expect("shutdown");
     }
 }
 

@@ -6,6 +6,8 @@ mod cases;
 mod client;
 mod lines;
 mod runtimes;
+mod tls;
+mod tls_cases;
 mod wait;
 
 /// Calls `$suite!` with the list of every case.
@@ -46,7 +48,12 @@ macro_rules! all_cases {
             b19_no_task_left_after_stop,
             b19_serve_stop_cycles_leave_nothing,
             b20_line_in_progress_is_finished_and_idle_closes,
-            b20_grace_force_closes_an_unfinished_line
+            b20_grace_force_closes_an_unfinished_line,
+            tls_b3_idle_connection_gets_close_notify_at_stop,
+            tls_b3_unfinished_handshake_closes_after_window,
+            tls_b4_handshake_under_way_at_stop_is_served,
+            tls_b7_http2_by_alpn_stream_completes_after_goaway,
+            tls_b8_failed_handshake_keeps_counts_exact
         );
     };
 }

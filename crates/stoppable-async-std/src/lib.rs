@@ -35,13 +35,19 @@ use std::time::Instant;
 
 use stoppable::rt::{async_io_builder, AsyncIoListener, AsyncIoSleep, SpawnExecutor};
 
+/// The rustls handshake and stream on async-io (feature `tls`).
+#[cfg(feature = "tls")]
+pub use stoppable::rt::{AsyncIoTlsStream, TlsAcceptor};
 /// Resolves on SIGTERM or SIGINT: the first starts a graceful stop, a
 /// second one forces it (grace 0); resolves to the report (B17).
 #[cfg(feature = "signal")]
 pub use stoppable::stop_on_signals;
+/// TLS helpers: a rustls server configuration from PEM (feature `tls`).
+#[cfg(feature = "tls")]
+pub use stoppable::tls::{server_config, server_config_from_files};
 pub use stoppable::{
-    ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Options, Phase, RawConn, Report,
-    Stopper, Stopping, Tracked, Tracker,
+    ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Handshaking, Options, Phase, RawConn,
+    Report, Stopper, Stopping, Tracked, Tracker,
 };
 
 /// A server on async-std; see [`stoppable::Server`] for its options.
@@ -51,14 +57,42 @@ pub type Server<S> = stoppable::Server<AsyncIoListener, S, AsyncStd, SpawnExecut
 /// (or spawn it) to serve. Fails only if the listener cannot be moved to
 /// async-io's reactor.
 pub fn serve<S>(listener: async_std::net::TcpListener, service: S) -> io::Result<Server<S>> {
-    let listener = std::net::TcpListener::try_from(listener)?;
-    let listener = AsyncIoListener(Arc::new(async_io::Async::new(listener)?));
     Ok(stoppable::Server::new(
-        listener,
+        async_io_listener(listener)?,
         service,
         AsyncStd,
         async_io_builder(AsyncStd),
     ))
+}
+
+/// A server over TLS on async-std; see [`stoppable::Server`] for its options.
+#[cfg(feature = "tls")]
+pub type TlsServer<S> =
+    stoppable::Server<AsyncIoListener, S, AsyncStd, SpawnExecutor<AsyncStd>, TlsAcceptor>;
+
+/// Serves `service` over TLS on `listener` (HTTP/2 and HTTP/1.1 by ALPN
+/// when `config` offers them, as [`server_config`] does). A handshake under
+/// way at the stop gets the first-request window to finish and send its
+/// request (B4). Fails only if the listener cannot be moved to async-io's
+/// reactor.
+#[cfg(feature = "tls")]
+pub fn serve_tls<S>(
+    listener: async_std::net::TcpListener,
+    config: Arc<stoppable::tls::rustls::ServerConfig>,
+    service: S,
+) -> io::Result<TlsServer<S>> {
+    Ok(stoppable::Server::with_handshake(
+        async_io_listener(listener)?,
+        TlsAcceptor::new(config),
+        service,
+        AsyncStd,
+        async_io_builder(AsyncStd),
+    ))
+}
+
+fn async_io_listener(listener: async_std::net::TcpListener) -> io::Result<AsyncIoListener> {
+    let listener = std::net::TcpListener::try_from(listener)?;
+    Ok(AsyncIoListener(Arc::new(async_io::Async::new(listener)?)))
 }
 
 /// Tracks the connections of your own accept loop (see

@@ -36,13 +36,19 @@ use std::time::Instant;
 use smol::Executor;
 use stoppable::rt::{async_io_builder, AsyncIoListener, AsyncIoSleep, SpawnExecutor};
 
+/// The rustls handshake and stream on async-io (feature `tls`).
+#[cfg(feature = "tls")]
+pub use stoppable::rt::{AsyncIoTlsStream, TlsAcceptor};
 /// Resolves on SIGTERM or SIGINT: the first starts a graceful stop, a
 /// second one forces it (grace 0); resolves to the report (B17).
 #[cfg(feature = "signal")]
 pub use stoppable::stop_on_signals;
+/// TLS helpers: a rustls server configuration from PEM (feature `tls`).
+#[cfg(feature = "tls")]
+pub use stoppable::tls::{server_config, server_config_from_files};
 pub use stoppable::{
-    ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Options, Phase, RawConn, Report,
-    Stopper, Stopping, Tracked, Tracker,
+    ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Handshaking, Options, Phase, RawConn,
+    Report, Stopper, Stopping, Tracked, Tracker,
 };
 
 /// A server on smol; see [`stoppable::Server`] for its options.
@@ -67,6 +73,51 @@ fn serve_with<S>(runtime: Smol, listener: smol::net::TcpListener, service: S) ->
     let listener = AsyncIoListener(listener.into());
     stoppable::Server::new(
         listener,
+        service,
+        runtime.clone(),
+        async_io_builder(runtime),
+    )
+}
+
+/// A server over TLS on smol; see [`stoppable::Server`] for its options.
+#[cfg(feature = "tls")]
+pub type TlsServer<S> =
+    stoppable::Server<AsyncIoListener, S, Smol, SpawnExecutor<Smol>, TlsAcceptor>;
+
+/// Serves `service` over TLS on `listener` (HTTP/2 and HTTP/1.1 by ALPN
+/// when `config` offers them, as [`server_config`] does), spawning on
+/// smol's global executor. A handshake under way at the stop gets the
+/// first-request window to finish and send its request (B4).
+#[cfg(feature = "tls")]
+pub fn serve_tls<S>(
+    listener: smol::net::TcpListener,
+    config: Arc<stoppable::tls::rustls::ServerConfig>,
+    service: S,
+) -> TlsServer<S> {
+    serve_tls_with(Smol::global(), listener, config, service)
+}
+
+/// Like [`serve_tls`], spawning connection tasks on `executor`.
+#[cfg(feature = "tls")]
+pub fn serve_tls_on<S>(
+    executor: Arc<Executor<'static>>,
+    listener: smol::net::TcpListener,
+    config: Arc<stoppable::tls::rustls::ServerConfig>,
+    service: S,
+) -> TlsServer<S> {
+    serve_tls_with(Smol::on(executor), listener, config, service)
+}
+
+#[cfg(feature = "tls")]
+fn serve_tls_with<S>(
+    runtime: Smol,
+    listener: smol::net::TcpListener,
+    config: Arc<stoppable::tls::rustls::ServerConfig>,
+    service: S,
+) -> TlsServer<S> {
+    stoppable::Server::with_handshake(
+        AsyncIoListener(listener.into()),
+        TlsAcceptor::new(config),
         service,
         runtime.clone(),
         async_io_builder(runtime),

@@ -31,14 +31,19 @@ use std::io;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+#[cfg(feature = "tls")]
+mod tls;
+
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::{TcpListener, TcpStream};
 
 pub use stoppable::{
-    ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Options, Phase, RawConn, Report,
-    Stopper, Stopping, Tracked, Tracker,
+    ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Handshaking, Options, Phase, RawConn,
+    Report, Stopper, Stopping, Tracked, Tracker,
 };
+#[cfg(feature = "tls")]
+pub use tls::{serve_tls, server_config, server_config_from_files, TlsAcceptor, TlsServer};
 
 /// A server on tokio; see [`stoppable::Server`] for its options.
 pub type Server<S> = stoppable::Server<Listener, S, Tokio, TokioExecutor>;

@@ -12,7 +12,10 @@ macro_rules! event {
 
 #[cfg(feature = "async-io")]
 mod async_io;
+#[cfg(feature = "tls-async-io")]
+mod async_io_tls;
 mod conn;
+mod handshake;
 mod io;
 mod options;
 mod raw;
@@ -25,11 +28,14 @@ mod slot;
 mod socket;
 mod stopper;
 mod timer;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod tracker;
 
 use std::fmt;
 
 pub use conn::ConnDriver;
+pub use handshake::{Handshake, Handshaking, Plain, Started};
 pub use io::TrackedIo;
 pub use options::Options;
 pub use raw::{Closing, ConnHandle, RawConn, Work};
@@ -47,6 +53,8 @@ pub mod rt {
     pub use crate::async_io::{
         async_io_builder, AsyncIoListener, AsyncIoSleep, AsyncIoStream, AsyncIoTimer, SpawnExecutor,
     };
+    #[cfg(feature = "tls-async-io")]
+    pub use crate::async_io_tls::{AsyncIoTlsStream, TlsAcceptor};
 }
 pub use stoppable_core::{ConfigError, Counts, Phase, Report};
 pub use stopper::{DrainSignal, Draining, Stopper, Stopping};

@@ -14,6 +14,7 @@ use hyper::service::Service;
 use hyper_util::server::conn::auto::{Builder, HttpServerConnExec};
 use stoppable_core::Report;
 
+use crate::handshake::{Handshake, Plain, Started};
 use crate::runtime::{Accept, Accepted, Runtime};
 use crate::service::{TrackedBody, TrackedFuture};
 use crate::stopper::Stopper;
@@ -44,8 +45,9 @@ const HANDSHAKE_SETTLE: Duration = Duration::from_millis(5);
 ///
 /// Runtime crates build it (`stoppable_tokio::serve`); set its options
 /// before it is first polled.
-pub struct Server<A, S, R: Runtime, E> {
+pub struct Server<A, S, R: Runtime, E, H = Plain> {
     listener: Option<A>,
+    handshake: H,
     service: S,
     builder: Builder<E>,
     tracker: Tracker<R>,
@@ -63,8 +65,25 @@ impl<A, S, R: Runtime, E> Server<A, S, R, E> {
     /// A server over `listener`, serving `service` with hyper's `builder`
     /// (HTTP/1.1 and HTTP/2 on one port).
     pub fn new(listener: A, service: S, runtime: R, builder: Builder<E>) -> Self {
+        Server::with_handshake(listener, Plain, service, runtime, builder)
+    }
+}
+
+impl<A, S, R: Runtime, E, H> Server<A, S, R, E, H> {
+    /// Like [`new`](Server::new), with a `handshake` (TLS, say) run on each
+    /// connection before HTTP, in the connection's own task. Connections
+    /// count from the TCP accept, so a handshake under way at the stop gets
+    /// the first-request window (B4).
+    pub fn with_handshake(
+        listener: A,
+        handshake: H,
+        service: S,
+        runtime: R,
+        builder: Builder<E>,
+    ) -> Self {
         Server {
             listener: Some(listener),
+            handshake,
             service,
             builder,
             tracker: Tracker::unstarted(runtime),
@@ -124,9 +143,10 @@ impl<A, S, R: Runtime, E> Server<A, S, R, E> {
     }
 }
 
-impl<A, S, R, E, B> Server<A, S, R, E>
+impl<A, S, R, E, H, B> Server<A, S, R, E, H>
 where
     A: Accept,
+    H: Handshake<A::Io>,
     R: Runtime,
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -138,16 +158,37 @@ where
 {
     fn serve_connection(&self, accepted: Accepted<A::Io>) {
         // Refused once the listener is closed; the socket closes here.
-        let Some(conn) = self.tracker.track(accepted.io, accepted.socket) else {
-            return;
-        };
-        let builder = &self.builder;
-        let driver = conn.serve(self.service.clone(), |io, service| {
-            builder
-                .serve_connection_with_upgrades(io, service)
-                .into_owned()
-        });
-        self.tracker.runtime.spawn(driver);
+        match self.handshake.start(accepted.io) {
+            Started::Done(io) => {
+                let Some(conn) = self.tracker.track(io, accepted.socket) else {
+                    return;
+                };
+                let builder = &self.builder;
+                let driver = conn.serve(self.service.clone(), |io, service| {
+                    builder
+                        .serve_connection_with_upgrades(io, service)
+                        .into_owned()
+                });
+                self.tracker.runtime.spawn(driver);
+            }
+            Started::Running(handshake) => {
+                let Some(handshaking) = self.tracker.track_handshake(handshake, accepted.socket)
+                else {
+                    return;
+                };
+                let (builder, service) = (self.builder.clone(), self.service.clone());
+                self.tracker.runtime.spawn(async move {
+                    if let Some(conn) = handshaking.await {
+                        let driver = conn.serve(service, |io, service| {
+                            builder
+                                .serve_connection_with_upgrades(io, service)
+                                .into_owned()
+                        });
+                        driver.await;
+                    }
+                });
+            }
+        }
     }
 
     /// Accepts what is queued. True when a connection was accepted.
@@ -219,9 +260,10 @@ where
     }
 }
 
-impl<A, S, R, E, B> Future for Server<A, S, R, E>
+impl<A, S, R, E, H, B> Future for Server<A, S, R, E, H>
 where
     A: Accept,
+    H: Handshake<A::Io>,
     R: Runtime,
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -270,9 +312,9 @@ where
 }
 
 // No field is ever pinned in place: the sleeps are boxed.
-impl<A, S, R: Runtime, E> Unpin for Server<A, S, R, E> {}
+impl<A, S, R: Runtime, E, H> Unpin for Server<A, S, R, E, H> {}
 
-impl<A, S, R: Runtime, E> Drop for Server<A, S, R, E> {
+impl<A, S, R: Runtime, E, H> Drop for Server<A, S, R, E, H> {
     fn drop(&mut self) {
         if self.listener.take().is_some() {
             // Dropped with its listener: a stop must not wait for a queue

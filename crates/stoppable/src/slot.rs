@@ -139,6 +139,12 @@ impl ConnSlot {
         unread
     }
 
+    /// The socket is ready to be shut down from outside: after a handshake,
+    /// which owned it until now (so a failed one leaves no stale handle).
+    pub(crate) fn set_socket(&self, socket: Option<RawSocket>) {
+        *self.socket.lock().unwrap_or_else(|e| e.into_inner()) = socket;
+    }
+
     /// The owner is about to close the socket: no shutdown may reach it after.
     pub(crate) fn forget_socket(&self) -> std::sync::MutexGuard<'_, Option<RawSocket>> {
         let mut socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use stoppable_core::{Drain, Report};
 
 use crate::conn::ConnDriver;
+use crate::handshake::Handshaking;
 use crate::io::TrackedIo;
 use crate::raw::RawConn;
 use crate::runtime::Runtime;
@@ -101,6 +102,30 @@ impl<R: Runtime> Tracker<R> {
         })
     }
 
+    /// Tracks a connection just accepted whose IO needs a handshake first
+    /// (TLS): `handshake` gives the IO to serve HTTP over; `socket` is the
+    /// TCP socket under it. The connection counts from now, so a handshake
+    /// under way at the stop gets the first-request window (B4). Await the
+    /// [`Handshaking`] in the connection's task, then serve what it gives
+    /// (`stoppable_tokio::TlsAcceptor` has an example). `None` once the
+    /// listener was reported closed.
+    pub fn track_handshake<F, Io>(
+        &self,
+        handshake: F,
+        socket: Option<RawSocket>,
+    ) -> Option<Handshaking<F>>
+    where
+        F: Future<Output = std::io::Result<Io>>,
+    {
+        let slot = self.shared.accept(None)?;
+        Some(Handshaking::new(
+            handshake,
+            socket,
+            slot,
+            self.shared.clone(),
+        ))
+    }
+
     /// Tracks a connection of any protocol (B20): the returned [`RawConn`]
     /// owns the stream; mark each unit of work with [`ConnHandle::work`](crate::ConnHandle::work) and
     /// close when [`ConnHandle::closing`](crate::ConnHandle::closing) resolves. `None` once the listener
@@ -134,6 +159,10 @@ pub struct Tracked<Io> {
 }
 
 impl<Io> Tracked<Io> {
+    pub(crate) fn new(io: TrackedIo<Io>, slot: Arc<ConnSlot>, shared: Arc<Shared>) -> Self {
+        Tracked { io, slot, shared }
+    }
+
     /// Serves the connection: `connect` builds the hyper connection from the
     /// tracked IO and service (`builder.serve_connection_with_upgrades(io,
     /// service)`); spawn the returned driver.

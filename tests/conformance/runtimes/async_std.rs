@@ -16,10 +16,11 @@ use stoppable::Runtime;
 use stoppable_async_std::AsyncStd;
 
 use super::{
-    accept_until_drained, configure, control, serve_then_announce, stop_then_serve, Options,
-    StoppedEarly, TestRuntime, TestServer,
+    accept_until_drained, control, run, stop_then_serve, Options, StoppedEarly, TestRuntime,
+    TestServer,
 };
 use crate::app::App;
+use crate::tls;
 
 pub struct Rt;
 
@@ -89,19 +90,19 @@ impl TestRuntime for Rt {
             let app = app(&runtime);
             let served = app.clone();
             let service = service_fn(move |req| served.clone().handle(req));
-            let server = stoppable::Server::new(
-                listener,
-                service,
-                runtime.clone(),
-                async_io_builder(runtime),
-            );
-            let server = configure(server, options);
-            let stopper = server.stopper();
-            *app.stopper.lock().unwrap() = Some(stopper.clone());
-            let served = serve_then_announce(server, || {
-                let _ = setup_tx.send((addr, stopper));
-            });
-            let _ = done_tx.send(served.await);
+            let builder = async_io_builder(runtime.clone());
+            // The counting runtime, so the suite can see every task: hence
+            // `Server` built here rather than with `stoppable_async_std::serve`.
+            let served = if options.tls {
+                let tls = stoppable::rt::TlsAcceptor::new(tls::server_config());
+                let server =
+                    stoppable::Server::with_handshake(listener, tls, service, runtime, builder);
+                run(server, options, &app, addr, setup_tx).await
+            } else {
+                let server = stoppable::Server::new(listener, service, runtime, builder);
+                run(server, options, &app, addr, setup_tx).await
+            };
+            let _ = done_tx.send(served);
         });
         TestServer::when_started(setup_rx, done, control_tx)
     }

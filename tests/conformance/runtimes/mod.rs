@@ -21,6 +21,8 @@ pub struct Options {
     pub drain_delay: Option<Duration>,
     pub header_read_timeout: Option<Duration>,
     pub drain_signal_in_requests: bool,
+    /// Serve HTTPS with the suite's certificate (`crate::tls`).
+    pub tls: bool,
 }
 
 impl Options {
@@ -189,12 +191,26 @@ pub async fn serve_then_announce<F: std::future::Future>(
     .await
 }
 
-/// Applies the options to a server of any runtime.
-pub fn configure<A, S, R: stoppable::Runtime, E>(
-    server: stoppable::Server<A, S, R, E>,
+/// Applies the options to a server of any runtime, hands its stopper to
+/// the app and to the test (once polled), and serves it to the end.
+pub async fn run<A, S, R: stoppable::Runtime, E, H>(
+    server: stoppable::Server<A, S, R, E, H>,
     options: Options,
-) -> stoppable::Server<A, S, R, E> {
-    server.options(options.to_stoppable())
+    app: &crate::app::App,
+    addr: SocketAddr,
+    setup: mpsc::Sender<(SocketAddr, Stopper)>,
+) -> Result<Report, stoppable::Error>
+where
+    stoppable::Server<A, S, R, E, H>:
+        std::future::Future<Output = Result<Report, stoppable::Error>>,
+{
+    let server = server.options(options.to_stoppable());
+    let stopper = server.stopper();
+    *app.stopper.lock().unwrap() = Some(stopper.clone());
+    serve_then_announce(server, || {
+        let _ = setup.send((addr, stopper));
+    })
+    .await
 }
 
 /// A test line server's accept loop on smol or async-std: accepts until the

@@ -7,10 +7,11 @@ use hyper::service::service_fn;
 use smol::{Executor, LocalExecutor};
 
 use super::{
-    accept_until_drained, configure, control, serve_then_announce, stop_then_serve, Options,
-    StoppedEarly, TestRuntime, TestServer,
+    accept_until_drained, control, run, stop_then_serve, Options, StoppedEarly, TestRuntime,
+    TestServer,
 };
 use crate::app::App;
+use crate::tls;
 
 pub struct Rt;
 
@@ -40,14 +41,16 @@ impl TestRuntime for Rt {
                 let app = app(&executor);
                 let served = app.clone();
                 let service = service_fn(move |req| served.clone().handle(req));
-                let server = stoppable_smol::serve_on(executor.clone(), listener, service);
-                let server = configure(server, options);
-                let stopper = server.stopper();
-                *app.stopper.lock().unwrap() = Some(stopper.clone());
-                let served = serve_then_announce(server, || {
-                    let _ = setup_tx.send((addr, stopper));
-                });
-                let _ = done_tx.send(served.await);
+                let executor = executor.clone();
+                let served = if options.tls {
+                    let config = tls::server_config();
+                    let server = stoppable_smol::serve_tls_on(executor, listener, config, service);
+                    run(server, options, &app, addr, setup_tx).await
+                } else {
+                    let server = stoppable_smol::serve_on(executor, listener, service);
+                    run(server, options, &app, addr, setup_tx).await
+                };
+                let _ = done_tx.send(served);
                 control.await;
             };
             smol::block_on(local.run(executor.run(main)));

@@ -5,11 +5,9 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use hyper::service::service_fn;
 
-use super::{
-    configure, control, serve_then_announce, stop_then_serve, Options, StoppedEarly, TestRuntime,
-    TestServer,
-};
+use super::{control, run, stop_then_serve, Options, StoppedEarly, TestRuntime, TestServer};
 use crate::app::App;
+use crate::tls;
 
 pub struct Rt;
 
@@ -51,14 +49,16 @@ impl TestRuntime for Rt {
                 let app = app();
                 let served = app.clone();
                 let service = service_fn(move |req| served.clone().handle(req));
-                let server = configure(stoppable_tokio::serve(listener, service), options);
-                let stopper = server.stopper();
-                *app.stopper.lock().unwrap() = Some(stopper.clone());
                 let control = tokio::spawn(control(control_rx, any_task_left));
-                let served = serve_then_announce(server, || {
-                    let _ = setup_tx.send((addr, stopper));
-                });
-                let _ = done_tx.send(served.await);
+                let served = if options.tls {
+                    let server =
+                        stoppable_tokio::serve_tls(listener, tls::server_config(), service);
+                    run(server, options, &app, addr, setup_tx).await
+                } else {
+                    let server = stoppable_tokio::serve(listener, service);
+                    run(server, options, &app, addr, setup_tx).await
+                };
+                let _ = done_tx.send(served);
                 // Keep the runtime up for the test's questions until it is done.
                 let _ = control.await;
             })

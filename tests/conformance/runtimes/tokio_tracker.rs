@@ -9,6 +9,8 @@ use hyper_util::server::conn::auto::Builder;
 
 use super::tokio::{any_task_left, app, runtime};
 use super::{control, Options, TestRuntime, TestServer};
+use crate::tls;
+use stoppable_tokio::TlsAcceptor;
 
 pub struct Rt;
 
@@ -31,16 +33,35 @@ impl TestRuntime for Rt {
                 let report = tokio::spawn(tracker.drive());
                 let _ = setup_tx.send((addr, stopper.clone()));
                 let builder = Builder::new(TokioExecutor::new());
+                let acceptor = TlsAcceptor::new(tls::server_config());
                 let serve = |stream: tokio::net::TcpStream| {
                     let socket = stoppable_tokio::raw_socket(&stream);
-                    if let Some(conn) = tracker.track(TokioIo::new(stream), socket) {
-                        let app = app.clone();
-                        let service = service_fn(move |req| app.clone().handle(req));
-                        tokio::spawn(conn.serve(service, |io, service| {
-                            builder
-                                .serve_connection_with_upgrades(io, service)
-                                .into_owned()
-                        }));
+                    let app = app.clone();
+                    let service = service_fn(move |req| app.clone().handle(req));
+                    if !o.tls {
+                        if let Some(conn) = tracker.track(TokioIo::new(stream), socket) {
+                            tokio::spawn(conn.serve(service, |io, service| {
+                                builder
+                                    .serve_connection_with_upgrades(io, service)
+                                    .into_owned()
+                            }));
+                        }
+                        return;
+                    }
+                    let handshake = acceptor.0.accept(stream);
+                    let handshake = async move { handshake.await.map(TokioIo::new) };
+                    if let Some(handshaking) = tracker.track_handshake(handshake, socket) {
+                        let builder = builder.clone();
+                        tokio::spawn(async move {
+                            if let Some(conn) = handshaking.await {
+                                let driver = conn.serve(service, |io, service| {
+                                    builder
+                                        .serve_connection_with_upgrades(io, service)
+                                        .into_owned()
+                                });
+                                driver.await;
+                            }
+                        });
                     }
                 };
                 loop {

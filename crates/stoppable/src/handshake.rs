@@ -1,0 +1,131 @@
+//! A step between the TCP accept and HTTP, such as a TLS handshake: the
+//! connection is tracked from the accept, so a handshake under way at the
+//! stop gets the first-request window to finish and send its request (B4).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::io::TrackedIo;
+use crate::shared::Shared;
+use crate::slot::{Command, ConnSlot};
+use crate::socket::RawSocket;
+use crate::tracker::Tracked;
+
+/// What a [`Server`](crate::Server) does with a connection before HTTP:
+/// nothing ([`Plain`]) or a handshake (TLS: `stoppable_tokio::TlsAcceptor`,
+/// `stoppable::rt::TlsAcceptor`).
+pub trait Handshake<Io>: Send + 'static {
+    /// The IO that HTTP is served over once the handshake is done.
+    type Io: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static;
+    /// The handshake; it runs in the connection's own task.
+    type Future: Future<Output = io::Result<Self::Io>> + Send + 'static;
+
+    /// Begins the handshake of a connection just accepted.
+    fn start(&self, io: Io) -> Started<Self::Io, Self::Future>;
+}
+
+/// How a handshake began.
+#[derive(Debug)]
+pub enum Started<Io, F> {
+    /// No handshake: serve `Io` at once.
+    Done(Io),
+    /// Serve the IO this future gives, once it gives one.
+    Running(F),
+}
+
+/// No handshake: HTTP straight over TCP.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Plain;
+
+impl<Io> Handshake<Io> for Plain
+where
+    Io: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static,
+{
+    type Io = Io;
+    type Future = std::future::Ready<io::Result<Io>>;
+
+    fn start(&self, io: Io) -> Started<Io, Self::Future> {
+        Started::Done(io)
+    }
+}
+
+/// A tracked connection whose handshake is under way; resolves to the
+/// [`Tracked`] connection to serve, or to `None` when the handshake failed
+/// or the drain closed the connection first (its first-request window
+/// ended, or the grace did). Either way the drain hears of the close.
+pub struct Handshaking<F> {
+    handshake: Option<Pin<Box<F>>>,
+    /// Handed to the slot after the handshake: until then the handshake
+    /// owns the socket and may close it at any time.
+    socket: Option<RawSocket>,
+    /// `None` once resolved.
+    slot: Option<Arc<ConnSlot>>,
+    shared: Arc<Shared>,
+}
+
+impl<F> Handshaking<F> {
+    pub(crate) fn new(
+        handshake: F,
+        socket: Option<RawSocket>,
+        slot: Arc<ConnSlot>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Handshaking {
+            handshake: Some(Box::pin(handshake)),
+            socket,
+            slot: Some(slot),
+            shared,
+        }
+    }
+
+    /// Drops the handshake (closing its socket), then tells the drain.
+    fn close(&mut self) {
+        self.handshake = None;
+        if let Some(slot) = self.slot.take() {
+            self.shared.closed(&slot);
+        }
+    }
+}
+
+impl<F, Io> Future for Handshaking<F>
+where
+    F: Future<Output = io::Result<Io>>,
+{
+    type Output = Option<Tracked<Io>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let (Some(slot), Some(handshake)) = (&this.slot, this.handshake.as_mut()) else {
+            return Poll::Ready(None);
+        };
+        slot.register(cx.waker());
+        if slot.command() == Command::Close {
+            this.close();
+            return Poll::Ready(None);
+        }
+        match handshake.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(_e)) => {
+                event!(debug, error = %_e, "stoppable: handshake failed");
+                this.close();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Ok(io)) => {
+                this.handshake = None;
+                let slot = this.slot.take().expect("checked above");
+                slot.set_socket(this.socket);
+                let io = TrackedIo::new(io, slot.clone(), this.shared.clone());
+                Poll::Ready(Some(Tracked::new(io, slot, this.shared.clone())))
+            }
+        }
+    }
+}
+
+impl<F> Drop for Handshaking<F> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
