@@ -234,7 +234,7 @@ async fn stop_time(bin: &Path, side: Side, runtime: &str, n: usize) -> StopRow {
     let eof = tokio::spawn(idle::all_eof(conns));
     let (line, reported) = tokio::task::spawn_blocking(move || {
         let report = server.report_line();
-        server.wait(Duration::from_secs(10));
+        let _ = server.wait(Duration::from_secs(10));
         report
     })
     .await

@@ -32,6 +32,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(bin: &Path, side: Side, runtime: &str) -> Server {
+        Server::start_with(bin, side, runtime, &[])
+    }
+
+    /// Like [`Server::start`], with more command-line arguments.
+    pub fn start_with(bin: &Path, side: Side, runtime: &str, args: &[&str]) -> Server {
         let mut command = Command::new(bin.join(match side {
             Side::Peer => "peer",
             _ => "examples/server",
@@ -42,6 +47,7 @@ impl Server {
         if side == Side::Plain {
             command.arg("--plain");
         }
+        command.args(args);
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -109,16 +115,19 @@ impl Server {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
-    pub fn wait(mut self, timeout: Duration) {
+    /// Waits for the server to exit, killing it after `timeout`; true when
+    /// it exited by itself with status 0.
+    pub fn wait(mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
             }
             std::thread::sleep(Duration::from_millis(5));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        false
     }
 }
 
