@@ -8,7 +8,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
-use stoppable_core::{Action, ConnEvent, ConnId, Counts, Drain, Phase, Report};
+use stoppable_core::{Action, ConnEvent, ConnId, ConnState, Counts, Drain, Phase, Report};
 
 use crate::slot::{Command, ConnSlot};
 use crate::socket::RawSocket;
@@ -177,20 +177,20 @@ impl Shared {
                     inner.wake_server();
                 }
                 Action::Shutdown(id) => inner.order(id, Command::Shutdown),
-                Action::Close(id) if inner.core.state(id).is_ok() => {
-                    // Closing a connection with no work: unless its request
-                    // arrived meanwhile (B4), which the driver has not seen
-                    // yet. Then the core hears of it and shuts it down
-                    // after serving it instead.
+                Action::Close(id) if inner.core.state(id) == Ok(ConnState::Fresh) => {
+                    // A fresh connection at the end of its window: unless
+                    // its request arrived meanwhile (B4), which the driver
+                    // saw but has not reported yet, or which waits unread
+                    // in the kernel. Then the core hears of it and shuts it
+                    // down after serving it instead.
                     let Some(slot) = inner.slot(id).cloned() else {
                         continue;
                     };
-                    if slot.note_unread_bytes() {
-                        let _ = inner.core.handle(
-                            id,
-                            ConnEvent::Progress(slot.progress()),
-                            Instant::now(),
-                        );
+                    slot.note_unread_bytes();
+                    let progress = slot.progress();
+                    if progress.arrived > 0 || progress.started > 0 {
+                        let now = Instant::now();
+                        let _ = inner.core.handle(id, ConnEvent::Progress(progress), now);
                         continue;
                     }
                     inner.close(id);
