@@ -1,11 +1,23 @@
 //! The shared memory of one connection: written by its own tasks only, so
 //! the per-request path touches no cache line that other connections write.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::task::Waker;
 
+// Under `--cfg loom` the same code runs on loom's primitives, so that the
+// model checker explores every interleaving (see `loom/` at the root).
+#[cfg(not(loom))]
 use futures_util::task::AtomicWaker;
+#[cfg(loom)]
+use loom::future::AtomicWaker;
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
+#[cfg(loom)]
+use loom::sync::{Mutex, MutexGuard};
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
+#[cfg(not(loom))]
+use std::sync::{Mutex, MutexGuard};
 use stoppable_core::{ConnId, Progress};
 
 use crate::socket::{self, RawSocket};
@@ -50,9 +62,10 @@ impl ConnSlot {
     }
 
     pub(crate) fn progress(&self) -> Progress {
-        // Finished before started, so a report never shows more finished
-        // than started (the core clamps anyway).
-        let finished = self.finished.load(Relaxed);
+        // Finished before started, with acquire against the release of
+        // `request_finished`: a snapshot that sees a request finished also
+        // sees it started, so it never shows more finished than started.
+        let finished = self.finished.load(Acquire);
         let started = self.started.load(Relaxed);
         Progress {
             started,
@@ -90,7 +103,7 @@ impl ConnSlot {
     }
 
     pub(crate) fn request_finished(&self) {
-        self.finished.fetch_add(1, Relaxed);
+        self.finished.fetch_add(1, Release);
     }
 
     pub(crate) fn upgraded(&self) {
@@ -118,10 +131,14 @@ impl ConnSlot {
     /// Shuts the socket down in both directions (a FIN goes out first), so a
     /// handler's pending read ends even when it owns the socket (B9, B14).
     pub(crate) fn shutdown_socket(&self) {
+        self.with_socket(socket::shutdown);
+    }
+
+    /// Runs `f` on the socket unless its owner has closed it: the slot's
+    /// lock keeps the owner from closing it meanwhile.
+    pub(crate) fn with_socket<T>(&self, f: impl FnOnce(RawSocket) -> T) -> Option<T> {
         let socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(socket) = *socket {
-            socket::shutdown(socket);
-        }
+        socket.map(f)
     }
 
     /// Request bytes may wait in the kernel that hyper has not read: then
@@ -131,8 +148,7 @@ impl ConnSlot {
         if self.is_http2() || self.is_reading() {
             return false;
         }
-        let socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
-        let unread = socket.is_some_and(socket::has_unread);
+        let unread = self.with_socket(socket::has_unread) == Some(true);
         if unread {
             self.bytes_arrived();
         }
@@ -146,7 +162,7 @@ impl ConnSlot {
     }
 
     /// The owner is about to close the socket: no shutdown may reach it after.
-    pub(crate) fn forget_socket(&self) -> std::sync::MutexGuard<'_, Option<RawSocket>> {
+    pub(crate) fn forget_socket(&self) -> MutexGuard<'_, Option<RawSocket>> {
         let mut socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
         *socket = None;
         socket
@@ -162,6 +178,9 @@ impl ConnSlot {
     }
 
     pub(crate) fn register(&self, waker: &Waker) {
+        #[cfg(not(loom))]
         self.waker.register(waker);
+        #[cfg(loom)]
+        self.waker.register_by_ref(waker);
     }
 }
