@@ -1,6 +1,7 @@
 //! The behaviours B1–B20 as a client sees them, each a function generic
 //! over the runtime; `main.rs` instantiates every case for every runtime.
 
+use std::io::Write;
 use std::time::Duration;
 
 use crate::client::{refused, Conn, End};
@@ -297,6 +298,47 @@ pub fn b8_malformed_request_gets_400<R: TestRuntime>() {
     });
     let report = server.stop();
     assert!(report.graceful);
+}
+
+pub fn b8_bad_input_during_a_drain_gets_errors_and_counts_stay_exact<R: TestRuntime>() {
+    let server = R::start(Options {
+        window: Some(Duration::from_secs(5)),
+        ..Options::default()
+    });
+    let mut busy = Conn::open(server.addr);
+    busy.get("/sleep/500");
+    in_flight(&server, 1);
+    let mut bad: Vec<Conn> = (0..4).map(|_| Conn::open(server.addr)).collect();
+    until("every connection is tracked", || {
+        server.stopper.counts().open == 5
+    });
+    let stopping = server.stopper.stop();
+    bad[0].send(b"NOT HTTP AT ALL\r\n\r\n");
+    bad[1].send(b"GET / HTTP/1.1\r\nno colon in this header\r\n\r\n");
+    for conn in &mut bad[..2] {
+        assert_eq!(conn.response().expect("an answer").status, 400);
+        assert_eq!(conn.end().0, End::Eof);
+    }
+    // A head larger than hyper's buffer: 431 (seen every time here), or a
+    // reset if the server's close overtakes the answer.
+    let mut oversized = b"GET / HTTP/1.1\r\nx-big: ".to_vec();
+    oversized.resize(1 << 20, b'a');
+    let _ = bad[2].stream.write_all(&oversized);
+    if let Ok(resp) = bad[2].response() {
+        assert_eq!(resp.status, 431);
+    }
+    bad[3].send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    bad[3].send(&[0xff; 64]);
+    while let End::Data(_) = bad[3].end().0 {}
+    until("only the busy connection is left", || {
+        server.stopper.counts().open == 1
+    });
+    assert_eq!(busy.response().expect("answered").text(), "slept 500");
+    let report = block_on(stopping);
+    assert!(report.graceful);
+    assert_eq!(report.force_closed, 0);
+    assert_eq!(report.closed_idle + report.closed_after_work, 5);
+    assert_eq!(report.requests_completed, 1);
 }
 
 pub fn b8_client_reset_mid_request_counts_as_closed<R: TestRuntime>() {

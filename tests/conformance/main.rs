@@ -28,6 +28,7 @@ macro_rules! all_cases {
             b6_pipelined_request_is_never_dropped_silently,
             b7_http2_streams_complete_after_goaway,
             b8_malformed_request_gets_400,
+            b8_bad_input_during_a_drain_gets_errors_and_counts_stay_exact,
             b8_client_reset_mid_request_counts_as_closed,
             b8_slow_head_cannot_hold_the_stop,
             b8_connections_churning_during_a_drain_keep_counts_exact,
