@@ -172,6 +172,52 @@ pub fn b4_first_request_within_window_is_served<R: TestRuntime>() {
     );
 }
 
+pub fn b4_http2_connection_gets_the_window_for_its_first_stream<R: TestRuntime>() {
+    use http_body_util::{BodyExt, Empty};
+    let server = R::start(Options {
+        window: Some(Duration::from_secs(5)),
+        ..Options::default()
+    });
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (addr, stopper) = (server.addr, server.stopper.clone());
+    let body = client.block_on(async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("h2 handshake");
+        tokio::spawn(conn);
+        // The preface and settings are in; no stream yet when the stop comes.
+        tokio::task::spawn_blocking(move || {
+            until("the connection is tracked", || stopper.counts().open == 1);
+            stopper.request_stop();
+            until("the drain began", || stopper.is_draining());
+        })
+        .await
+        .unwrap();
+        let req = hyper::Request::get(format!("http://{addr}/"))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = send
+            .send_request(req)
+            .await
+            .expect("the first stream, inside the window, is served");
+        resp.into_body().collect().await.unwrap().to_bytes()
+    });
+    assert_eq!(&body[..], b"hello");
+    let report = server.finished();
+    assert!(report.graceful);
+    assert_eq!(
+        (report.closed_after_work, report.requests_completed),
+        (1, 1)
+    );
+}
+
 pub fn b4_half_received_head_is_finished_and_served<R: TestRuntime>() {
     let server = R::start(Options::default());
     let mut conn = idle_conn(server.addr);

@@ -23,6 +23,7 @@ macro_rules! all_cases {
             b4_request_sent_just_before_stop_is_served,
             b4_first_request_within_window_is_served,
             b4_half_received_head_is_finished_and_served,
+            b4_http2_connection_gets_the_window_for_its_first_stream,
             b5_split_response_in_flight_completes,
             b6_response_after_stop_says_close,
             b6_pipelined_request_is_never_dropped_silently,

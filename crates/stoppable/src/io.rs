@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 
 use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
 
+use crate::h2_frames::FrameScan;
 use crate::shared::Shared;
 use crate::slot::ConnSlot;
 
@@ -18,6 +19,9 @@ pub struct TrackedIo<T> {
     io: Option<T>,
     /// No byte read yet: the first read tells HTTP/2 from HTTP/1.
     first_read: bool,
+    /// An HTTP/2 connection before its first stream: where its frames are.
+    /// Boxed: most connections never need it.
+    frames: Option<Box<FrameScan>>,
     slot: Arc<ConnSlot>,
     shared: Arc<Shared>,
 }
@@ -27,6 +31,7 @@ impl<T> TrackedIo<T> {
         TrackedIo {
             io: Some(io),
             first_read: true,
+            frames: None,
             slot,
             shared,
         }
@@ -40,8 +45,8 @@ impl<T> TrackedIo<T> {
     }
 }
 
-/// The client preface every HTTP/2 connection starts with (RFC 9113 §3.4).
-const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+/// Enough of the preface to tell HTTP/2, even from a short first read.
+const HTTP2_PREFACE_START: &[u8] = b"PRI * HTTP/2.0";
 
 impl<T: Read + Unpin> Read for TrackedIo<T> {
     #[allow(unsafe_code)]
@@ -55,23 +60,36 @@ impl<T: Read + Unpin> Read for TrackedIo<T> {
         // SAFETY: the inner reader only writes initialised bytes into the
         // unfilled part it is given (the `Read` contract), and the cursor is
         // advanced by exactly the count it filled.
-        let (polled, filled) = unsafe {
+        let (polled, filled, request_bytes) = unsafe {
             let mut inner = ReadBuf::uninit(buf.as_mut());
             let polled = self.io().poll_read(cx, inner.unfilled());
             let filled = inner.filled();
+            // On HTTP/2 only a frame that opens a stream begins a request:
+            // the preface, settings and pings leave a fresh connection its
+            // first-request window (B4).
             if !filled.is_empty() && self.first_read {
                 self.first_read = false;
-                if filled.starts_with(HTTP2_PREFACE) {
-                    // Counted as reading until its first stream starts.
-                    self.slot.bytes_arrived();
+                if filled.starts_with(HTTP2_PREFACE_START) {
                     self.slot.is_http2_from_start();
+                    self.frames = Some(Box::new(FrameScan::new()));
                 }
             }
-            (polled, filled.len())
+            let request_bytes = match self.frames.as_mut() {
+                _ if filled.is_empty() => false,
+                Some(frames) => frames.opens_a_stream(filled),
+                None => true,
+            };
+            if request_bytes {
+                // From its first stream on, any bytes may be a request.
+                self.frames = None;
+            }
+            (polled, filled.len(), request_bytes)
         };
         if filled > 0 {
             // SAFETY: `filled` bytes were initialised by the read above.
             unsafe { buf.advance(filled) };
+        }
+        if request_bytes {
             self.slot.bytes_arrived();
         }
         polled

@@ -15,6 +15,7 @@ mod async_io;
 #[cfg(feature = "tls-async-io")]
 mod async_io_tls;
 mod conn;
+mod h2_frames;
 mod handshake;
 mod io;
 mod options;

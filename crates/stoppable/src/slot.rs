@@ -75,12 +75,9 @@ impl ConnSlot {
         }
     }
 
-    /// Bytes arrived. If no request is in flight they begin the next one
-    /// (HTTP/1; an HTTP/2 connection has no head to protect).
+    /// Bytes arrived. If no request is in flight they begin the next one:
+    /// an HTTP/1 head, or on HTTP/2 frames that may open a stream (B4).
     pub(crate) fn bytes_arrived(&self) {
-        if self.is_http2() {
-            return;
-        }
         let started = self.started.load(Relaxed);
         if self.arrived.load(Relaxed) <= started && self.finished.load(Relaxed) == started {
             self.arrived.store(started + 1, Relaxed);
@@ -145,7 +142,7 @@ impl ConnSlot {
     /// they begin a request (B4), and the shutdown waits for its head.
     /// True when it found such bytes.
     pub(crate) fn note_unread_bytes(&self) -> bool {
-        if self.is_http2() || self.is_reading() {
+        if self.is_reading() {
             return false;
         }
         let unread = self.with_socket(socket::has_unread) == Some(true);

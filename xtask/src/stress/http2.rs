@@ -47,7 +47,10 @@ pub async fn client(addr: SocketAddr, tally: Arc<Tally>, seed: usize) {
         let send = conn.as_mut().expect("connected");
         if send.ready().await.is_err() {
             // The connection ended (GOAWAY, close) before this request left.
-            tally.retryable.fetch_add(1, Ordering::Relaxed);
+            tally.retryable_h2.fetch_add(1, Ordering::Relaxed);
+            if fresh {
+                tally.fresh_h2_not_processed.fetch_add(1, Ordering::Relaxed);
+            }
             conn = None;
             continue;
         }
@@ -69,7 +72,10 @@ pub async fn client(addr: SocketAddr, tally: Arc<Tally>, seed: usize) {
                 tally.answered_h2.fetch_add(1, Ordering::Relaxed);
             }
             Err(None) => {
-                tally.retryable.fetch_add(1, Ordering::Relaxed);
+                tally.retryable_h2.fetch_add(1, Ordering::Relaxed);
+                if fresh {
+                    tally.fresh_h2_not_processed.fetch_add(1, Ordering::Relaxed);
+                }
                 conn = None;
             }
             Err(Some(e)) => {

@@ -39,7 +39,12 @@ struct Tally {
     refused: AtomicU64,
     answered: AtomicU64,
     answered_h2: AtomicU64,
+    /// HTTP/1.1: a reused keep-alive connection closed before the answer.
     retryable: AtomicU64,
+    /// HTTP/2: a stream the server did not process (GOAWAY).
+    retryable_h2: AtomicU64,
+    /// Of those, the first request of a fresh connection.
+    fresh_h2_not_processed: AtomicU64,
     faults: AtomicU64,
     lost: AtomicU64,
     /// Stops without a graceful report and a clean exit.
@@ -82,8 +87,8 @@ pub fn run(args: &[String]) -> ExitCode {
         .build()
         .expect("client runtime");
     let mut failures = 0;
-    println!("| runtime | stops | answered HTTP/1.1 | answered HTTP/2 | refused at connect | not processed (retryable) | faults injected | stops without a graceful report | lost |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| runtime | stops | answered HTTP/1.1 | answered HTTP/2 | refused at connect | HTTP/1.1 reused keep-alive closed (retryable) | HTTP/2 not processed, GOAWAY (retryable; on a fresh connection) | faults injected | stops without a graceful report | lost |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for runtime in RUNTIMES {
         let tally = Arc::new(Tally::default());
         for i in 0..stops {
@@ -94,11 +99,13 @@ pub fn run(args: &[String]) -> ExitCode {
         }
         let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
         println!(
-            "| {runtime} | {stops} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {runtime} | {stops} | {} | {} | {} | {} | {} ({}) | {} | {} | {} |",
             get(&tally.answered),
             get(&tally.answered_h2),
             get(&tally.refused),
             get(&tally.retryable),
+            get(&tally.retryable_h2),
+            get(&tally.fresh_h2_not_processed),
             get(&tally.faults),
             get(&tally.bad_stops),
             get(&tally.lost)
