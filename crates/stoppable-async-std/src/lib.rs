@@ -37,7 +37,7 @@ use stoppable::rt::{async_io_builder, AsyncIoListener, AsyncIoSleep, SpawnExecut
 
 /// The rustls handshake and stream on async-io (feature `tls`).
 #[cfg(feature = "tls")]
-pub use stoppable::rt::{AsyncIoTlsStream, TlsAcceptor};
+pub use stoppable::rt::{Accepting, AsyncIoTlsStream, TlsAcceptor};
 /// Resolves on SIGTERM or SIGINT: the first starts a graceful stop, a
 /// second one forces it (grace 0); resolves to the report (B17).
 #[cfg(feature = "signal")]

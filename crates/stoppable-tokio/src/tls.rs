@@ -52,8 +52,7 @@ pub fn serve_tls<S>(listener: TcpListener, config: Arc<ServerConfig>, service: S
 /// #     stream: tokio::net::TcpStream,
 /// # ) {
 /// let socket = stoppable_tokio::raw_socket(&stream);
-/// let handshake = acceptor.0.accept(stream);
-/// let handshake = async move { handshake.await.map(hyper_util::rt::TokioIo::new) };
+/// let handshake = acceptor.accept(stream);
 /// if let Some(handshaking) = tracker.track_handshake(handshake, socket) {
 ///     tokio::spawn(async move {
 ///         if let Some(conn) = handshaking.await {
@@ -65,12 +64,17 @@ pub fn serve_tls<S>(listener: TcpListener, config: Arc<ServerConfig>, service: S
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct TlsAcceptor(pub tokio_rustls::TlsAcceptor);
+pub struct TlsAcceptor(tokio_rustls::TlsAcceptor);
 
 impl TlsAcceptor {
     /// An acceptor with `config`.
     pub fn new(config: Arc<ServerConfig>) -> Self {
         TlsAcceptor(config.into())
+    }
+
+    /// The handshake of one connection; it gives the IO to serve HTTP over.
+    pub fn accept(&self, stream: TcpStream) -> Accepting {
+        self.0.accept(stream).map_ok(TokioIo::new)
     }
 }
 
@@ -80,7 +84,8 @@ impl std::fmt::Debug for TlsAcceptor {
     }
 }
 
-type Accepting = MapOk<
+/// The handshake of one connection ([`TlsAcceptor::accept`]).
+pub type Accepting = MapOk<
     tokio_rustls::Accept<TcpStream>,
     fn(TlsStream<TcpStream>) -> TokioIo<TlsStream<TcpStream>>,
 >;
@@ -90,6 +95,6 @@ impl Handshake<TokioIo<TcpStream>> for TlsAcceptor {
     type Future = Accepting;
 
     fn start(&self, io: TokioIo<TcpStream>) -> Started<Self::Io, Accepting> {
-        Started::Running(self.0.accept(io.into_inner()).map_ok(TokioIo::new))
+        Started::Running(self.accept(io.into_inner()))
     }
 }

@@ -26,12 +26,17 @@ const MAX_RECORD: usize = 16 * 1024;
 /// Runs a rustls server handshake on each connection (see
 /// [`crate::tls::server_config`]).
 #[derive(Clone)]
-pub struct TlsAcceptor(pub futures_rustls::TlsAcceptor);
+pub struct TlsAcceptor(futures_rustls::TlsAcceptor);
 
 impl TlsAcceptor {
     /// An acceptor with `config`.
     pub fn new(config: Arc<ServerConfig>) -> Self {
         TlsAcceptor(config.into())
+    }
+
+    /// The handshake of one connection; it gives the IO to serve HTTP over.
+    pub fn accept(&self, stream: Async<TcpStream>) -> Accepting {
+        self.0.accept(stream).map_ok(AsyncIoTlsStream)
     }
 }
 
@@ -41,7 +46,8 @@ impl std::fmt::Debug for TlsAcceptor {
     }
 }
 
-type Accepting = MapOk<
+/// The handshake of one connection ([`TlsAcceptor::accept`]).
+pub type Accepting = MapOk<
     futures_rustls::Accept<Async<TcpStream>>,
     fn(TlsStream<Async<TcpStream>>) -> AsyncIoTlsStream,
 >;
@@ -51,7 +57,7 @@ impl Handshake<AsyncIoStream> for TlsAcceptor {
     type Future = Accepting;
 
     fn start(&self, io: AsyncIoStream) -> Started<AsyncIoTlsStream, Accepting> {
-        Started::Running(self.0.accept(io.0).map_ok(AsyncIoTlsStream))
+        Started::Running(self.accept(io.0))
     }
 }
 

@@ -29,6 +29,7 @@ pub trait Handshake<Io>: Send + 'static {
 
 /// How a handshake began.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Started<Io, F> {
     /// No handshake: serve `Io` at once.
     Done(Io),

@@ -55,7 +55,7 @@ pub mod rt {
         async_io_builder, AsyncIoListener, AsyncIoSleep, AsyncIoStream, AsyncIoTimer, SpawnExecutor,
     };
     #[cfg(feature = "tls-async-io")]
-    pub use crate::async_io_tls::{AsyncIoTlsStream, TlsAcceptor};
+    pub use crate::async_io_tls::{Accepting, AsyncIoTlsStream, TlsAcceptor};
 }
 pub use stoppable_core::{ConfigError, Counts, Phase, Report};
 pub use stopper::{DrainSignal, Draining, Stopper, Stopping};

@@ -48,8 +48,7 @@ impl TestRuntime for Rt {
                         }
                         return;
                     }
-                    let handshake = acceptor.0.accept(stream);
-                    let handshake = async move { handshake.await.map(TokioIo::new) };
+                    let handshake = acceptor.accept(stream);
                     if let Some(handshaking) = tracker.track_handshake(handshake, socket) {
                         let builder = builder.clone();
                         tokio::spawn(async move {
