@@ -1,11 +1,19 @@
-//! loom model checks of the state a connection's tasks share with the stop:
-//! `crates/stoppable/src/slot.rs` itself, compiled here on loom's atomics,
-//! mutex and waker, with the socket calls stubbed out (no syscalls under a
-//! model checker). Run: `RUSTFLAGS="--cfg loom" cargo test --release` in
+//! loom model checks of the state a server's tasks share: the per-connection
+//! slot (`crates/stoppable/src/slot.rs`) and the server's shared state
+//! (`shared.rs`), the very files, compiled here on loom's atomics, mutexes
+//! and waker, with the socket calls stubbed out (no syscalls under a model
+//! checker) and the tracing events left out. Run: `RUSTFLAGS="--cfg loom" cargo test --release` in
 //! this directory. Without `--cfg loom` it only builds.
 
 #![allow(dead_code)]
 
+/// The crate's `tracing` events, without the `tracing` feature.
+macro_rules! event {
+    ($($event:tt)*) => {};
+}
+
+#[path = "../../crates/stoppable/src/shared.rs"]
+mod shared;
 #[path = "../../crates/stoppable/src/slot.rs"]
 mod slot;
 

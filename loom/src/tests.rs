@@ -95,3 +95,118 @@ fn a_close_is_never_lowered_to_a_shutdown() {
         assert_eq!(slot.command(), Command::Close);
     });
 }
+
+mod shared {
+    //! The server's shared state: the stop (with the listener's close, as
+    //! the accept loop reports it) racing an accept, a request and a close.
+
+    use std::sync::Arc;
+
+    use loom::thread;
+    use stoppable_core::{Config, Drain, Report};
+
+    use crate::shared::Shared;
+    use crate::slot::Command;
+
+    fn shared() -> Arc<Shared> {
+        Shared::new(Drain::new(Config::default()).expect("valid config"))
+    }
+
+    /// A stop with no grace, then the listener's close (B1), on a thread
+    /// of its own.
+    fn stop_on_a_thread(shared: &Arc<Shared>) -> thread::JoinHandle<()> {
+        let shared = shared.clone();
+        thread::spawn(move || {
+            shared.stop(None);
+            shared.listener_closed();
+        })
+    }
+
+    fn report(shared: &Shared) -> Report {
+        shared
+            .report()
+            .expect("the stop completes once all is closed")
+    }
+
+    /// A connection accepted while the stop runs is either refused (the
+    /// listener already closed) or tracked and counted; either way the stop
+    /// completes, gracefully, once it closes.
+    #[test]
+    fn stop_racing_an_accept_and_a_request() {
+        loom::model(|| {
+            let shared = shared();
+            let stop = stop_on_a_thread(&shared);
+            let accepted = shared.accept(None);
+            if let Some(slot) = &accepted {
+                slot.bytes_arrived();
+                slot.request_started();
+                shared.sync(slot);
+                // A drain never closes a connection whose request started.
+                assert_ne!(slot.command(), Command::Close);
+                slot.request_finished();
+                shared.sync(slot);
+                shared.closed(slot);
+            }
+            stop.join().unwrap();
+            let report = report(&shared);
+            assert!(report.graceful);
+            assert_eq!(report.force_closed, 0);
+            assert!(report.requests_completed <= 1);
+            assert!(accepted.is_some() || report.closed_after_work + report.closed_idle == 0);
+            assert_eq!(shared.counts().open, 0);
+        });
+    }
+
+    /// An idle connection: its request starts while the stop runs. The
+    /// drain may tell it to shut down (finish, then close), never to close
+    /// now, and the stop waits for it.
+    #[test]
+    fn stop_racing_a_request_start_on_an_idle_connection() {
+        loom::model(|| {
+            let shared = shared();
+            let slot = shared.accept(None).expect("serving");
+            // One request before the stop: the connection is idle, not fresh.
+            slot.bytes_arrived();
+            slot.request_started();
+            slot.request_finished();
+            shared.sync(&slot);
+            let stop = stop_on_a_thread(&shared);
+            slot.bytes_arrived();
+            slot.request_started();
+            shared.sync(&slot);
+            let during = slot.command();
+            slot.request_finished();
+            shared.sync(&slot);
+            stop.join().unwrap();
+            assert_ne!(during, Command::Close, "closed with a request in flight");
+            assert!(
+                shared.report().is_none(),
+                "the stop waits for the connection"
+            );
+            shared.closed(&slot);
+            let report = report(&shared);
+            assert!(report.graceful);
+            assert_eq!(report.closed_idle + report.closed_after_work, 1);
+        });
+    }
+
+    /// The connection closes (the peer left) while the stop runs: the stop
+    /// completes in every order, counting it at most once.
+    #[test]
+    fn stop_racing_a_close() {
+        loom::model(|| {
+            let shared = shared();
+            let slot = shared.accept(None).expect("serving");
+            slot.bytes_arrived();
+            slot.request_started();
+            slot.request_finished();
+            shared.sync(&slot);
+            let stop = stop_on_a_thread(&shared);
+            shared.closed(&slot);
+            stop.join().unwrap();
+            let report = report(&shared);
+            assert!(report.graceful);
+            assert!(report.closed_idle + report.closed_after_work <= 1);
+        });
+    }
+}

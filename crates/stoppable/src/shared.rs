@@ -2,9 +2,15 @@
 //! tasks and its stoppers. The lock is taken on accept, on close, at the
 //! stop and during a drain, never per request while serving.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::Waker;
+
+// Under `--cfg loom` the lock and the flags are loom's (see `loom/`).
+#[cfg(loom)]
+use loom::sync::{atomic::AtomicBool, Mutex, MutexGuard};
+#[cfg(not(loom))]
+use std::sync::{atomic::AtomicBool, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
