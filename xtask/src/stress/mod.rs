@@ -16,11 +16,13 @@
 //!
 //! Each stop must also end with a graceful report and a clean exit. Then,
 //! per runtime, connections are opened and dropped in a loop during a
-//! stop ([`churn`]), and resident memory is measured over many short
-//! connections (B19).
+//! stop ([`churn`]), a stop with a grace must end by the grace + 50 ms
+//! despite stuck handlers and clients that never read ([`grace`]), and
+//! resident memory is measured over many short connections (B19).
 
 mod churn;
 mod faults;
+mod grace;
 mod http1;
 mod http2;
 
@@ -126,6 +128,29 @@ pub fn run(args: &[String]) -> ExitCode {
             yes(churned.exited && churned.report.contains(r#""graceful":true"#)),
         );
         failures += u64::from(!churned.ok());
+    }
+    println!(
+        "\n| runtime | grace | handlers past the grace | clients that never read | report's elapsed | SIGTERM → report | force-closed | ≤ grace + 50 ms |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for runtime in RUNTIMES {
+        let run = client.block_on(grace::run(&bin, runtime));
+        let show = |n: Option<u64>| n.map_or("?".to_owned(), |n| n.to_string());
+        println!(
+            "| {runtime} | {} ms | {} | {} | {} ms | {} ms | {} | {} |",
+            grace::GRACE_MS,
+            grace::HANGING,
+            grace::NOT_READING,
+            show(run.elapsed_ms),
+            run.observed.as_millis(),
+            show(run.force_closed),
+            if run.within_bound() {
+                "met"
+            } else {
+                "**missed**"
+            }
+        );
+        failures += u64::from(!run.within_bound());
     }
     println!("\n| runtime | RSS after 2,000 connections | after {growth} more | growth per 1,000 connections |");
     println!("| --- | --- | --- | --- |");
