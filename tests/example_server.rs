@@ -62,10 +62,19 @@ fn start(args: &[&str]) -> Server {
 }
 
 fn get(addr: &str, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connect");
+    request(connect(addr), path)
+}
+
+fn connect(addr: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
+    stream
+}
+
+/// One `GET path` with `connection: close`; the whole response.
+fn request(mut stream: impl Read + Write, path: &str) -> String {
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n"
@@ -248,17 +257,7 @@ fn get_tls(addr: &str, path: &str, cert: rustls::pki_types::CertificateDer<'stat
         .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let tls = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let tcp = TcpStream::connect(addr).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut stream = rustls::StreamOwned::new(tls, tcp);
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    response
+    request(rustls::StreamOwned::new(tls, connect(addr)), path)
 }
 
 fn serves_https_then_stops_on_sigterm(runtime: &str) {

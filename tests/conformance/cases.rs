@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::client::{refused, Conn, End};
+use crate::http2;
 use crate::runtimes::{Options, TestRuntime};
 pub use crate::tls_cases::*;
 use crate::wait::{block_on, until};
@@ -173,25 +174,16 @@ pub fn b4_first_request_within_window_is_served<R: TestRuntime>() {
 }
 
 pub fn b4_http2_connection_gets_the_window_for_its_first_stream<R: TestRuntime>() {
-    use http_body_util::{BodyExt, Empty};
+    use http_body_util::BodyExt;
     let server = R::start(Options {
         window: Some(Duration::from_secs(5)),
         ..Options::default()
     });
-    let client = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let client = crate::client::tokio_runtime();
     let (addr, stopper) = (server.addr, server.stopper.clone());
     let body = client.block_on(async move {
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut send, conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(stream),
-        )
-        .await
-        .expect("h2 handshake");
-        tokio::spawn(conn);
+        let (mut send, _conn) = http2::connect(stream).await;
         // The preface and settings are in; no stream yet when the stop comes.
         tokio::task::spawn_blocking(move || {
             until("the connection is tracked", || stopper.counts().open == 1);
@@ -200,11 +192,8 @@ pub fn b4_http2_connection_gets_the_window_for_its_first_stream<R: TestRuntime>(
         })
         .await
         .unwrap();
-        let req = hyper::Request::get(format!("http://{addr}/"))
-            .body(Empty::<bytes::Bytes>::new())
-            .unwrap();
         let resp = send
-            .send_request(req)
+            .send_request(http2::get(addr, "/"))
             .await
             .expect("the first stream, inside the window, is served");
         resp.into_body().collect().await.unwrap().to_bytes()
@@ -290,25 +279,13 @@ pub fn b6_pipelined_request_is_never_dropped_silently<R: TestRuntime>() {
 
 pub fn b7_http2_streams_complete_after_goaway<R: TestRuntime>() {
     let server = R::start(Options::default());
-    let client = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let client = crate::client::tokio_runtime();
     let addr = server.addr;
     let (resp, conn_ended) = client.block_on(async {
-        use http_body_util::{BodyExt, Empty};
+        use http_body_util::BodyExt;
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut send, conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(stream),
-        )
-        .await
-        .expect("h2 handshake");
-        let conn = tokio::spawn(conn);
-        let req = hyper::Request::get(format!("http://{addr}/sleep/300"))
-            .body(Empty::<bytes::Bytes>::new())
-            .unwrap();
-        let pending = send.send_request(req);
+        let (mut send, conn) = http2::connect(stream).await;
+        let pending = send.send_request(http2::get(addr, "/sleep/300"));
         let stopper = server.stopper.clone();
         let stop = tokio::task::spawn_blocking(move || {
             until("the stream is in flight", || {
@@ -651,10 +628,7 @@ pub fn b15_websocket_gets_a_close_frame_when_the_drain_begins<R: TestRuntime>() 
     use tokio_tungstenite::tungstenite::Message;
 
     let server = R::start(Options::default());
-    let client = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let client = crate::client::tokio_runtime();
     let addr = server.addr;
     let close = client.block_on(async {
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -204,3 +204,12 @@ pub fn refused(addr: SocketAddr) -> bool {
         Ok(_) => false,
     }
 }
+
+/// The test's own runtime for async clients (hyper's, tungstenite): one
+/// thread, apart from the server's.
+pub fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a client runtime")
+}

@@ -4,6 +4,7 @@
 mod app;
 mod cases;
 mod client;
+mod http2;
 mod lines;
 mod runtimes;
 mod tls;

@@ -7,6 +7,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use crate::client::{Conn, End};
+use crate::http2;
 use crate::runtimes::{Options, TestRuntime};
 use crate::tls::{self, Handshake};
 use crate::wait::{block_on, until};
@@ -97,12 +98,9 @@ pub fn tls_b8_failed_handshake_keeps_counts_exact<R: TestRuntime>() {
 }
 
 pub fn tls_b7_http2_by_alpn_stream_completes_after_goaway<R: TestRuntime>() {
-    use http_body_util::{BodyExt, Empty};
+    use http_body_util::BodyExt;
     let server = R::start(tls(Options::default()));
-    let client = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let client = crate::client::tokio_runtime();
     let addr = server.addr;
     let stopper = server.stopper.clone();
     let (alpn, body) = client.block_on(async move {
@@ -111,17 +109,11 @@ pub fn tls_b7_http2_by_alpn_stream_completes_after_goaway<R: TestRuntime>() {
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let stream = connector.connect(name, tcp).await.expect("TLS handshake");
         let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
-        let (mut send, conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(stream),
-        )
-        .await
-        .expect("h2 handshake");
-        tokio::spawn(conn);
-        let req = hyper::Request::get(format!("https://localhost:{}/sleep/200", addr.port()))
-            .body(Empty::<bytes::Bytes>::new())
-            .unwrap();
-        let pending = send.send_request(req);
+        let (mut send, _conn) = http2::connect(stream).await;
+        let pending = send.send_request(http2::get(
+            format!("localhost:{}", addr.port()),
+            "/sleep/200",
+        ));
         let stop = tokio::task::spawn_blocking(move || {
             until("the stream is in flight", || {
                 stopper.counts().requests_in_flight == 1
