@@ -27,6 +27,10 @@
 //! println!("graceful: {}", report.graceful);
 //! # Ok(()) }
 //! ```
+//!
+//! HTTPS: the `tls` feature adds `serve_tls` (futures-rustls, ALPN `h2` and
+//! `http/1.1`) and `server_config_from_files`; `stop_on_signals` comes with
+//! the `signal` feature, `tracing` events with `tracing`.
 
 use std::future::Future;
 use std::io;

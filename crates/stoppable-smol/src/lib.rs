@@ -28,6 +28,11 @@
 //! Tasks go to smol's global executor, or to an [`Executor`] of yours with
 //! [`serve_on`]. What a stop does, as a client sees it, is described in the
 //! `stoppable` crate.
+//!
+//! HTTPS: the `tls` feature adds `serve_tls` and `serve_tls_on`
+//! (futures-rustls, ALPN `h2` and `http/1.1`) and `server_config_from_files`;
+//! `stop_on_signals` comes with the `signal` feature, `tracing` events with
+//! `tracing`.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -25,6 +25,10 @@
 //! What a stop does, as a client sees it, is described in the `stoppable`
 //! crate. HTTP/1.1 and HTTP/2 are served on one port (hyper-util's auto
 //! builder), with upgrades.
+//!
+//! HTTPS: the `tls` feature adds `serve_tls` (tokio-rustls, ALPN `h2` and
+//! `http/1.1`) and `server_config_from_files`; `stop_on_signals` comes with
+//! the `signal` feature, `tracing` events with `tracing`.
 
 use std::future::Future;
 use std::io;
