@@ -44,7 +44,7 @@ fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         .chunks_exact(2)
         .take(200)
         .map(|pair| {
-            let (kind, arg) = (pair[0] % 21, pair[1]);
+            let (kind, arg) = (pair[0] % 22, pair[1]);
             let i = usize::from(arg);
             match kind {
                 0..=2 => Op::Accept,
@@ -56,6 +56,7 @@ fn decode(data: &[u8]) -> (Config, Vec<Op>) {
                 15 => Op::Stale(i),
                 16 => Op::Stop((arg % 2 == 0).then_some(u64::from(arg) * 2)),
                 17 => Op::ListenerClosed,
+                18 => Op::Block(i),
                 _ => Op::Tick(u64::from(arg) * 2),
             }
         })

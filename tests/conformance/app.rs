@@ -46,6 +46,11 @@ impl App {
                 );
                 Response::new(StreamBody::new(chunks).boxed())
             }
+            "/big-at-once" => {
+                // 32 MiB in one frame: hyper takes the whole body at once and
+                // the body ends long before the client has it.
+                Response::new(Full::new(Bytes::from(vec![b'x'; 32 << 20])).boxed())
+            }
             "/hang" => {
                 std::future::pending::<()>().await;
                 unreachable!()

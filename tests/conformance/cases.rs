@@ -501,6 +501,22 @@ pub fn b9_client_that_never_reads_is_bounded_by_grace<R: TestRuntime>() {
     );
 }
 
+pub fn b9_response_not_yet_delivered_at_the_deadline_is_forced<R: TestRuntime>() {
+    let server = R::start(with_grace(300 * MS));
+    let mut conn = Conn::open(server.addr);
+    conn.get("/big-at-once");
+    // The response is on its way (and its body already ended in hyper's
+    // hands); the client reads none of it.
+    let mut first = [0u8; 1];
+    conn.stream.peek(&mut first).expect("the response begins");
+    let report = server.stop();
+    assert!(
+        !report.graceful,
+        "a response cut at the deadline is no graceful stop"
+    );
+    assert_eq!((report.force_closed, report.requests_completed), (1, 0));
+}
+
 pub fn b10_stop_ends_with_last_request_not_at_deadline<R: TestRuntime>() {
     let server = R::start(with_grace(Duration::from_secs(30)));
     let mut conn = Conn::open(server.addr);

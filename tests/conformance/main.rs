@@ -38,6 +38,7 @@ macro_rules! all_cases {
             b9_zero_grace_forces_at_once_fin_first,
             b9_grace_deadline_force_closes_hanging_handler,
             b9_client_that_never_reads_is_bounded_by_grace,
+            b9_response_not_yet_delivered_at_the_deadline_is_forced,
             b10_stop_ends_with_last_request_not_at_deadline,
             b11_report_counts_are_exact,
             b12_stop_twice_gives_one_report_and_shorter_grace_wins,

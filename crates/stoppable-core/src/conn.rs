@@ -21,6 +21,11 @@ pub struct Progress {
     pub arrived: u64,
     /// The connection was upgraded; it stays tracked until closed (B14).
     pub upgraded: bool,
+    /// Output waits that the connection could not write: the client is not
+    /// reading a response it was sent. The connection has work then, even
+    /// with no request in flight, and is forced if the grace ends (B9, B11).
+    /// Not a total: the latest report wins.
+    pub output_blocked: bool,
 }
 
 /// What a connection is doing.
@@ -33,7 +38,7 @@ pub enum ConnState {
     Idle,
     /// Part of a request head arrived; no request started yet.
     Reading,
-    /// At least one request in flight.
+    /// At least one request in flight, or output the client has not taken.
     Active,
     /// Upgraded; its IO belongs to a handler now.
     Upgraded,
@@ -72,6 +77,7 @@ pub(crate) struct Conn {
     pub(crate) reading_since: Option<Instant>,
     pub(crate) arrived: u64,
     pub(crate) upgraded: bool,
+    pub(crate) output_blocked: bool,
     /// Had work at any time since the stop began (for the report, B11).
     pub(crate) worked_in_stop: bool,
     pub(crate) told: Told,
@@ -86,6 +92,7 @@ impl Conn {
             reading_since: None,
             arrived: 0,
             upgraded: false,
+            output_blocked: false,
             worked_in_stop: false,
             told: Told::Nothing,
         }
@@ -98,7 +105,7 @@ impl Conn {
     pub(crate) fn state(&self) -> ConnState {
         if self.upgraded {
             ConnState::Upgraded
-        } else if self.in_flight() > 0 {
+        } else if self.in_flight() > 0 || self.output_blocked {
             ConnState::Active
         } else if self.reading_since.is_some() {
             ConnState::Reading
@@ -126,6 +133,7 @@ impl Conn {
         self.finished = finished;
         self.arrived = p.arrived.max(self.arrived);
         self.upgraded |= p.upgraded;
+        self.output_blocked = p.output_blocked;
         if self.arrived > self.started {
             self.reading_since.get_or_insert(now);
         } else {

@@ -17,6 +17,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => any::<usize>().prop_map(Op::Start),
         3 => any::<usize>().prop_map(Op::Finish),
         1 => any::<usize>().prop_map(Op::Upgrade),
+        1 => any::<usize>().prop_map(Op::Block),
         2 => any::<usize>().prop_map(Op::Close),
         1 => any::<usize>().prop_map(Op::Stale),
         1 => prop::option::of(0u64..400).prop_map(Op::Stop),

@@ -25,7 +25,7 @@ fn idle_after_one_request() -> Progress {
         started: 1,
         finished: 1,
         arrived: 1,
-        upgraded: false,
+        ..Progress::default()
     }
 }
 
@@ -34,7 +34,7 @@ fn in_flight(n: u64) -> Progress {
         started: n,
         finished: 0,
         arrived: n,
-        upgraded: false,
+        ..Progress::default()
     }
 }
 
@@ -180,7 +180,7 @@ fn b4_bytes_already_received_are_not_cut() {
         started: 1,
         finished: 1,
         arrived: 2,
-        upgraded: false,
+        ..Progress::default()
     };
     progress(&mut d, c, next_head, t0);
     d.stop(None, t0 + MS);
@@ -313,6 +313,48 @@ fn b9_grace_force_closes_work_and_closes_idle_at_deadline() {
     assert!(!report.graceful);
     assert_eq!((report.force_closed, report.closed_idle), (1, 1));
     assert_eq!(report.elapsed, 300 * MS);
+}
+
+#[test]
+fn b9_output_the_client_does_not_take_is_work_forced_at_deadline() {
+    let (mut d, t0) = drain();
+    let stuck = d.accept(t0).unwrap();
+    // Its request finished, but the response waits unwritten: not idle.
+    let blocked = Progress {
+        output_blocked: true,
+        ..idle_after_one_request()
+    };
+    progress(&mut d, stuck, blocked, t0);
+    assert_eq!(d.state(stuck), Ok(ConnState::Active));
+    d.stop(Some(300 * MS), t0);
+    d.listener_closed(t0);
+    assert!(actions(&mut d).contains(&Action::Shutdown(stuck)));
+    d.handle_timeout(t0 + 300 * MS);
+    let acts = actions(&mut d);
+    assert!(acts.contains(&Action::ForceClose(stuck)));
+    let report = stopped(&acts).unwrap();
+    assert!(!report.graceful);
+    assert_eq!((report.force_closed, report.requests_completed), (1, 0));
+}
+
+#[test]
+fn b9_output_written_before_the_deadline_closes_gracefully() {
+    let (mut d, t0) = drain();
+    let slow = d.accept(t0).unwrap();
+    let blocked = Progress {
+        output_blocked: true,
+        ..idle_after_one_request()
+    };
+    progress(&mut d, slow, blocked, t0);
+    d.stop(Some(300 * MS), t0);
+    d.listener_closed(t0);
+    actions(&mut d);
+    // The client read it all; the driver reports, then closes.
+    progress(&mut d, slow, idle_after_one_request(), t0 + 100 * MS);
+    d.handle(slow, ConnEvent::Closed, t0 + 100 * MS).unwrap();
+    let report = stopped(&actions(&mut d)).unwrap();
+    assert!(report.graceful);
+    assert_eq!(report.closed_after_work, 1);
 }
 
 #[test]
@@ -467,6 +509,7 @@ fn b14_upgraded_connection_stays_tracked_until_closed_or_forced() {
         finished: 1,
         arrived: 1,
         upgraded: true,
+        ..Progress::default()
     };
     progress(&mut d, c, upgraded, t0);
     assert_eq!(d.state(c), Ok(ConnState::Upgraded));
@@ -555,7 +598,7 @@ fn stale_progress_is_ignored() {
         started: 2,
         finished: 5,
         arrived: 2,
-        upgraded: false,
+        ..Progress::default()
     };
     progress(&mut d, c, over, t0);
     assert_eq!(

@@ -37,6 +37,25 @@ impl<T> TrackedIo<T> {
         }
     }
 
+    /// A write that cannot complete: the client is not reading (B9, B11).
+    fn note_blocked<R>(&self, polled: Poll<R>) -> Poll<R> {
+        if polled.is_pending() {
+            self.slot.output_blocked();
+        }
+        polled
+    }
+
+    /// A flush (or shutdown) that could not complete blocks too; a complete
+    /// one unblocks.
+    fn note_flushed(&self, polled: Poll<io::Result<()>>) -> Poll<io::Result<()>> {
+        match polled {
+            Poll::Pending => self.slot.output_blocked(),
+            Poll::Ready(Ok(())) => self.slot.output_flushed(),
+            Poll::Ready(Err(_)) => {}
+        }
+        polled
+    }
+
     fn io(&mut self) -> Pin<&mut T>
     where
         T: Unpin,
@@ -102,15 +121,18 @@ impl<T: Write + Unpin> Write for TrackedIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.io().poll_write(cx, buf)
+        let written = self.io().poll_write(cx, buf);
+        self.note_blocked(written)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io().poll_flush(cx)
+        let flushed = self.io().poll_flush(cx);
+        self.note_flushed(flushed)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io().poll_shutdown(cx)
+        let shut = self.io().poll_shutdown(cx);
+        self.note_flushed(shut)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -122,7 +144,8 @@ impl<T: Write + Unpin> Write for TrackedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.io().poll_write_vectored(cx, bufs)
+        let written = self.io().poll_write_vectored(cx, bufs);
+        self.note_blocked(written)
     }
 }
 

@@ -39,6 +39,10 @@ pub(crate) struct ConnSlot {
     arrived: AtomicU64,
     upgraded: AtomicBool,
     http2: AtomicBool,
+    /// A write or flush could not complete: the client is not taking a
+    /// response that hyper holds whole, so the connection still has work
+    /// (B9, B11). Cleared by the next complete flush.
+    output_blocked: AtomicBool,
     command: AtomicU8,
     waker: AtomicWaker,
     /// The socket, while its owner keeps it open; the lock orders a force
@@ -55,6 +59,7 @@ impl ConnSlot {
             arrived: AtomicU64::new(0),
             upgraded: AtomicBool::new(false),
             http2: AtomicBool::new(false),
+            output_blocked: AtomicBool::new(false),
             command: AtomicU8::new(Command::None as u8),
             waker: AtomicWaker::new(),
             socket: Mutex::new(socket),
@@ -72,6 +77,7 @@ impl ConnSlot {
             finished,
             arrived: self.arrived.load(Relaxed),
             upgraded: self.upgraded.load(Relaxed),
+            output_blocked: self.output_blocked.load(Relaxed),
         }
     }
 
@@ -101,6 +107,18 @@ impl ConnSlot {
 
     pub(crate) fn request_finished(&self) {
         self.finished.fetch_add(1, Release);
+    }
+
+    /// A write or flush could not complete.
+    pub(crate) fn output_blocked(&self) {
+        self.output_blocked.store(true, Relaxed);
+    }
+
+    /// Everything written is flushed: one load, a store only after a block.
+    pub(crate) fn output_flushed(&self) {
+        if self.output_blocked.load(Relaxed) {
+            self.output_blocked.store(false, Relaxed);
+        }
     }
 
     pub(crate) fn upgraded(&self) {

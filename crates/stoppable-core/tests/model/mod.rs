@@ -16,6 +16,8 @@ pub enum Op {
     Start(usize),
     Finish(usize),
     Upgrade(usize),
+    /// The connection's output blocks, or unblocks (the client reads again).
+    Block(usize),
     /// The peer (or the driver, carrying out an action) closes it.
     Close(usize),
     /// The driver re-sends an older report.
@@ -125,6 +127,15 @@ impl Run {
                     let c = &mut self.conns[i];
                     c.earlier = c.now;
                     c.now.upgraded = true;
+                    let p = c.now;
+                    self.report(i, p);
+                }
+            }
+            Op::Block(i) => {
+                if let Some(i) = pick(i, n) {
+                    let c = &mut self.conns[i];
+                    c.earlier = c.now;
+                    c.now.output_blocked = !c.now.output_blocked;
                     let p = c.now;
                     self.report(i, p);
                 }
