@@ -3,7 +3,13 @@
 //! the preface, settings and pings have come.
 
 /// The client preface every HTTP/2 connection starts with (RFC 9113 §3.4).
-pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether a connection's first bytes are HTTP/2's: the preface up to
+/// `HTTP/2.0` tells, even from a short first read.
+pub(crate) fn starts_http2(first: &[u8]) -> bool {
+    first.starts_with(&PREFACE[..14])
+}
 
 /// The HEADERS frame type (RFC 9113 §6.2): the one that opens a stream.
 const HEADERS: u8 = 0x1;

@@ -8,7 +8,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::io::TrackedIo;
 use crate::shared::Shared;
 use crate::slot::{Command, ConnSlot};
 use crate::socket::RawSocket;
@@ -118,7 +117,6 @@ where
                 this.handshake = None;
                 let slot = this.slot.take().expect("checked above");
                 slot.set_socket(this.socket);
-                let io = TrackedIo::new(io, slot.clone(), this.shared.clone());
                 Poll::Ready(Some(Tracked::new(io, slot, this.shared.clone())))
             }
         }

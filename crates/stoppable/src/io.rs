@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
 
-use crate::h2_frames::FrameScan;
+use crate::h2_frames::{self, FrameScan};
 use crate::shared::Shared;
 use crate::slot::ConnSlot;
 
@@ -64,9 +64,6 @@ impl<T> TrackedIo<T> {
     }
 }
 
-/// Enough of the preface to tell HTTP/2, even from a short first read.
-const HTTP2_PREFACE_START: &[u8] = b"PRI * HTTP/2.0";
-
 impl<T: Read + Unpin> Read for TrackedIo<T> {
     #[allow(unsafe_code)]
     fn poll_read(
@@ -88,7 +85,7 @@ impl<T: Read + Unpin> Read for TrackedIo<T> {
             // first-request window (B4).
             if !filled.is_empty() && self.first_read {
                 self.first_read = false;
-                if filled.starts_with(HTTP2_PREFACE_START) {
+                if h2_frames::starts_http2(filled) {
                     self.slot.is_http2_from_start();
                     self.frames = Some(Box::new(FrameScan::new()));
                 }

@@ -11,7 +11,7 @@ use http::{Request, Response};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper::service::Service;
-use hyper_util::server::conn::auto::{Builder, HttpServerConnExec};
+use hyper_util::server::conn::auto::{Builder, HttpServerConnExec, UpgradeableConnection};
 use stoppable_core::Report;
 
 use crate::handshake::{Handshake, Plain, Started};
@@ -19,7 +19,8 @@ use crate::runtime::{Accept, Accepted, Runtime};
 use crate::service::{TrackedBody, TrackedFuture};
 use crate::stopper::Stopper;
 use crate::timer::DrainTimer;
-use crate::tracker::Tracker;
+use crate::tracker::{Tracked, Tracker};
+use crate::{ConnDriver, TrackedIo, TrackedService};
 use crate::{Error, Options};
 
 /// Pause after an accept error (out of file descriptors, say), so the loop
@@ -156,6 +157,23 @@ where
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
     E: HttpServerConnExec<TrackedFuture<S::Future>, TrackedBody<B>> + Clone + Send + Sync + 'static,
 {
+    /// The hyper connection (HTTP/1.1 and HTTP/2, with upgrades) of a
+    /// tracked connection, ready to spawn.
+    fn drive<Io>(
+        conn: Tracked<Io>,
+        service: S,
+        builder: &Builder<E>,
+    ) -> ConnDriver<UpgradeableConnection<'static, TrackedIo<Io>, TrackedService<S>, E>>
+    where
+        Io: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static,
+    {
+        conn.serve(service, |io, service| {
+            builder
+                .serve_connection_with_upgrades(io, service)
+                .into_owned()
+        })
+    }
+
     fn serve_connection(&self, accepted: Accepted<A::Io>) {
         // Refused once the listener is closed; the socket closes here.
         match self.handshake.start(accepted.io) {
@@ -163,12 +181,7 @@ where
                 let Some(conn) = self.tracker.track(io, accepted.socket) else {
                     return;
                 };
-                let builder = &self.builder;
-                let driver = conn.serve(self.service.clone(), |io, service| {
-                    builder
-                        .serve_connection_with_upgrades(io, service)
-                        .into_owned()
-                });
+                let driver = Self::drive(conn, self.service.clone(), &self.builder);
                 self.tracker.runtime.spawn(driver);
             }
             Started::Running(handshake) => {
@@ -179,12 +192,7 @@ where
                 let (builder, service) = (self.builder.clone(), self.service.clone());
                 self.tracker.runtime.spawn(async move {
                     if let Some(conn) = handshaking.await {
-                        let driver = conn.serve(service, |io, service| {
-                            builder
-                                .serve_connection_with_upgrades(io, service)
-                                .into_owned()
-                        });
-                        driver.await;
+                        Self::drive(conn, service, &builder).await;
                     }
                 });
             }

@@ -158,16 +158,10 @@ impl ConnSlot {
 
     /// Request bytes may wait in the kernel that hyper has not read: then
     /// they begin a request (B4), and the shutdown waits for its head.
-    /// True when it found such bytes.
-    pub(crate) fn note_unread_bytes(&self) -> bool {
-        if self.is_reading() {
-            return false;
-        }
-        let unread = self.with_socket(socket::has_unread) == Some(true);
-        if unread {
+    pub(crate) fn note_unread_bytes(&self) {
+        if !self.is_reading() && self.with_socket(socket::has_unread) == Some(true) {
             self.bytes_arrived();
         }
-        unread
     }
 
     /// The socket is ready to be shut down from outside: after a handshake,

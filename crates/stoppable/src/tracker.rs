@@ -95,11 +95,7 @@ impl<R: Runtime> Tracker<R> {
     /// drop the connection then.
     pub fn track<Io>(&self, io: Io, socket: Option<RawSocket>) -> Option<Tracked<Io>> {
         let slot = self.shared.accept(socket)?;
-        Some(Tracked {
-            io: TrackedIo::new(io, slot.clone(), self.shared.clone()),
-            slot,
-            shared: self.shared.clone(),
-        })
+        Some(Tracked::new(io, slot, self.shared.clone()))
     }
 
     /// Tracks a connection just accepted whose IO needs a handshake first
@@ -159,8 +155,13 @@ pub struct Tracked<Io> {
 }
 
 impl<Io> Tracked<Io> {
-    pub(crate) fn new(io: TrackedIo<Io>, slot: Arc<ConnSlot>, shared: Arc<Shared>) -> Self {
-        Tracked { io, slot, shared }
+    /// A connection on `slot`, its IO wrapped to report to the drain.
+    pub(crate) fn new(io: Io, slot: Arc<ConnSlot>, shared: Arc<Shared>) -> Self {
+        Tracked {
+            io: TrackedIo::new(io, slot.clone(), shared.clone()),
+            slot,
+            shared,
+        }
     }
 
     /// Serves the connection: `connect` builds the hyper connection from the
