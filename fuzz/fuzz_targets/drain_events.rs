@@ -1,9 +1,11 @@
-//! Arbitrary event streams into the sans-IO core, checked after every step
-//! by the property test's model (`crates/stoppable-core/tests/model`):
-//! counts add up, nothing idles again after the stop, the stop completes
-//! exactly when all is closed, graceful means nothing was forced, all is
-//! closed at the grace deadline, timeouts never lie in the past, and the
-//! same input gives the same actions.
+//! Arbitrary event streams into the sans-IO core, reported or not, checked
+//! after every step by the property test's model
+//! (`crates/stoppable-core/tests/model`): every close judged by what the
+//! connection was really doing then (a close never cuts work, a force-close
+//! always does), exact report counts, graceful exactly when nothing was
+//! cut, the stop completes exactly when all is closed and within its bound
+//! once the work ends, all is closed at the grace deadline, timeouts never
+//! lie in the past, and the same input gives the same actions.
 //!
 //! `cargo +nightly fuzz run drain_events -- -max_total_time=60`
 #![no_main]
@@ -13,7 +15,7 @@ mod model;
 
 use std::time::Duration;
 
-use model::Op;
+use model::{Change, Op};
 use stoppable_core::Config;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
@@ -26,8 +28,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// Three bytes of configuration, then two bytes per event, weighted as in
-/// the property test.
+/// Four bytes of configuration, then two bytes per event, weighted about as
+/// in the property test. The top bit of an event's first byte says whether
+/// the driver reports a change.
 fn decode(data: &[u8]) -> (Config, Vec<Op>) {
     let byte = |i: usize| u64::from(data.get(i).copied().unwrap_or(0));
     let config = Config::default()
@@ -36,27 +39,32 @@ fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         .with_drain_delay(Duration::from_millis(if byte(2) % 2 == 0 {
             0
         } else {
-            byte(2)
-        }));
+            byte(2) * 2
+        }))
+        .with_goaway_timeout(Duration::from_millis(1 + byte(3) * 2));
     let ops = data
-        .get(3..)
+        .get(4..)
         .unwrap_or_default()
         .chunks_exact(2)
         .take(200)
         .map(|pair| {
-            let (kind, arg) = (pair[0] % 22, pair[1]);
+            let (kind, report, arg) = (pair[0] % 26, pair[0] & 0x80 != 0, pair[1]);
             let i = usize::from(arg);
+            let change = |c| Op::Do(i, c, report);
             match kind {
                 0..=2 => Op::Accept,
-                3..=5 => Op::Arrive(i),
-                6..=8 => Op::Start(i),
-                9..=11 => Op::Finish(i),
-                12 => Op::Upgrade(i),
-                13..=14 => Op::Close(i),
-                15 => Op::Stale(i),
-                16 => Op::Stop((arg % 2 == 0).then_some(u64::from(arg) * 2)),
-                17 => Op::ListenerClosed,
-                18 => Op::Block(i),
+                3..=5 => change(Change::Arrive),
+                6..=8 => change(Change::Start),
+                9..=11 => change(Change::Finish),
+                12 => change(Change::Upgrade),
+                13 => change(Change::Block),
+                14 => change(Change::Http2),
+                15 => Op::Unread(i),
+                16..=17 => Op::Close(i),
+                18 => Op::Stale(i),
+                19 => Op::Stop((arg % 2 == 0).then_some(u64::from(arg) * 2)),
+                20 => Op::ListenerClosed,
+                21 => Op::Refresh,
                 _ => Op::Tick(u64::from(arg) * 2),
             }
         })

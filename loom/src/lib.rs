@@ -16,6 +16,14 @@ macro_rules! event {
 mod shared;
 #[path = "../../crates/stoppable/src/slot.rs"]
 mod slot;
+#[path = "../../crates/stoppable/src/slots.rs"]
+mod slots;
+
+/// The crate's error, as `shared.rs` returns it.
+#[derive(Debug)]
+pub enum Error {
+    Stopped,
+}
 
 /// The socket calls the slot makes, without the sockets.
 mod socket {

@@ -103,13 +103,14 @@ mod shared {
     use std::sync::Arc;
 
     use loom::thread;
-    use stoppable_core::{Config, Drain, Report};
+    use stoppable_core::{Config, Report};
 
     use crate::shared::Shared;
     use crate::slot::Command;
 
     fn shared() -> Arc<Shared> {
-        Shared::new(Drain::new(Config::default()).expect("valid config"))
+        // No timer task here: these stops need none (no grace).
+        Shared::new(Config::default(), Box::new(|_| {})).expect("valid config")
     }
 
     /// A stop with no grace, then the listener's close (B1), on a thread

@@ -4,6 +4,8 @@
 mod app;
 mod cases;
 mod client;
+mod fresh_state_cases;
+mod h2_raw;
 mod http2;
 mod lines;
 mod runtimes;
@@ -29,6 +31,8 @@ macro_rules! all_cases {
             b6_response_after_stop_says_close,
             b6_pipelined_request_is_never_dropped_silently,
             b7_http2_streams_complete_after_goaway,
+            b7_http2_client_that_never_acknowledges_goaway_is_closed,
+            b7_fresh_http2_connection_gets_goaway_before_its_close,
             b8_malformed_request_gets_400,
             b8_bad_input_during_a_drain_gets_errors_and_counts_stay_exact,
             b8_client_reset_mid_request_counts_as_closed,
@@ -39,8 +43,10 @@ macro_rules! all_cases {
             b9_grace_deadline_force_closes_hanging_handler,
             b9_client_that_never_reads_is_bounded_by_grace,
             b9_response_not_yet_delivered_at_the_deadline_is_forced,
+            b9_force_close_reaches_a_connection_without_a_socket,
             b10_stop_ends_with_last_request_not_at_deadline,
             b11_report_counts_are_exact,
+            b11_raw_work_begun_in_the_delay_and_cut_at_the_grace_is_not_graceful,
             b12_stop_twice_gives_one_report_and_shorter_grace_wins,
             b13_stop_from_inside_a_handler,
             b14_upgraded_connection_is_waited_for,
@@ -53,6 +59,9 @@ macro_rules! all_cases {
             b19_serve_stop_cycles_leave_nothing,
             b20_line_in_progress_is_finished_and_idle_closes,
             b20_grace_force_closes_an_unfinished_line,
+            b21_delay_longer_than_header_timeout_keeps_an_http2_stream,
+            b21_stop_ends_after_the_server_future_is_dropped,
+            b21_stop_ends_after_a_panic_in_the_accept_loop,
             tls_b3_idle_connection_gets_close_notify_at_stop,
             tls_b3_unfinished_handshake_closes_after_window,
             tls_b4_handshake_under_way_at_stop_is_served,

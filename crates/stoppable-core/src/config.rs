@@ -20,6 +20,11 @@ pub struct Config {
     /// The readiness delay (B16): how long the server keeps serving normally
     /// after `stop`, so load balancers can take it out of rotation.
     pub drain_delay: Duration,
+    /// How long a connection told to finish may stay open once it has no
+    /// work left, waiting for the client to close it (B7): an HTTP/2 client
+    /// that never acknowledges the GOAWAY's PING, a vanished peer. Go's
+    /// `goAwayTimeout`; it holds with or without a grace.
+    pub goaway_timeout: Duration,
 }
 
 impl Default for Config {
@@ -28,6 +33,7 @@ impl Default for Config {
             first_request_window: Duration::from_millis(250),
             header_read_timeout: Duration::from_secs(10),
             drain_delay: Duration::ZERO,
+            goaway_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -55,6 +61,12 @@ impl Config {
         self
     }
 
+    /// Sets the GOAWAY timeout (B7).
+    pub fn with_goaway_timeout(mut self, timeout: Duration) -> Self {
+        self.goaway_timeout = timeout;
+        self
+    }
+
     /// Checks the options, naming the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.first_request_window > MAX_FIRST_REQUEST_WINDOW {
@@ -64,6 +76,9 @@ impl Config {
         }
         if self.header_read_timeout.is_zero() {
             return Err(ConfigError::ZeroHeaderReadTimeout);
+        }
+        if self.goaway_timeout.is_zero() {
+            return Err(ConfigError::ZeroGoawayTimeout);
         }
         Ok(())
     }
@@ -77,6 +92,9 @@ pub enum ConfigError {
     FirstRequestWindowTooLong(Duration),
     /// A zero header-read timeout would close every request being read.
     ZeroHeaderReadTimeout,
+    /// A zero GOAWAY timeout would close an HTTP/2 connection before its
+    /// client could learn of the GOAWAY.
+    ZeroGoawayTimeout,
 }
 
 impl fmt::Display for ConfigError {
@@ -88,6 +106,9 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::ZeroHeaderReadTimeout => {
                 write!(f, "header read timeout must be greater than zero")
+            }
+            ConfigError::ZeroGoawayTimeout => {
+                write!(f, "GOAWAY timeout must be greater than zero")
             }
         }
     }

@@ -3,13 +3,16 @@
 
 use std::time::{Duration, Instant};
 
-/// What the driver observed on a connection: monotonic totals and a flag.
+use crate::Config;
+
+/// What the driver observed on a connection: monotonic totals and flags.
 ///
 /// Totals rather than deltas, so that any thread may report any connection at
 /// any time and a stale report is harmless: the core keeps the largest totals
 /// it has seen. The per-request hot path of a driver is then two counter
-/// increments on the connection's own memory, and the core hears of them
-/// when it needs to (at the stop, and during a drain).
+/// increments on the connection's own memory; the core reads them through
+/// the driver's [`Observe`](crate::Observe) whenever it decides about the
+/// connection (B21), and hears of them when the driver reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
     /// Requests started on this connection since it was accepted.
@@ -26,6 +29,12 @@ pub struct Progress {
     /// with no request in flight, and is forced if the grace ends (B9, B11).
     /// Not a total: the latest report wins.
     pub output_blocked: bool,
+    /// The connection speaks HTTP/2 (its preface arrived). It is never
+    /// closed without a GOAWAY first (B7), and has no request head to read
+    /// between streams: HTTP/2's own GOAWAY protects a stream that is
+    /// arriving, so bytes after its first stream (pings, settings, window
+    /// updates) are no head. Once set, it stays set.
+    pub http2: bool,
 }
 
 /// What a connection is doing.
@@ -36,7 +45,7 @@ pub enum ConnState {
     Fresh,
     /// Between requests.
     Idle,
-    /// Part of a request head arrived; no request started yet.
+    /// Part of an HTTP/1 request head arrived; no request started yet.
     Reading,
     /// At least one request in flight, or output the client has not taken.
     Active,
@@ -58,14 +67,26 @@ pub(crate) enum Told {
 /// What the drain does next with one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Step {
-    /// Nothing to do now.
+    /// Nothing to do until the driver reports.
     Wait,
     /// Nothing now; look again at this instant.
     WaitUntil(Instant),
-    /// Tell it to finish its work and close; look again at the instant if any.
-    Shutdown(Option<Instant>),
-    /// Tell it to close now.
+    /// Tell it to finish its work and close.
+    Shutdown,
+    /// Close it: it has no work.
     Close,
+    /// Close it, cutting its work: a request head late past its deadline.
+    Cut,
+}
+
+/// The instants a drain's decisions are measured from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock<'a> {
+    pub(crate) config: &'a Config,
+    /// When the drain began: a head's deadline runs from then at the
+    /// earliest, since the readiness delay serves as usual (B16).
+    pub(crate) drain_started_at: Instant,
+    pub(crate) now: Instant,
 }
 
 #[derive(Clone, Debug)]
@@ -73,11 +94,18 @@ pub(crate) struct Conn {
     pub(crate) accepted_at: Instant,
     pub(crate) started: u64,
     pub(crate) finished: u64,
-    /// When the core learned that a head is being read.
-    pub(crate) reading_since: Option<Instant>,
     pub(crate) arrived: u64,
     pub(crate) upgraded: bool,
     pub(crate) output_blocked: bool,
+    pub(crate) http2: bool,
+    /// The head being read: its `arrived` total, and when the core first
+    /// saw it. A later head is a new one, with a clock of its own.
+    pub(crate) head: Option<(u64, Instant)>,
+    /// Told to finish and seen with no work left since then: the wait for
+    /// the client to close (or to acknowledge a GOAWAY) runs from here (B7).
+    pub(crate) quiet_since: Option<Instant>,
+    /// The one instant at which the core looks at it again, if any.
+    pub(crate) wake_at: Option<Instant>,
     /// Had work at any time since the stop began (for the report, B11).
     pub(crate) worked_in_stop: bool,
     pub(crate) told: Told,
@@ -89,10 +117,13 @@ impl Conn {
             accepted_at: now,
             started: 0,
             finished: 0,
-            reading_since: None,
             arrived: 0,
             upgraded: false,
             output_blocked: false,
+            http2: false,
+            head: None,
+            quiet_since: None,
+            wake_at: None,
             worked_in_stop: false,
             told: Told::Nothing,
         }
@@ -102,12 +133,18 @@ impl Conn {
         self.started - self.finished
     }
 
+    /// An HTTP/1 request head is being read: bytes arrived that no started
+    /// request accounts for.
+    fn is_reading(&self) -> bool {
+        !self.http2 && self.arrived > self.started
+    }
+
     pub(crate) fn state(&self) -> ConnState {
         if self.upgraded {
             ConnState::Upgraded
         } else if self.in_flight() > 0 || self.output_blocked {
             ConnState::Active
-        } else if self.reading_since.is_some() {
+        } else if self.is_reading() {
             ConnState::Reading
         } else if self.arrived > 0 || self.started > 0 {
             ConnState::Idle
@@ -134,48 +171,73 @@ impl Conn {
         self.arrived = p.arrived.max(self.arrived);
         self.upgraded |= p.upgraded;
         self.output_blocked = p.output_blocked;
-        if self.arrived > self.started {
-            self.reading_since.get_or_insert(now);
-        } else {
-            self.reading_since = None;
+        self.http2 |= p.http2;
+        self.head = match self.head {
+            _ if !self.is_reading() => None,
+            Some((arrived, since)) if arrived == self.arrived => Some((arrived, since)),
+            _ => Some((self.arrived, now)),
+        };
+        if self.told == Told::Shutdown {
+            self.quiet_since = match self.quiet_since {
+                _ if self.has_work() => None,
+                since => Some(since.unwrap_or(now)),
+            };
         }
         newly_finished
     }
 
-    /// The drain's decision table for one open connection, by its state and
-    /// what it was already told. Pure: the caller applies the step.
+    /// The drain's decision table for one open connection, by what it was
+    /// told and its state. Pure: the caller applies the step, and looks at
+    /// the connection as it is now before asking (B21).
     ///
-    /// | state    | told nothing                          | told shutdown                   |
-    /// |----------|---------------------------------------|---------------------------------|
-    /// | Fresh    | window over ? close : wait for window | (never told)                    |
-    /// | Idle     | shutdown (closes at once)             | wait for the close              |
-    /// | Reading  | shutdown, head deadline               | deadline over ? close : wait    |
-    /// | Active   | shutdown (closes after its work)      | wait for the close              |
-    /// | Upgraded | wait (handlers see the drain, B15)    | wait for the close              |
+    /// | state    | told nothing                              | told to finish (shut down)                 |
+    /// |----------|-------------------------------------------|--------------------------------------------|
+    /// | Fresh    | window over ? (HTTP/2 ? shut down : close) : wait for the window | quiet too long ? close : wait |
+    /// | Idle     | shut down (HTTP/1 closes at once)         | quiet too long ? close : wait              |
+    /// | Reading  | head late ? cut : shut down               | head late ? cut : wait for its deadline    |
+    /// | Active   | shut down (closes after its work)         | look again in a while                      |
+    /// | Upgraded | wait (handlers see the drain, B15)        | wait for the close                         |
     ///
-    /// A connection told to close only waits for the driver's `Closed`.
-    pub(crate) fn next_step(&self, window: Duration, head_timeout: Duration, now: Instant) -> Step {
+    /// "Quiet too long": told to finish, with no work, for the GOAWAY
+    /// timeout (B7): the client neither closed nor let the server close. A
+    /// connection told to close only waits for the driver's `Closed`.
+    pub(crate) fn next_step(&self, clock: Clock<'_>) -> Step {
+        let Clock {
+            config,
+            drain_started_at,
+            now,
+        } = clock;
+        let after = |since: Instant, wait: Duration| since.checked_add(wait);
+        let due = |at: Option<Instant>| match at {
+            Some(at) if at > now => Step::WaitUntil(at),
+            Some(_) => Step::Close,
+            None => Step::Wait,
+        };
         let head_deadline = self
-            .reading_since
-            .and_then(|since| since.checked_add(head_timeout));
+            .head
+            .and_then(|(_, since)| after(since.max(drain_started_at), config.header_read_timeout));
+        let head_late = head_deadline.is_some_and(|at| at <= now);
+        let quiet_deadline = self
+            .quiet_since
+            .and_then(|since| after(since, config.goaway_timeout));
         match (self.told, self.state()) {
-            (Told::Close, _) => Step::Wait,
-            (Told::Nothing, ConnState::Fresh) => match self.accepted_at.checked_add(window) {
-                Some(end) if end > now => Step::WaitUntil(end),
-                _ => Step::Close,
-            },
-            (Told::Nothing, ConnState::Idle | ConnState::Active) => Step::Shutdown(None),
-            (Told::Nothing, ConnState::Reading) => match head_deadline {
-                Some(end) if end <= now => Step::Close,
-                end => Step::Shutdown(end),
-            },
-            (_, ConnState::Upgraded) => Step::Wait,
-            (Told::Shutdown, ConnState::Reading) => match head_deadline {
-                Some(end) if end > now => Step::WaitUntil(end),
-                Some(_) => Step::Close,
+            (Told::Close, _) | (_, ConnState::Upgraded) => Step::Wait,
+            (_, ConnState::Reading) if head_late => Step::Cut,
+            (Told::Nothing, ConnState::Fresh) => {
+                match due(after(self.accepted_at, config.first_request_window)) {
+                    Step::Close if self.http2 => Step::Shutdown,
+                    step => step,
+                }
+            }
+            (Told::Nothing, _) => Step::Shutdown,
+            (Told::Shutdown, ConnState::Reading) => due(head_deadline),
+            (Told::Shutdown, ConnState::Fresh | ConnState::Idle) => due(quiet_deadline),
+            // Its driver reports when the work ends; look again anyway, so
+            // a report that never comes cannot hold the stop.
+            (Told::Shutdown, ConnState::Active) => match after(now, config.goaway_timeout) {
+                Some(at) => Step::WaitUntil(at),
                 None => Step::Wait,
             },
-            (Told::Shutdown, _) => Step::Wait,
         }
     }
 }

@@ -5,8 +5,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::conn::{Conn, ConnState, Progress, Step, Told};
-use crate::{Config, ConfigError, ConnId, Counts, Error, Phase, Report};
+use crate::conn::{Clock, Conn, ConnState, Progress, Step, Told};
+use crate::{Config, ConfigError, ConnId, Counts, Error, Observe, Phase, Report};
 
 /// What the driver must do. Drain them with [`Drain::poll_action`] after
 /// every call that changes the state.
@@ -21,15 +21,19 @@ pub enum Action {
     /// connection closes at once (B3). A driver must not cut a request head
     /// it is still reading ([`Progress::arrived`]).
     Shutdown(ConnId),
-    /// Close now, with a FIN: the connection has no work (no first request
-    /// in its window, B4; a head not finished in time, B8; or idle at the
-    /// grace deadline). Report [`ConnEvent::Closed`] when done, except at
-    /// the deadline, where the core counts it closed at once. A driver that
-    /// finds request bytes waiting before it closes reports them instead
-    /// ([`Progress::arrived`]): the core then serves the request (B4).
+    /// Close now, politely: the connection has no work (no first request in
+    /// its window, B4; idle at the grace deadline, B9; or told to finish
+    /// and quiet past the GOAWAY timeout, B7). An HTTP/2 connection gets its
+    /// GOAWAY first if it had none, TLS its close_notify, then a FIN.
+    /// Report [`ConnEvent::Closed`] when done, except at the grace
+    /// deadline, where the core counts it closed at once. Before this
+    /// action the core asked [`Observe::look_closer`] for request bytes.
     Close(ConnId),
-    /// Grace is over (B9): shut the socket down (FIN first), then close it,
-    /// even if a handler holds it (B14). The core counts it closed at once.
+    /// Cut the connection's work: its grace is over (B9), or its request
+    /// head did not arrive within the header-read timeout (B8). Shut the
+    /// socket down (FIN first), then close it, even if a handler holds it
+    /// (B14). The core counts it force-closed at once, and the stop is not
+    /// graceful (B11).
     ForceClose(ConnId),
     /// The stop completed; the report is also in [`Drain::report`].
     Stopped(Report),
@@ -79,6 +83,11 @@ struct Slot {
 /// Spurious `handle_timeout` calls are no-ops, and after `handle_timeout(now)`
 /// `poll_timeout` is never `<= now`, so a driver cannot busy-loop.
 ///
+/// Before it decides about a connection, the core reads what the connection
+/// is doing through its [`Observe`] (B21): give it one with
+/// [`Drain::with_observer`] if your connections count their own progress;
+/// [`Drain::new`] relies on your reports alone.
+///
 /// ```
 /// use std::time::{Duration, Instant};
 /// use stoppable_core::{Action, Config, ConnEvent, Drain, Progress};
@@ -109,24 +118,35 @@ struct Slot {
 /// }
 /// assert_eq!(drain.poll_timeout(), None);
 /// ```
-pub struct Drain {
+pub struct Drain<O = ()> {
     config: Config,
     slots: Vec<Slot>,
     free: Vec<u32>,
     phase: Phase,
     stop: Option<StopState>,
     listener_closed: bool,
-    /// Per-connection wake-ups during a drain; entries may be stale.
+    /// When to look at a connection again. Only the entry that matches its
+    /// connection's `wake_at` counts; the others are stale and skipped.
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     actions: VecDeque<Action>,
     counts: Counts,
     tally: Tally,
     report: Option<Report>,
+    observer: O,
 }
 
 impl Drain {
-    /// A server that is serving, with no connection yet.
+    /// A server that is serving, with no connection yet, that learns what
+    /// its connections do from the driver's reports alone.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
+        Drain::with_observer(config, ())
+    }
+}
+
+impl<O: Observe> Drain<O> {
+    /// A server that is serving, with no connection yet, that reads what a
+    /// connection is doing through `observer` before it decides about it.
+    pub fn with_observer(config: Config, observer: O) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Drain {
             config,
@@ -140,7 +160,18 @@ impl Drain {
             counts: Counts::default(),
             tally: Tally::default(),
             report: None,
+            observer,
         })
+    }
+
+    /// The observer given to [`with_observer`](Drain::with_observer).
+    pub fn observer(&self) -> &O {
+        &self.observer
+    }
+
+    /// The observer, to change (track a new connection's counters, say).
+    pub fn observer_mut(&mut self) -> &mut O {
+        &mut self.observer
     }
 
     /// The options in force.
@@ -153,8 +184,8 @@ impl Drain {
         self.phase
     }
 
-    /// The live counts (B18). As fresh as the last [`ConnEvent::Progress`]
-    /// the driver reported for each connection.
+    /// The live counts (B18), as fresh as the last report or
+    /// [`refresh`](Drain::refresh).
     pub fn counts(&self) -> Counts {
         self.counts
     }
@@ -164,7 +195,7 @@ impl Drain {
         self.report
     }
 
-    /// The state of an open connection.
+    /// The state of an open connection, as last seen.
     pub fn state(&self, id: ConnId) -> Result<ConnState, Error> {
         self.conn(id).map(Conn::state)
     }
@@ -220,34 +251,17 @@ impl Drain {
     pub fn handle(&mut self, id: ConnId, event: ConnEvent, now: Instant) -> Result<(), Error> {
         match event {
             ConnEvent::Progress(progress) => {
-                let stopping = self.stop.is_some();
-                let finished = self.update(id, |conn| {
-                    let (started_before, arrived_before) = (conn.started, conn.arrived);
-                    let finished = conn.observe(progress, now);
-                    conn.worked_in_stop |=
-                        stopping && (conn.has_work() || conn.started > started_before);
-                    if conn.told == Told::Close && conn.arrived > arrived_before {
-                        // Its first request arrived before the close was
-                        // carried out (B4): serve it, then close.
-                        conn.told = Told::Nothing;
-                    }
-                    finished
-                })?;
-                if stopping {
-                    self.tally.requests_completed += finished;
-                }
+                self.apply(id, progress, now)?;
                 if self.is_draining() {
                     self.decide(id, now);
                 }
             }
             ConnEvent::Closed => {
+                // What it did last, for the report.
+                self.look(id, now);
                 let conn = self.remove(id)?;
                 if self.stop.is_some() {
-                    if conn.worked_in_stop || conn.has_work() {
-                        self.tally.closed_after_work += 1;
-                    } else {
-                        self.tally.closed_idle += 1;
-                    }
+                    self.tally_close(&conn);
                 }
                 self.try_finish(now);
             }
@@ -268,16 +282,19 @@ impl Drain {
             }
             return;
         }
+        // As they are at the stop: what finished before it is not counted.
+        let ids: Vec<ConnId> = self.open_connections().collect();
+        for &id in &ids {
+            self.look(id, now);
+        }
         self.stop = Some(StopState {
             began_at: now,
             grace,
             drain_started_at: None,
             deadline: None,
         });
-        for slot in &mut self.slots {
-            if let Some(conn) = &mut slot.conn {
-                conn.worked_in_stop = conn.has_work();
-            }
+        for id in ids {
+            let _ = self.update(id, |conn| conn.worked_in_stop = conn.has_work());
         }
         match now.checked_add(self.config.drain_delay) {
             Some(end) if end > now => self.set_phase(Phase::Delaying),
@@ -313,7 +330,25 @@ impl Drain {
                 break;
             }
             self.timers.pop();
-            self.decide(id, now);
+            let due = self.conn_mut(id).filter(|conn| conn.wake_at == Some(at));
+            if let Some(conn) = due {
+                conn.wake_at = None;
+                self.decide(id, now);
+            }
+        }
+    }
+
+    /// Reads every open connection through the observer, so the counts are
+    /// fresh; during a drain, decides about each as well. A driver calls it
+    /// for the live counts (B18); it adds no timer.
+    pub fn refresh(&mut self, now: Instant) {
+        let ids: Vec<ConnId> = self.open_connections().collect();
+        for id in ids {
+            if self.is_draining() {
+                self.decide(id, now);
+            } else {
+                self.look(id, now);
+            }
         }
     }
 
@@ -365,53 +400,138 @@ impl Drain {
         self.try_finish(now);
     }
 
-    /// Grace is over: close what has no work, force the rest (B9).
+    /// Grace is over: close what has no work, force the rest (B9), each as
+    /// it is now.
     fn force(&mut self, now: Instant) {
         self.set_phase(Phase::Forcing);
         self.timers.clear();
         let ids: Vec<ConnId> = self.open_connections().collect();
         for id in ids {
-            self.force_one(id);
+            self.force_one(id, now);
         }
         self.try_finish(now);
     }
 
-    fn force_one(&mut self, id: ConnId) {
+    fn force_one(&mut self, id: ConnId, now: Instant) {
+        self.look(id, now);
+        if self.conn(id).is_ok_and(|conn| !conn.has_work()) {
+            self.look_closer(id, now);
+        }
         let Ok(conn) = self.remove(id) else { return };
         let action = if conn.has_work() {
             self.tally.force_closed += 1;
             Action::ForceClose(id)
         } else {
-            self.tally.closed_idle += 1;
+            self.tally_close(&conn);
             Action::Close(id)
         };
         self.actions.push_back(action);
     }
 
-    /// Applies the decision table ([`Conn::next_step`]) to one open connection.
+    /// Applies the decision table ([`Conn::next_step`]) to one open
+    /// connection, as it is now (B21).
     fn decide(&mut self, id: ConnId, now: Instant) {
         if self.phase == Phase::Forcing {
             // Accepted from the queue after the deadline: nothing to wait for.
-            self.force_one(id);
+            self.force_one(id, now);
             return self.try_finish(now);
         }
-        let Ok(conn) = self.conn(id) else { return };
-        let window = self.config.first_request_window;
-        let head_timeout = self.config.header_read_timeout;
-        match conn.next_step(window, head_timeout, now) {
-            Step::Wait => {}
-            Step::WaitUntil(at) => self.timers.push(Reverse((at, id))),
-            Step::Shutdown(at) => {
-                let _ = self.update(id, |conn| conn.told = Told::Shutdown);
-                self.actions.push_back(Action::Shutdown(id));
-                if let Some(at) = at {
-                    self.timers.push(Reverse((at, id)));
+        if !self.look(id, now) {
+            return;
+        }
+        let drain_started_at = self.stop.and_then(|s| s.drain_started_at).unwrap_or(now);
+        let mut looked_closer = false;
+        loop {
+            let Ok(conn) = self.conn(id) else { return };
+            let clock = Clock {
+                config: &self.config,
+                drain_started_at,
+                now,
+            };
+            match conn.next_step(clock) {
+                Step::Wait => return,
+                Step::WaitUntil(at) => return self.schedule(id, at),
+                Step::Shutdown => {
+                    let _ = self.update(id, |conn| {
+                        conn.told = Told::Shutdown;
+                        if !conn.has_work() {
+                            conn.quiet_since = Some(now);
+                        }
+                    });
+                    self.actions.push_back(Action::Shutdown(id));
+                }
+                // Before closing what looks idle, look harder (B4).
+                Step::Close if !looked_closer => {
+                    looked_closer = true;
+                    self.look_closer(id, now);
+                }
+                Step::Close => {
+                    let _ = self.update(id, |conn| conn.told = Told::Close);
+                    self.actions.push_back(Action::Close(id));
+                    return;
+                }
+                Step::Cut => {
+                    if self.remove(id).is_ok() {
+                        self.tally.force_closed += 1;
+                        self.actions.push_back(Action::ForceClose(id));
+                    }
+                    return self.try_finish(now);
                 }
             }
-            Step::Close => {
-                let _ = self.update(id, |conn| conn.told = Told::Close);
-                self.actions.push_back(Action::Close(id));
-            }
+        }
+    }
+
+    /// Looks at the connection again at `at`, unless an earlier look is
+    /// already due: one timer per connection, however often it is decided
+    /// about.
+    fn schedule(&mut self, id: ConnId, at: Instant) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.wake_at.is_some_and(|pending| pending <= at) {
+            return;
+        }
+        conn.wake_at = Some(at);
+        self.timers.push(Reverse((at, id)));
+    }
+
+    /// Reads the connection through the observer; false if it is not open.
+    fn look(&mut self, id: ConnId, now: Instant) -> bool {
+        if self.conn(id).is_err() {
+            return false;
+        }
+        if let Some(progress) = self.observer.progress(id) {
+            let _ = self.apply(id, progress, now);
+        }
+        true
+    }
+
+    fn look_closer(&mut self, id: ConnId, now: Instant) {
+        if let Some(progress) = self.observer.look_closer(id) {
+            let _ = self.apply(id, progress, now);
+        }
+    }
+
+    /// Takes in observed totals, for the counts and the report.
+    fn apply(&mut self, id: ConnId, progress: Progress, now: Instant) -> Result<(), Error> {
+        let stopping = self.stop.is_some();
+        let finished = self.update(id, |conn| {
+            let started_before = conn.started;
+            let finished = conn.observe(progress, now);
+            conn.worked_in_stop |= stopping && (conn.has_work() || conn.started > started_before);
+            finished
+        })?;
+        if stopping {
+            self.tally.requests_completed += finished;
+        }
+        Ok(())
+    }
+
+    fn tally_close(&mut self, conn: &Conn) {
+        if conn.worked_in_stop || conn.has_work() {
+            self.tally.closed_after_work += 1;
+        } else {
+            self.tally.closed_idle += 1;
         }
     }
 
@@ -444,16 +564,30 @@ impl Drain {
         }
     }
 
+    /// The connection, for changes that do not move it between counts.
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        match self.slots.get_mut(id.index as usize) {
+            Some(Slot {
+                generation,
+                conn: Some(conn),
+            }) if *generation == id.generation => Some(conn),
+            _ => None,
+        }
+    }
+
     /// Changes one connection and keeps the counts in step.
     fn update<R>(&mut self, id: ConnId, change: impl FnOnce(&mut Conn) -> R) -> Result<R, Error> {
-        self.conn(id)?;
-        let conn = self.slots[id.index as usize]
-            .conn
-            .as_mut()
-            .ok_or(Error::UnknownConnection)?;
-        count(&mut self.counts, conn, Sign::Minus);
+        let counts = &mut self.counts;
+        let conn = match self.slots.get_mut(id.index as usize) {
+            Some(Slot {
+                generation,
+                conn: Some(conn),
+            }) if *generation == id.generation => conn,
+            _ => return Err(Error::UnknownConnection),
+        };
+        count(counts, conn, Sign::Minus);
         let out = change(conn);
-        count(&mut self.counts, conn, Sign::Plus);
+        count(counts, conn, Sign::Plus);
         Ok(out)
     }
 
@@ -499,5 +633,41 @@ fn shortest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reports repeated during a drain (each progress report, each call
+    /// of the live counts) add no timer: one per connection at most.
+    #[test]
+    fn repeated_reports_do_not_grow_the_timers() {
+        let t0 = Instant::now();
+        let mut drain = Drain::new(Config::default()).expect("valid");
+        let ids: Vec<ConnId> = (0..10)
+            .map(|_| drain.accept(t0).expect("accepting"))
+            .collect();
+        let reading = Progress {
+            arrived: 1,
+            ..Progress::default()
+        };
+        for &id in &ids[5..] {
+            drain.handle(id, ConnEvent::Progress(reading), t0).unwrap();
+        }
+        drain.stop(None, t0);
+        for _ in 0..1000 {
+            for (i, &id) in ids.iter().enumerate() {
+                let progress = if i < 5 { Progress::default() } else { reading };
+                drain.handle(id, ConnEvent::Progress(progress), t0).unwrap();
+            }
+        }
+        assert!(
+            drain.timers.len() <= ids.len(),
+            "{} timers for {} connections",
+            drain.timers.len(),
+            ids.len()
+        );
     }
 }

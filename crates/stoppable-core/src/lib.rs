@@ -27,6 +27,7 @@ mod conn;
 mod drain;
 mod error;
 mod id;
+mod observe;
 mod report;
 
 pub use config::{Config, ConfigError, MAX_FIRST_REQUEST_WINDOW};
@@ -34,4 +35,5 @@ pub use conn::{ConnState, Progress};
 pub use drain::{Action, ConnEvent, Drain};
 pub use error::Error;
 pub use id::ConnId;
+pub use observe::Observe;
 pub use report::{Counts, Phase, Report};

@@ -6,32 +6,43 @@ mod model;
 
 use std::time::Duration;
 
-use model::{run, Op};
+use model::{run, Change, Op};
 use proptest::prelude::*;
 use stoppable_core::Config;
+
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        3 => Just(Change::Arrive),
+        3 => Just(Change::Start),
+        3 => Just(Change::Finish),
+        1 => Just(Change::Upgrade),
+        1 => Just(Change::Block),
+        1 => Just(Change::Http2),
+    ]
+}
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => Just(Op::Accept),
-        3 => any::<usize>().prop_map(Op::Arrive),
-        3 => any::<usize>().prop_map(Op::Start),
-        3 => any::<usize>().prop_map(Op::Finish),
-        1 => any::<usize>().prop_map(Op::Upgrade),
-        1 => any::<usize>().prop_map(Op::Block),
+        12 => (any::<usize>(), change(), any::<bool>()).prop_map(|(i, c, r)| Op::Do(i, c, r)),
+        1 => any::<usize>().prop_map(Op::Unread),
         2 => any::<usize>().prop_map(Op::Close),
         1 => any::<usize>().prop_map(Op::Stale),
         1 => prop::option::of(0u64..400).prop_map(Op::Stop),
         1 => Just(Op::ListenerClosed),
+        1 => Just(Op::Refresh),
         3 => (0u64..300).prop_map(Op::Tick),
     ]
 }
 
 fn config() -> impl Strategy<Value = Config> {
-    (0u64..300, 1u64..500, prop_oneof![Just(0u64), 1u64..300]).prop_map(|(w, h, d)| {
+    let delay = prop_oneof![Just(0u64), 1u64..600];
+    (0u64..300, 1u64..500, delay, 1u64..500).prop_map(|(w, h, d, g)| {
         Config::default()
             .with_first_request_window(Duration::from_millis(w))
             .with_header_read_timeout(Duration::from_millis(h))
             .with_drain_delay(Duration::from_millis(d))
+            .with_goaway_timeout(Duration::from_millis(g))
     })
 }
 

@@ -1,9 +1,11 @@
 //! One test per transition of the core, named after the behaviour it serves.
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use stoppable_core::{
-    Action, Config, ConfigError, ConnEvent, ConnId, ConnState, Drain, Error, Phase, Progress,
+    Action, Config, ConfigError, ConnEvent, ConnId, ConnState, Drain, Error, Observe, Phase,
+    Progress,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -12,7 +14,7 @@ fn drain() -> (Drain, Instant) {
     (Drain::new(Config::default()).unwrap(), Instant::now())
 }
 
-fn actions(drain: &mut Drain) -> Vec<Action> {
+fn actions<O: Observe>(drain: &mut Drain<O>) -> Vec<Action> {
     std::iter::from_fn(|| drain.poll_action()).collect()
 }
 
@@ -36,6 +38,46 @@ fn in_flight(n: u64) -> Progress {
         arrived: n,
         ..Progress::default()
     }
+}
+
+/// Upgraded: work with no timer of its own (B14), so only the grace shows
+/// in `poll_timeout`.
+fn upgraded() -> Progress {
+    Progress {
+        started: 1,
+        arrived: 1,
+        upgraded: true,
+        ..Progress::default()
+    }
+}
+
+/// What the connections really do, as a driver's counters hold it: the core
+/// reads it when it decides (B21), whether or not it was reported.
+#[derive(Default)]
+struct Truth {
+    progress: HashMap<ConnId, Progress>,
+    /// Request bytes waiting in the kernel, unread.
+    unread: HashSet<ConnId>,
+}
+
+impl Observe for Truth {
+    fn progress(&mut self, id: ConnId) -> Option<Progress> {
+        self.progress.get(&id).copied()
+    }
+
+    fn look_closer(&mut self, id: ConnId) -> Option<Progress> {
+        let mut p = self.progress(id).unwrap_or_default();
+        if self.unread.remove(&id) {
+            p.arrived = p.started + 1;
+        }
+        self.progress.insert(id, p);
+        Some(p)
+    }
+}
+
+fn observed() -> (Drain<Truth>, Instant) {
+    let drain = Drain::with_observer(Config::default(), Truth::default()).unwrap();
+    (drain, Instant::now())
 }
 
 fn stopped(actions: &[Action]) -> Option<stoppable_core::Report> {
@@ -127,27 +169,168 @@ fn b4_fresh_connection_gets_rest_of_window_then_closes() {
 }
 
 #[test]
-fn b4_request_found_before_a_window_close_is_carried_out_is_served() {
-    let (mut d, t0) = drain();
+fn b4_request_found_by_looking_closer_turns_a_close_into_a_shutdown() {
+    let (mut d, t0) = observed();
     let c = d.accept(t0).unwrap();
+    // Its request waits in the kernel, unread, when the window ends.
+    d.observer_mut().unread.insert(c);
     let late = t0 + Config::default().first_request_window;
     d.stop(None, late);
     assert_eq!(
         actions(&mut d),
-        vec![Action::StopAccepting, Action::Close(c)]
+        vec![Action::StopAccepting, Action::Shutdown(c)]
     );
-    // The driver peeks before closing and finds the request.
-    progress(
-        &mut d,
+    assert_eq!(d.state(c), Ok(ConnState::Reading));
+}
+
+#[test]
+fn b21_decisions_read_the_connection_as_it_is_now() {
+    let (mut d, t0) = observed();
+    let c = d.accept(t0).unwrap();
+    let grace = Duration::from_secs(1);
+    // Served once before the stop, unreported.
+    d.observer_mut()
+        .progress
+        .insert(c, idle_after_one_request());
+    d.stop(Some(grace), t0);
+    d.listener_closed(t0);
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting, Action::Shutdown(c)]
+    );
+    // Its next request starts and nobody reports it: the deadline sees it.
+    let next = Progress {
+        started: 2,
+        finished: 1,
+        arrived: 2,
+        ..Progress::default()
+    };
+    d.observer_mut().progress.insert(c, next);
+    d.handle_timeout(t0 + grace);
+    let acts = actions(&mut d);
+    assert!(acts.contains(&Action::ForceClose(c)), "{acts:?}");
+    assert!(!stopped(&acts).unwrap().graceful);
+}
+
+#[test]
+fn b21_a_head_after_the_one_seen_at_the_stop_gets_its_own_deadline() {
+    let delay = Duration::from_secs(11);
+    let config = Config::default().with_drain_delay(delay);
+    let mut d = Drain::with_observer(config, Truth::default()).unwrap();
+    let t0 = Instant::now();
+    let c = d.accept(t0).unwrap();
+    // A head is being read at the stop...
+    d.observer_mut().progress.insert(
         c,
         Progress {
             arrived: 1,
             ..Progress::default()
         },
-        late,
     );
-    assert_eq!(actions(&mut d), vec![Action::Shutdown(c)]);
-    assert_eq!(d.state(c), Ok(ConnState::Reading));
+    d.stop(None, t0);
+    // ...it completes and another begins during the delay, unreported.
+    let next = Progress {
+        started: 1,
+        finished: 1,
+        arrived: 2,
+        ..Progress::default()
+    };
+    d.observer_mut().progress.insert(c, next);
+    d.handle_timeout(t0 + delay);
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting, Action::Shutdown(c)],
+        "the new head is not cut by the old one's deadline"
+    );
+    let end = t0 + delay + Config::default().header_read_timeout;
+    assert_eq!(d.poll_timeout(), Some(end));
+}
+
+#[test]
+fn b7_http2_bytes_between_streams_are_no_head() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    let pinged = Progress {
+        started: 1,
+        finished: 1,
+        arrived: 2,
+        http2: true,
+        ..Progress::default()
+    };
+    progress(&mut d, c, pinged, t0);
+    assert_eq!(d.state(c), Ok(ConnState::Idle));
+}
+
+#[test]
+fn b7_fresh_http2_connection_is_shut_down_not_closed_after_its_window() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    let preface = Progress {
+        http2: true,
+        ..Progress::default()
+    };
+    progress(&mut d, c, preface, t0);
+    let late = t0 + Config::default().first_request_window;
+    d.stop(None, late);
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting, Action::Shutdown(c)],
+        "a GOAWAY first"
+    );
+}
+
+#[test]
+fn b7_connection_quiet_after_its_goaway_is_closed_after_the_timeout() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    let served = Progress {
+        http2: true,
+        ..idle_after_one_request()
+    };
+    progress(&mut d, c, served, t0);
+    d.stop(None, t0);
+    d.listener_closed(t0);
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting, Action::Shutdown(c)]
+    );
+    let bound = t0 + Config::default().goaway_timeout;
+    assert_eq!(d.poll_timeout(), Some(bound), "no grace, yet a bound");
+    d.handle_timeout(bound);
+    assert_eq!(actions(&mut d), vec![Action::Close(c)]);
+    d.handle(c, ConnEvent::Closed, bound).unwrap();
+    assert!(stopped(&actions(&mut d)).unwrap().graceful);
+}
+
+#[test]
+fn b7_the_goaway_timeout_runs_from_when_the_work_ended() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    progress(
+        &mut d,
+        c,
+        Progress {
+            http2: true,
+            ..in_flight(1)
+        },
+        t0,
+    );
+    d.stop(None, t0);
+    actions(&mut d);
+    let ended = t0 + 300 * MS;
+    let done = Progress {
+        http2: true,
+        finished: 1,
+        ..in_flight(1)
+    };
+    progress(&mut d, c, done, ended);
+    let bound = ended + Config::default().goaway_timeout;
+    // The look armed while it was busy comes first, and changes nothing.
+    d.handle_timeout(d.poll_timeout().unwrap());
+    assert!(actions(&mut d).is_empty());
+    assert_eq!(d.poll_timeout(), Some(bound));
+    d.handle_timeout(bound);
+    assert_eq!(actions(&mut d), vec![Action::Close(c)]);
 }
 
 #[test]
@@ -199,9 +382,11 @@ fn b5_in_flight_request_is_waited_for_without_grace() {
     d.stop(None, t0);
     d.listener_closed(t0);
     actions(&mut d);
-    assert_eq!(d.poll_timeout(), None, "no grace: no deadline");
-    d.handle_timeout(t0 + Duration::from_secs(3600));
+    // No grace: no deadline, only looks at the connection now and then.
+    let hour = t0 + Duration::from_secs(3600);
+    d.handle_timeout(hour);
     assert!(actions(&mut d).is_empty());
+    assert!(d.poll_timeout().unwrap() > hour);
     progress(
         &mut d,
         c,
@@ -276,7 +461,11 @@ fn b8_half_sent_head_is_bounded_by_header_read_timeout() {
     let end = t0 + Config::default().header_read_timeout;
     assert_eq!(d.poll_timeout(), Some(end));
     d.handle_timeout(end);
-    assert_eq!(actions(&mut d), vec![Action::Close(c)]);
+    assert_eq!(actions(&mut d), vec![Action::ForceClose(c)]);
+    d.listener_closed(end);
+    let report = stopped(&actions(&mut d)).unwrap();
+    assert!(!report.graceful, "a head cut is work cut (B11)");
+    assert_eq!(report.force_closed, 1);
 }
 
 #[test]
@@ -387,7 +576,7 @@ fn b9_zero_grace_with_only_idle_connections_is_graceful() {
 fn b9_huge_grace_is_no_limit() {
     let (mut d, t0) = drain();
     let c = d.accept(t0).unwrap();
-    progress(&mut d, c, in_flight(1), t0);
+    progress(&mut d, c, upgraded(), t0);
     d.stop(Some(Duration::MAX), t0);
     assert_eq!(d.poll_timeout(), None);
 }
@@ -456,7 +645,7 @@ fn b11_report_counts_each_kind_of_close() {
 fn b12_second_stop_shortens_never_lengthens() {
     let (mut d, t0) = drain();
     let c = d.accept(t0).unwrap();
-    progress(&mut d, c, in_flight(1), t0);
+    progress(&mut d, c, upgraded(), t0);
     d.stop(Some(Duration::from_secs(10)), t0);
     d.stop(Some(Duration::from_secs(60)), t0 + MS);
     assert_eq!(d.poll_timeout(), Some(t0 + Duration::from_secs(10)));

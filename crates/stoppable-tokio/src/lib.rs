@@ -41,6 +41,7 @@ mod tls;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 
 pub use stoppable::{
     ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Handshaking, Options, Phase, RawConn,
@@ -60,7 +61,7 @@ pub type Server<S> = stoppable::Server<Listener, S, Tokio, TokioExecutor>;
 /// timeouts.
 pub fn serve<S>(listener: TcpListener, service: S) -> Server<S> {
     let builder = Builder::new(TokioExecutor::new());
-    stoppable::Server::new(Listener(listener), service, Tokio, builder)
+    stoppable::Server::new(Listener(listener), service, Tokio::current(), builder)
 }
 
 /// Tracks the connections of your own accept loop, for users with their own
@@ -109,7 +110,7 @@ pub fn serve<S>(listener: TcpListener, service: S) -> Server<S> {
 /// # Ok(()) }
 /// ```
 pub fn tracker(options: Options) -> Result<Tracker<Tokio>, Error> {
-    Tracker::new(Tokio, options)
+    Tracker::new(Tokio::current(), options)
 }
 
 /// Closes a listener the way a stop must (B1), for your own accept loop:
@@ -204,9 +205,40 @@ fn signals() -> io::Result<impl futures_util::Stream<Item = ()>> {
     }))
 }
 
-/// The tokio runtime: `tokio::spawn` and tokio's timer.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Tokio;
+/// The tokio runtime: spawning on the runtime it was made in, and tokio's
+/// timer.
+///
+/// A stop may be called from any thread (a signal handler's, a test's), and
+/// it spawns the stop's timer task: so the runtime is remembered when this
+/// is made, not looked up when spawning.
+#[derive(Clone, Debug)]
+pub struct Tokio {
+    handle: Option<Handle>,
+}
+
+impl Tokio {
+    /// The runtime this is called in; outside any, the one current when it
+    /// spawns.
+    pub fn current() -> Self {
+        Tokio {
+            handle: Handle::try_current().ok(),
+        }
+    }
+
+    /// The runtime of `handle`.
+    pub fn from_handle(handle: Handle) -> Self {
+        Tokio {
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Default for Tokio {
+    /// [`Tokio::current`].
+    fn default() -> Self {
+        Tokio::current()
+    }
+}
 
 impl stoppable::Runtime for Tokio {
     type Sleep = tokio::time::Sleep;
@@ -215,7 +247,19 @@ impl stoppable::Runtime for Tokio {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        tokio::spawn(future);
+        match self.handle.clone().or_else(|| Handle::try_current().ok()) {
+            Some(handle) => drop(handle.spawn(future)),
+            // Made and called outside any runtime: a small one of its own,
+            // in a thread, rather than a panic or a task never run.
+            None => drop(std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build();
+                if let Ok(runtime) = runtime {
+                    runtime.block_on(future);
+                }
+            })),
+        }
     }
 
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {

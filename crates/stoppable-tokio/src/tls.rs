@@ -37,7 +37,7 @@ pub fn serve_tls<S>(listener: TcpListener, config: Arc<ServerConfig>, service: S
         Listener(listener),
         TlsAcceptor::new(config),
         service,
-        Tokio,
+        Tokio::current(),
         builder,
     )
 }

@@ -27,6 +27,7 @@ pub struct ConnDriver<C> {
 
 impl<C> ConnDriver<C> {
     pub(crate) fn new(conn: C, slot: Arc<ConnSlot>, shared: Arc<Shared>) -> Self {
+        slot.set_driven(true);
         ConnDriver {
             conn: Some(Box::pin(conn)),
             slot,
@@ -34,13 +35,6 @@ impl<C> ConnDriver<C> {
             shutdown_sent: false,
             waker: None,
             synced: Progress::default(),
-        }
-    }
-
-    fn register(&mut self, waker: &Waker) {
-        if !self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            self.slot.register(waker);
-            self.waker = Some(waker.clone());
         }
     }
 
@@ -56,9 +50,11 @@ impl<C: GracefulConnection> Future for ConnDriver<C> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        this.register(cx.waker());
+        let stop = this.shared.is_draining();
+        this.slot.register_cached(&mut this.waker, cx.waker(), stop);
         loop {
-            if this.slot.command() == Command::Shutdown && !this.shutdown_sent {
+            let command = this.slot.command();
+            if command == Command::Shutdown && !this.shutdown_sent {
                 // hyper would close an idle connection without reading what
                 // the client already sent: look first.
                 this.slot.note_unread_bytes();
@@ -67,8 +63,15 @@ impl<C: GracefulConnection> Future for ConnDriver<C> {
             let Some(conn) = this.conn.as_mut() else {
                 return Poll::Ready(());
             };
-            match this.slot.command() {
+            match command {
                 Command::Close => {
+                    if this.slot.is_http2() && !this.shutdown_sent {
+                        // B7: never closed without a GOAWAY, sent now if the
+                        // socket takes it.
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.as_mut().poll(cx);
+                    }
+                    // Dropping the IO closes it: close_notify, FIN (B9).
                     this.conn = None;
                     return Poll::Ready(());
                 }
@@ -101,5 +104,13 @@ impl<C: GracefulConnection> Future for ConnDriver<C> {
                 return Poll::Pending;
             }
         }
+    }
+}
+
+impl<C> Drop for ConnDriver<C> {
+    fn drop(&mut self) {
+        // The IO goes with hyper's connection, or to an upgrade's handler.
+        self.conn = None;
+        self.slot.set_driven(false);
     }
 }

@@ -73,6 +73,7 @@ impl<F> Handshaking<F> {
         slot: Arc<ConnSlot>,
         shared: Arc<Shared>,
     ) -> Self {
+        slot.set_driven(true);
         Handshaking {
             handshake: Some(Box::pin(handshake)),
             socket,
@@ -85,6 +86,7 @@ impl<F> Handshaking<F> {
     fn close(&mut self) {
         self.handshake = None;
         if let Some(slot) = self.slot.take() {
+            slot.set_driven(false);
             self.shared.closed(&slot);
         }
     }
@@ -93,6 +95,7 @@ impl<F> Handshaking<F> {
 impl<F, Io> Future for Handshaking<F>
 where
     F: Future<Output = io::Result<Io>>,
+    Io: hyper::rt::Write + Unpin,
 {
     type Output = Option<Tracked<Io>>;
 
@@ -117,6 +120,7 @@ where
                 this.handshake = None;
                 let slot = this.slot.take().expect("checked above");
                 slot.set_socket(this.socket);
+                slot.set_driven(false);
                 Poll::Ready(Some(Tracked::new(io, slot, this.shared.clone())))
             }
         }

@@ -1,11 +1,14 @@
 //! The connection's IO, seen by hyper and, after an upgrade, by the handler.
-//! It notes when request bytes arrive (B4) and reports the close when it is
-//! dropped, so an upgraded connection stays tracked until then (B14).
+//! It notes when request bytes arrive (B4), closes politely, and reports the
+//! close when it is dropped, so an upgraded connection stays tracked until
+//! then (B14).
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+
+use futures_util::task::noop_waker_ref;
 
 use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
 
@@ -13,10 +16,15 @@ use crate::h2_frames::{self, FrameScan};
 use crate::shared::Shared;
 use crate::slot::ConnSlot;
 
-/// A tracked connection's IO. Dropping it closes the connection and tells
-/// the drain.
+/// A tracked connection's IO. Dropping it closes the connection (a TLS
+/// close_notify and a FIN first, if the socket takes them at once) and
+/// tells the drain.
 pub struct TrackedIo<T> {
     io: Option<T>,
+    /// One try at shutting the write side down, never a wait.
+    shut_down_once: fn(&mut T) -> bool,
+    /// A shutdown completed already (hyper closed it gracefully).
+    shut_down: bool,
     /// No byte read yet: the first read tells HTTP/2 from HTTP/1.
     first_read: bool,
     /// An HTTP/2 connection before its first stream: where its frames are.
@@ -26,21 +34,32 @@ pub struct TrackedIo<T> {
     shared: Arc<Shared>,
 }
 
-impl<T> TrackedIo<T> {
+impl<T: Write + Unpin> TrackedIo<T> {
     pub(crate) fn new(io: T, slot: Arc<ConnSlot>, shared: Arc<Shared>) -> Self {
         TrackedIo {
             io: Some(io),
+            shut_down_once,
+            shut_down: false,
             first_read: true,
             frames: None,
             slot,
             shared,
         }
     }
+}
 
+/// Polls `poll_shutdown` once, with no waker: a TLS close_notify and a FIN
+/// if the socket takes them now. True when it completed.
+fn shut_down_once<T: Write + Unpin>(io: &mut T) -> bool {
+    let mut cx = Context::from_waker(noop_waker_ref());
+    matches!(Pin::new(io).poll_shutdown(&mut cx), Poll::Ready(Ok(())))
+}
+
+impl<T> TrackedIo<T> {
     /// A write that cannot complete: the client is not reading (B9, B11).
     fn note_blocked<R>(&self, polled: Poll<R>) -> Poll<R> {
         if polled.is_pending() {
-            self.slot.output_blocked();
+            self.slot.mark_output_blocked();
         }
         polled
     }
@@ -49,7 +68,7 @@ impl<T> TrackedIo<T> {
     /// one unblocks.
     fn note_flushed(&self, polled: Poll<io::Result<()>>) -> Poll<io::Result<()>> {
         match polled {
-            Poll::Pending => self.slot.output_blocked(),
+            Poll::Pending => self.slot.mark_output_blocked(),
             Poll::Ready(Ok(())) => self.slot.output_flushed(),
             Poll::Ready(Err(_)) => {}
         }
@@ -86,7 +105,7 @@ impl<T: Read + Unpin> Read for TrackedIo<T> {
             if !filled.is_empty() && self.first_read {
                 self.first_read = false;
                 if h2_frames::starts_http2(filled) {
-                    self.slot.is_http2_from_start();
+                    self.slot.mark_http2();
                     self.frames = Some(Box::new(FrameScan::new()));
                 }
             }
@@ -129,6 +148,7 @@ impl<T: Write + Unpin> Write for TrackedIo<T> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let shut = self.io().poll_shutdown(cx);
+        self.shut_down |= matches!(shut, Poll::Ready(Ok(())));
         self.note_flushed(shut)
     }
 
@@ -148,9 +168,16 @@ impl<T: Write + Unpin> Write for TrackedIo<T> {
 
 impl<T> Drop for TrackedIo<T> {
     fn drop(&mut self) {
+        // Politely first: close_notify over TLS, then a FIN, if they go out
+        // at once; the socket's own shutdown makes sure of the FIN.
+        let shut_down_once = self.shut_down_once;
+        let polite = self.shut_down || self.io.as_mut().is_some_and(shut_down_once);
         {
             // Close the socket while no force-close can reach its handle.
-            let _guard = self.slot.forget_socket();
+            let (_guard, socket) = self.slot.forget_socket();
+            if let (false, Some(socket)) = (polite, socket) {
+                crate::socket::shutdown(socket);
+            }
             drop(self.io.take());
         }
         self.shared.closed(&self.slot);

@@ -26,6 +26,7 @@ mod service;
 mod shared;
 mod signal;
 mod slot;
+mod slots;
 mod socket;
 mod stopper;
 mod timer;

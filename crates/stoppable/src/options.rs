@@ -6,7 +6,9 @@ use stoppable_core::Config;
 
 /// How a stop behaves. The defaults wait for all work (no grace limit),
 /// give fresh connections 250 ms to send their first request (B4), allow
-/// request heads 10 s (B8), and have no readiness delay (B16).
+/// request heads 10 s (B8), close a connection that stays open 1 s after
+/// it was asked to finish with nothing left to do (B7), and have no
+/// readiness delay (B16).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     pub(crate) config: Config,
@@ -37,6 +39,17 @@ impl Options {
     /// hyper's business: see `Server::builder_mut`.)
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.config.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a connection asked to finish (GOAWAY on HTTP/2,
+    /// `Connection: close` on HTTP/1.1) may stay open once it has no work
+    /// left, waiting for the client to close it or to acknowledge the
+    /// GOAWAY: then it is closed (B7). It holds with or without a grace, so
+    /// a hung or vanished client never holds a stop. Go's `goAwayTimeout`.
+    /// Default 1 s; must not be zero.
+    pub fn goaway_timeout(mut self, timeout: Duration) -> Self {
+        self.config.goaway_timeout = timeout;
         self
     }
 

@@ -1,5 +1,6 @@
-//! The accept loop: serves each connection with hyper, drains the accept
-//! queue at the stop (B1), and drives the drain's timers.
+//! The accept loop: serves each connection with hyper, and drains the
+//! accept queue at the stop (B1). The stop's timers are not here: they
+//! belong to the stop (`timer.rs`), so dropping the server cannot hold it.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -18,7 +19,6 @@ use crate::handshake::{Handshake, Plain, Started};
 use crate::runtime::{Accept, Accepted, Runtime};
 use crate::service::{TrackedBody, TrackedFuture};
 use crate::stopper::Stopper;
-use crate::timer::DrainTimer;
 use crate::tracker::{Tracked, Tracker};
 use crate::{ConnDriver, TrackedIo, TrackedService};
 use crate::{Error, Options};
@@ -40,9 +40,10 @@ const HANDSHAKE_SETTLE: Duration = Duration::from_millis(5);
 ///
 /// A stop may come before the server is first polled (a signal during
 /// start-up): the server then drains what the kernel already queued and
-/// resolves to the report; the stop completes when the server runs or is
-/// dropped. Polling it again after it resolved gives [`Error::Stopped`]
-/// (B2), never a panic.
+/// resolves to the report. A stop completes even if the server future is
+/// dropped (or panics) first: its listener closes then, and the stop's
+/// timers run in a task of their own (B21). Polling it again after it
+/// resolved gives [`Error::Stopped`] (B2), never a panic.
 ///
 /// Runtime crates build it (`stoppable_tokio::serve`); set its options
 /// before it is first polled.
@@ -56,7 +57,6 @@ pub struct Server<A, S, R: Runtime, E, H = Plain> {
     started: bool,
     /// The future resolved: a later poll is an error, never a panic (B2).
     done: bool,
-    timer: DrainTimer<R>,
     accept_pause: Option<Pin<Box<R::Sleep>>>,
     /// After the stop: new attempts refused, in-flight handshakes settling.
     settle: Option<Pin<Box<R::Sleep>>>,
@@ -91,7 +91,6 @@ impl<A, S, R: Runtime, E, H> Server<A, S, R, E, H> {
             options: Options::default(),
             started: false,
             done: false,
-            timer: DrainTimer::new(),
             accept_pause: None,
             settle: None,
         }
@@ -120,6 +119,12 @@ impl<A, S, R: Runtime, E, H> Server<A, S, R, E, H> {
     /// See [`Options::header_read_timeout`].
     pub fn header_read_timeout(self, timeout: Duration) -> Self {
         let options = self.options.header_read_timeout(timeout);
+        self.options(options)
+    }
+
+    /// See [`Options::goaway_timeout`].
+    pub fn goaway_timeout(self, timeout: Duration) -> Self {
+        let options = self.options.goaway_timeout(timeout);
         self.options(options)
     }
 
@@ -204,7 +209,7 @@ where
         let Some(listener) = self.listener.as_mut() else {
             return false;
         };
-        let stop_accepting = self.tracker.shared.lock().stop_accepting;
+        let stop_accepting = self.tracker.shared.stop_accepting();
         if let Some(pause) = self.accept_pause.as_mut() {
             if !stop_accepting && pause.as_mut().poll(cx).is_pending() {
                 return false;
@@ -296,11 +301,7 @@ where
             }
         }
         loop {
-            let report = {
-                let mut inner = this.tracker.shared.lock();
-                inner.set_server_waker(cx.waker());
-                inner.core.report()
-            };
+            let report = this.tracker.shared.poll_server(cx.waker());
             if this.poll_listener(cx) {
                 continue;
             }
@@ -308,13 +309,7 @@ where
                 this.done = true;
                 return Poll::Ready(Ok(report));
             }
-            if this
-                .timer
-                .poll(&this.tracker.runtime, &this.tracker.shared, cx)
-                .is_pending()
-            {
-                return Poll::Pending;
-            }
+            return Poll::Pending;
         }
     }
 }

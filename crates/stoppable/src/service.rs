@@ -13,7 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::service::Service;
 
 use crate::shared::Shared;
-use crate::slot::ConnSlot;
+use crate::slot::{Command, ConnSlot};
 use crate::stopper::DrainSignal;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -41,6 +41,12 @@ struct FinishGuard(Arc<ConnSlot>);
 impl Drop for FinishGuard {
     fn drop(&mut self) {
         self.0.request_finished();
+        if self.0.command() != Command::None {
+            // Told to finish: its driver reports the end of this work (an
+            // HTTP/2 stream ends in a task of its own), so the wait for the
+            // client to close runs from now (B7).
+            self.0.wake();
+        }
     }
 }
 
@@ -101,7 +107,7 @@ where
         let status = response.status();
         if status == StatusCode::SWITCHING_PROTOCOLS || *this.connect && status.is_success() {
             if let Some(guard) = &guard {
-                guard.0.upgraded();
+                guard.0.mark_upgraded();
             }
         } else if *this.http1 && this.shared.is_draining() {
             // B6: a head written after the stop says the connection closes.

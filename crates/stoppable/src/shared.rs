@@ -1,6 +1,12 @@
 //! The state one server shares between its accept task, its connection
-//! tasks and its stoppers. The lock is taken on accept, on close, at the
-//! stop and during a drain, never per request while serving.
+//! tasks, its stoppers and the stop's timer task. The lock is taken on
+//! accept, on close, at the stop and during a drain, never per request
+//! while serving.
+//!
+//! Every decision of the core goes through one funnel ([`Shared::decide`]):
+//! under the lock the core decides, reading each connection it decides
+//! about through the slots ([`Slots`]), so never on an earlier snapshot
+//! (B21); then what it decided is carried out, still under the lock.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,10 +20,14 @@ use std::sync::{atomic::AtomicBool, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
-use stoppable_core::{Action, ConnEvent, ConnId, ConnState, Counts, Drain, Phase, Report};
+use stoppable_core::{Action, Config, ConfigError, ConnEvent, Counts, Drain, Phase, Report};
 
 use crate::slot::{Command, ConnSlot};
+use crate::slots::Slots;
 use crate::socket::RawSocket;
+
+/// Starts the stop's timer task on the server's runtime.
+pub(crate) type SpawnTimers = Box<dyn Fn(Arc<Shared>) + Send + Sync>;
 
 pub(crate) struct Shared {
     /// Set when the drain begins: the one relaxed load on the hot path (B15).
@@ -27,42 +37,49 @@ pub(crate) struct Shared {
     inner: Mutex<Inner>,
     /// Notified when the drain begins and when the stop completes.
     changed: Event,
+    spawn_timers: SpawnTimers,
 }
 
-pub(crate) struct Inner {
-    pub(crate) core: Drain,
-    slots: Vec<Option<Arc<ConnSlot>>>,
+struct Inner {
+    /// The core, with the connections' slots as what it reads. Private to
+    /// this file: every call goes through [`Shared::decide`].
+    core: Drain<Slots>,
     /// Serving started (the server was polled, or a tracker made): options
     /// are fixed from then on.
-    pub(crate) serving: bool,
-    pub(crate) stop_accepting: bool,
+    serving: bool,
+    stop_accepting: bool,
     /// The grace a plain `stop()` uses.
-    pub(crate) default_grace: Option<Duration>,
+    default_grace: Option<Duration>,
+    /// The accept loop, to wake when it must drain its listener or resolve.
     server_waker: Option<Waker>,
+    /// The stop's timer task, to wake when the next timeout moves.
+    timer_waker: Option<Waker>,
 }
 
 impl Shared {
-    pub(crate) fn new(core: Drain) -> Arc<Self> {
-        Arc::new(Shared {
+    pub(crate) fn new(config: Config, spawn_timers: SpawnTimers) -> Result<Arc<Self>, ConfigError> {
+        let core = Drain::with_observer(config, Slots::default())?;
+        Ok(Arc::new(Shared {
             draining: AtomicBool::new(false),
             signal_in_requests: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 core,
-                slots: Vec::new(),
                 serving: false,
                 stop_accepting: false,
                 default_grace: None,
                 server_waker: None,
+                timer_waker: None,
             }),
             changed: Event::new(),
-        })
+            spawn_timers,
+        }))
     }
 
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic elsewhere must not make every later stop panic too.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -71,95 +88,146 @@ impl Shared {
         self.changed.listen()
     }
 
+    /// The funnel: the core decides (reading the connections it decides
+    /// about as they are now), then its actions are carried out, all under
+    /// one lock; the timer task hears if its next timeout moved.
+    fn decide<T>(&self, f: impl FnOnce(&mut Inner, Instant) -> T) -> T {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let before = inner.core.poll_timeout();
+        let out = f(&mut inner, now);
+        self.run_actions(&mut inner);
+        if inner.core.poll_timeout() != before {
+            wake(&inner.timer_waker);
+        }
+        out
+    }
+
+    /// Installs the options before serving, so that even a stop that comes
+    /// before the first poll honours them. Ignored once serving started or
+    /// a stop began; bad options wait for [`start`](Shared::start).
+    pub(crate) fn configure(&self, config: Config, grace: Option<Duration>, signal: bool) {
+        let mut inner = self.lock();
+        if inner.serving || inner.core.phase() != Phase::Serving {
+            return;
+        }
+        if let Ok(mut core) = Drain::with_observer(config, Slots::default()) {
+            std::mem::swap(core.observer_mut(), inner.core.observer_mut());
+            inner.core = core;
+        }
+        inner.default_grace = grace;
+        self.signal_in_requests.store(signal, Ordering::Relaxed);
+    }
+
+    /// Serving starts: an error if a stop already completed (B2).
+    pub(crate) fn start(&self) -> Result<(), crate::Error> {
+        let mut inner = self.lock();
+        if inner.core.report().is_some() {
+            return Err(crate::Error::Stopped);
+        }
+        inner.serving = true;
+        Ok(())
+    }
+
     /// Tracks a new connection; `None` once the server no longer accepts.
     pub(crate) fn accept(&self, socket: Option<RawSocket>) -> Option<Arc<ConnSlot>> {
-        let mut inner = self.lock();
-        let id = inner.core.accept(Instant::now()).ok()?;
-        let slot = Arc::new(ConnSlot::new(id, socket));
-        let index = id.index();
-        if inner.slots.len() <= index {
-            inner.slots.resize(index + 1, None);
-        }
-        inner.slots[index] = Some(slot.clone());
-        self.run_actions(&mut inner);
-        Some(slot)
+        self.decide(|inner, now| {
+            let id = inner.core.accept(now).ok()?;
+            let slot = Arc::new(ConnSlot::new(id, socket));
+            inner.core.observer_mut().insert(slot.clone());
+            Some(slot)
+        })
     }
 
     /// Tells the core what a connection did since it last heard.
     pub(crate) fn sync(&self, slot: &ConnSlot) {
-        let mut inner = self.lock();
-        let _ = inner.core.handle(
-            slot.id,
-            ConnEvent::Progress(slot.progress()),
-            Instant::now(),
-        );
-        self.run_actions(&mut inner);
+        self.decide(|inner, now| {
+            let progress = ConnEvent::Progress(slot.progress());
+            let _ = inner.core.handle(slot.id, progress, now);
+        });
     }
 
     /// The connection's socket is closed.
     pub(crate) fn closed(&self, slot: &ConnSlot) {
-        let now = Instant::now();
-        let mut inner = self.lock();
-        // Stale ids (force-closed at the deadline) are refused: nothing to do.
-        let _ = inner
-            .core
-            .handle(slot.id, ConnEvent::Progress(slot.progress()), now);
-        let _ = inner.core.handle(slot.id, ConnEvent::Closed, now);
-        if self.is_draining() {
-            event!(
-                debug,
-                open = inner.core.counts().open,
-                "stoppable: connection closed during the drain"
-            );
-        }
-        if let Some(entry) = inner.slots.get_mut(slot.id.index()) {
-            if entry.as_ref().is_some_and(|s| s.id == slot.id) {
-                *entry = None;
+        self.decide(|inner, now| {
+            // Stale ids (force-closed) are refused: nothing to do.
+            let _ = inner.core.handle(slot.id, ConnEvent::Closed, now);
+            inner.core.observer_mut().remove(slot.id);
+            if self.is_draining() {
+                event!(
+                    debug,
+                    open = inner.core.counts().open,
+                    "stoppable: connection closed during the drain"
+                );
             }
-        }
-        self.run_actions(&mut inner);
+        });
     }
 
     /// Starts or shortens the stop (B12); `None` takes the server's grace.
-    pub(crate) fn stop(&self, grace: Option<Duration>) {
-        let now = Instant::now();
-        let mut inner = self.lock();
-        let grace = grace.or(inner.default_grace);
-        event!(
-            info,
-            grace_ms = grace.map(|g| g.as_millis() as u64),
-            "stoppable: stop requested"
-        );
-        if inner.core.phase() == Phase::Serving {
-            // The core hears of requests lazily: bring it up to date first.
-            inner.sync_all(now);
+    /// The stop that begins here starts its own timer task, so it ends
+    /// whether or not anything else is still polled (B21).
+    pub(crate) fn stop(self: &Arc<Self>, grace: Option<Duration>) {
+        let began = self.decide(|inner, now| {
+            let grace = grace.or(inner.default_grace);
+            event!(
+                info,
+                grace_ms = grace.map(|g| g.as_millis() as u64),
+                "stoppable: stop requested"
+            );
+            let began = inner.core.phase() == Phase::Serving;
+            inner.core.stop(grace, now);
+            wake(&inner.server_waker);
+            began
+        });
+        if began {
+            (self.spawn_timers)(self.clone());
         }
-        inner.core.stop(grace, now);
-        self.run_actions(&mut inner);
-        inner.wake_server();
     }
 
     /// Fires the core's due timeouts.
     pub(crate) fn handle_timeout(&self) {
-        let mut inner = self.lock();
-        inner.core.handle_timeout(Instant::now());
-        self.run_actions(&mut inner);
+        self.decide(|inner, now| inner.core.handle_timeout(now));
     }
 
     /// The listener is closed, its queue drained (B1).
     pub(crate) fn listener_closed(&self) {
-        let mut inner = self.lock();
-        inner.stop_accepting = true;
-        inner.core.listener_closed(Instant::now());
-        self.run_actions(&mut inner);
+        self.decide(|inner, now| {
+            inner.stop_accepting = true;
+            inner.core.listener_closed(now);
+        });
     }
 
-    pub(crate) fn counts(&self) -> Counts {
+    /// Whether the accept loop must drain its listener now (B1).
+    pub(crate) fn stop_accepting(&self) -> bool {
+        self.lock().stop_accepting
+    }
+
+    /// The report, if the stop completed; `waker` is woken when the accept
+    /// loop must act (drain the listener, resolve).
+    pub(crate) fn poll_server(&self, waker: &Waker) -> Option<Report> {
         let mut inner = self.lock();
-        inner.sync_all(Instant::now());
-        let counts = inner.core.counts();
-        self.run_actions(&mut inner);
-        counts
+        set_waker(&mut inner.server_waker, waker);
+        inner.core.report()
+    }
+
+    /// The report if the stop completed, else when to fire the timeouts
+    /// next; `waker` is woken when that moves.
+    pub(crate) fn poll_timer(&self, waker: &Waker) -> Result<Report, Option<Instant>> {
+        let mut inner = self.lock();
+        set_waker(&mut inner.timer_waker, waker);
+        inner.core.report().ok_or(inner.core.poll_timeout())
+    }
+
+    /// The live counts, each connection read as it is now (B18).
+    pub(crate) fn counts(&self) -> Counts {
+        self.decide(|inner, now| {
+            inner.core.refresh(now);
+            inner.core.counts()
+        })
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        self.lock().core.phase()
     }
 
     pub(crate) fn report(&self) -> Option<Report> {
@@ -167,7 +235,7 @@ impl Shared {
     }
 
     /// Carries out what the core decided.
-    pub(crate) fn run_actions(&self, inner: &mut Inner) {
+    fn run_actions(&self, inner: &mut Inner) {
         while let Some(action) = inner.core.poll_action() {
             match action {
                 Action::StopAccepting => {
@@ -180,36 +248,24 @@ impl Shared {
                     inner.stop_accepting = true;
                     self.draining.store(true, Ordering::Release);
                     self.changed.notify(usize::MAX);
-                    inner.wake_server();
+                    wake(&inner.server_waker);
                 }
-                Action::Shutdown(id) => inner.order(id, Command::Shutdown),
-                Action::Close(id) if inner.core.state(id) == Ok(ConnState::Fresh) => {
-                    // A fresh connection at the end of its window: unless
-                    // its request arrived meanwhile (B4), which the driver
-                    // saw but has not reported yet, or which waits unread
-                    // in the kernel. Then the core hears of it and shuts it
-                    // down after serving it instead.
-                    let Some(slot) = inner.slot(id).cloned() else {
-                        continue;
-                    };
-                    slot.note_unread_bytes();
-                    let progress = slot.progress();
-                    if progress.arrived > 0 || progress.started > 0 {
-                        let now = Instant::now();
-                        let _ = inner.core.handle(id, ConnEvent::Progress(progress), now);
-                        continue;
+                Action::Shutdown(id) => {
+                    if let Some(slot) = inner.core.observer().get(id) {
+                        slot.order(Command::Shutdown);
                     }
-                    inner.close(id);
                 }
                 Action::Close(id) | Action::ForceClose(id) => {
                     if matches!(action, Action::ForceClose(_)) {
                         event!(
                             warn,
                             conn = id.index(),
-                            "stoppable: grace over, force-closing a busy connection"
+                            "stoppable: force-closing a connection with work"
                         );
                     }
-                    inner.close(id);
+                    if let Some(slot) = inner.core.observer().get(id) {
+                        slot.close();
+                    }
                 }
                 Action::Stopped(_report) => {
                     event!(
@@ -224,59 +280,24 @@ impl Shared {
                     );
                     // The report stays in the core; wake every waiter.
                     self.changed.notify(usize::MAX);
-                    inner.wake_server();
+                    wake(&inner.server_waker);
+                    wake(&inner.timer_waker);
                 }
                 _ => {}
             }
         }
-        // The next deadline may have moved: the accept task re-arms its timer.
-        if self.is_draining() || inner.core.phase() != Phase::Serving {
-            inner.wake_server();
-        }
     }
 }
 
-impl Inner {
-    fn slot(&self, id: ConnId) -> Option<&Arc<ConnSlot>> {
-        self.slots
-            .get(id.index())?
-            .as_ref()
-            .filter(|slot| slot.id == id)
+fn set_waker(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(current) if current.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
     }
+}
 
-    fn order(&self, id: ConnId, command: Command) {
-        if let Some(slot) = self.slot(id) {
-            slot.order(command);
-        }
-    }
-
-    /// Shuts the socket down (a FIN first, even if a handler owns it) and
-    /// tells the driver to drop the connection.
-    fn close(&self, id: ConnId) {
-        if let Some(slot) = self.slot(id) {
-            slot.shutdown_socket();
-            slot.order(Command::Close);
-        }
-    }
-
-    fn sync_all(&mut self, now: Instant) {
-        for slot in self.slots.iter().flatten() {
-            let _ = self
-                .core
-                .handle(slot.id, ConnEvent::Progress(slot.progress()), now);
-        }
-    }
-
-    pub(crate) fn set_server_waker(&mut self, waker: &Waker) {
-        match &self.server_waker {
-            Some(current) if current.will_wake(waker) => {}
-            _ => self.server_waker = Some(waker.clone()),
-        }
-    }
-
-    fn wake_server(&self) {
-        if let Some(waker) = &self.server_waker {
-            waker.wake_by_ref();
-        }
+fn wake(waker: &Option<Waker>) {
+    if let Some(waker) = waker {
+        waker.wake_by_ref();
     }
 }

@@ -1,7 +1,7 @@
 //! The shared memory of one connection: written by its own tasks only, so
 //! the per-request path touches no cache line that other connections write.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::task::Waker;
 
 // Under `--cfg loom` the same code runs on loom's primitives, so that the
@@ -39,6 +39,10 @@ pub(crate) struct ConnSlot {
     arrived: AtomicU64,
     upgraded: AtomicBool,
     http2: AtomicBool,
+    /// A driver of ours (`ConnDriver`, `Handshaking`) owns the IO and
+    /// carries out a close order itself: politely (GOAWAY, close_notify,
+    /// FIN). Without one (raw, upgraded), the stop shuts the socket down.
+    driven: AtomicBool,
     /// A write or flush could not complete: the client is not taking a
     /// response that hyper holds whole, so the connection still has work
     /// (B9, B11). Cleared by the next complete flush.
@@ -59,6 +63,7 @@ impl ConnSlot {
             arrived: AtomicU64::new(0),
             upgraded: AtomicBool::new(false),
             http2: AtomicBool::new(false),
+            driven: AtomicBool::new(false),
             output_blocked: AtomicBool::new(false),
             command: AtomicU8::new(Command::None as u8),
             waker: AtomicWaker::new(),
@@ -78,6 +83,7 @@ impl ConnSlot {
             arrived: self.arrived.load(Relaxed),
             upgraded: self.upgraded.load(Relaxed),
             output_blocked: self.output_blocked.load(Relaxed),
+            http2: self.http2.load(Relaxed),
         }
     }
 
@@ -97,7 +103,7 @@ impl ConnSlot {
 
     /// The connection speaks HTTP/2: hyper's graceful shutdown (GOAWAY) is
     /// safe at any time, with no head to protect.
-    pub(crate) fn is_http2_from_start(&self) {
+    pub(crate) fn mark_http2(&self) {
         self.http2.store(true, Relaxed);
     }
 
@@ -110,7 +116,7 @@ impl ConnSlot {
     }
 
     /// A write or flush could not complete.
-    pub(crate) fn output_blocked(&self) {
+    pub(crate) fn mark_output_blocked(&self) {
         self.output_blocked.store(true, Relaxed);
     }
 
@@ -121,7 +127,7 @@ impl ConnSlot {
         }
     }
 
-    pub(crate) fn upgraded(&self) {
+    pub(crate) fn mark_upgraded(&self) {
         self.upgraded.store(true, Relaxed);
     }
 
@@ -139,8 +145,30 @@ impl ConnSlot {
 
     /// Raises the command (never lowers it) and wakes the driver.
     pub(crate) fn order(&self, command: Command) {
-        self.command.fetch_max(command as u8, Relaxed);
+        self.command.fetch_max(command as u8, SeqCst);
         self.waker.wake();
+    }
+
+    /// Carries out the core's close (and force-close): a driver of ours
+    /// closes politely; without one, the socket is shut down from here,
+    /// even if a handler owns it (B9, B14).
+    pub(crate) fn close(&self) {
+        self.order(Command::Close);
+        // SeqCst against `set_driven`: a driver that just ended either saw
+        // the order or is seen to have ended here.
+        if !self.driven.load(SeqCst) {
+            self.shutdown_socket();
+        }
+    }
+
+    /// A driver of ours owns the IO (`true`), or no longer does.
+    pub(crate) fn set_driven(&self, driven: bool) {
+        self.driven.store(driven, SeqCst);
+        if !driven && self.command.load(SeqCst) == Command::Close as u8 {
+            // Ordered to close as it ended (an upgrade handed over): the
+            // socket is now the handler's, so shut it down from here.
+            self.shutdown_socket();
+        }
     }
 
     /// Shuts the socket down in both directions (a FIN goes out first), so a
@@ -170,11 +198,13 @@ impl ConnSlot {
         *self.socket.lock().unwrap_or_else(|e| e.into_inner()) = socket;
     }
 
-    /// The owner is about to close the socket: no shutdown may reach it after.
-    pub(crate) fn forget_socket(&self) -> MutexGuard<'_, Option<RawSocket>> {
-        let mut socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
-        *socket = None;
-        socket
+    /// The owner is about to close the socket: no shutdown from outside may
+    /// reach it after. Gives the lock, to hold until the socket is closed,
+    /// and the socket, for the owner's own last shutdown.
+    pub(crate) fn forget_socket(&self) -> (MutexGuard<'_, Option<RawSocket>>, Option<RawSocket>) {
+        let mut guard = self.socket.lock().unwrap_or_else(|e| e.into_inner());
+        let socket = guard.take();
+        (guard, socket)
     }
 
     /// A request (or unit of work) is in flight.
@@ -191,5 +221,59 @@ impl ConnSlot {
         self.waker.register(waker);
         #[cfg(loom)]
         self.waker.register_by_ref(waker);
+    }
+
+    /// Registers the driver's waker, skipping it while it is the one the
+    /// slot already holds (`cached`) and no stop runs: nothing takes it then.
+    /// Once a stop runs, every order takes the stored waker (`wake`), so a
+    /// driver registers on each poll, or a second order would wake nothing.
+    pub(crate) fn register_cached(&self, cached: &mut Option<Waker>, waker: &Waker, stop: bool) {
+        let same = cached.as_ref().is_some_and(|w| w.will_wake(waker));
+        if same && !stop {
+            return;
+        }
+        self.register(waker);
+        if !same {
+            *cached = Some(waker.clone());
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    use super::*;
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// A driver that caches its waker still hears a second order: the
+    /// first order's wake takes the stored waker, so once a stop runs the
+    /// driver registers again on each poll. (Before, a shutdown then a
+    /// close woke a driver without a socket only once, B9.)
+    #[test]
+    fn a_second_order_wakes_a_driver_that_caches_its_waker() {
+        let mut drain = stoppable_core::Drain::new(Default::default()).expect("valid");
+        let id = drain.accept(std::time::Instant::now()).expect("accepting");
+        let slot = ConnSlot::new(id, None);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cached = None;
+        // Serving: registered once.
+        slot.register_cached(&mut cached, &waker, false);
+        slot.order(Command::Shutdown);
+        assert_eq!(count.0.load(SeqCst), 1);
+        // Woken, the driver polls again, in the stop now.
+        slot.register_cached(&mut cached, &waker, true);
+        slot.order(Command::Close);
+        assert_eq!(count.0.load(SeqCst), 2, "the close woke the driver");
     }
 }

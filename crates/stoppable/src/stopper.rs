@@ -90,7 +90,7 @@ impl Stopper {
     /// Where the server is: serving, delaying (B16), draining, forcing or
     /// stopped.
     pub fn phase(&self) -> Phase {
-        self.shared.lock().core.phase()
+        self.shared.phase()
     }
 
     /// The live counts (B18).

@@ -1,41 +1,67 @@
-//! Arms the runtime's timer for the drain's next timeout.
+//! The stop's timers, in a task of their own.
+//!
+//! Spawned on the server's runtime when the stop begins, and ended with it:
+//! the readiness delay, the first-request windows, the head deadlines, the
+//! GOAWAY timeout and the grace all fire whether or not the server future
+//! (or a tracker's `Drive`) is still polled, or a `Stopping` awaited. A
+//! stop driven by a future the user may drop, or that may panic, is a stop
+//! that may never end (B21); hence a task that belongs to the stop.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use crate::runtime::Runtime;
 use crate::shared::Shared;
 
-pub(crate) struct DrainTimer<R: Runtime> {
+pub(crate) struct StopTimers<R: Runtime> {
+    shared: Arc<Shared>,
+    runtime: R,
     armed: Option<(Instant, Pin<Box<R::Sleep>>)>,
 }
 
-impl<R: Runtime> DrainTimer<R> {
-    pub(crate) fn new() -> Self {
-        DrainTimer { armed: None }
-    }
-
-    /// Fires the core's timeouts that are due; `Ready` when one fired, so
-    /// the caller looks at the state again. Pending with the timer armed.
-    pub(crate) fn poll(&mut self, runtime: &R, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
-        let deadline = shared.lock().core.poll_timeout();
-        match deadline {
-            None => self.armed = None,
-            Some(at) if self.armed.as_ref().map(|(t, _)| *t) != Some(at) => {
-                self.armed = Some((at, Box::pin(runtime.sleep_until(at))));
-            }
-            Some(_) => {}
-        }
-        let Some((_, sleep)) = self.armed.as_mut() else {
-            return Poll::Pending;
+impl<R: Runtime> StopTimers<R> {
+    /// Spawns the timer task of `shared`'s stop on `runtime`.
+    pub(crate) fn spawn(runtime: &R, shared: Arc<Shared>) {
+        let timers = StopTimers {
+            shared,
+            runtime: runtime.clone(),
+            armed: None,
         };
-        if sleep.as_mut().poll(cx).is_pending() {
-            return Poll::Pending;
+        runtime.spawn(timers);
+    }
+}
+
+// The sleep is boxed: nothing is pinned in place.
+impl<R: Runtime> Unpin for StopTimers<R> {}
+
+impl<R: Runtime> Future for StopTimers<R> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        loop {
+            let next = match this.shared.poll_timer(cx.waker()) {
+                Ok(_report) => return Poll::Ready(()),
+                Err(next) => next,
+            };
+            match next {
+                None => this.armed = None,
+                Some(at) if this.armed.as_ref().map(|(t, _)| *t) != Some(at) => {
+                    this.armed = Some((at, Box::pin(this.runtime.sleep_until(at))));
+                }
+                Some(_) => {}
+            }
+            let Some((_, sleep)) = this.armed.as_mut() else {
+                return Poll::Pending;
+            };
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.armed = None;
+            this.shared.handle_timeout();
         }
-        self.armed = None;
-        shared.handle_timeout();
-        Poll::Ready(())
     }
 }

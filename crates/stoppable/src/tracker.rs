@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use stoppable_core::{Drain, Report};
+use stoppable_core::Report;
 
 use crate::conn::ConnDriver;
 use crate::handshake::Handshaking;
@@ -18,18 +18,18 @@ use crate::service::TrackedService;
 use crate::shared::Shared;
 use crate::slot::ConnSlot;
 use crate::socket::RawSocket;
-use crate::stopper::Stopper;
-use crate::timer::DrainTimer;
+use crate::stopper::{Stopper, Stopping};
+use crate::timer::StopTimers;
 use crate::{Error, Options};
 
 /// Tracks the connections of an accept loop you write yourself.
 ///
 /// Per accepted connection call [`track`](Tracker::track) and serve the
-/// [`Tracked`] connection with your hyper builder; spawn
-/// [`drive`](Tracker::drive) once, which runs the drain's timers and
-/// resolves to the report. When [`Stopper::draining`] resolves, accept what
-/// is still queued, close the listener and call
-/// [`listener_closed`](Tracker::listener_closed) (B1).
+/// [`Tracked`] connection with your hyper builder. When
+/// [`Stopper::draining`] resolves, accept what is still queued, close the
+/// listener and call [`listener_closed`](Tracker::listener_closed) (B1).
+/// The stop's timers run in a task of the stop's own, on this runtime;
+/// [`drive`](Tracker::drive) (or any [`Stopping`]) resolves to the report.
 #[derive(Clone)]
 pub struct Tracker<R> {
     pub(crate) shared: Arc<Shared>,
@@ -47,28 +47,23 @@ impl<R: Runtime> Tracker<R> {
 
     /// A tracker whose serving has not started (see [`Tracker::start`]).
     pub(crate) fn unstarted(runtime: R) -> Self {
-        let core = Drain::new(Options::default().config).expect("the default config is valid");
-        Tracker {
-            shared: Shared::new(core),
-            runtime,
-        }
+        let timers = runtime.clone();
+        let spawn_timers = Box::new(move |shared| StopTimers::spawn(&timers, shared));
+        let shared = Shared::new(Options::default().config, spawn_timers)
+            .expect("the default config is valid");
+        Tracker { shared, runtime }
     }
 
     /// Applies `options` before serving, so that even a stop that comes
     /// before the first poll honours them. Bad options wait for `start`.
     pub(crate) fn configure(&self, options: Options) {
-        let mut inner = self.shared.lock();
-        if inner.serving || inner.core.phase() != stoppable_core::Phase::Serving {
-            return;
-        }
-        if let Ok(core) = Drain::new(options.config) {
-            inner.core = core;
-        }
-        inner.default_grace = options.grace;
-        self.shared.signal_in_requests.store(
-            options.drain_signal_in_requests,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        let Options {
+            config,
+            grace,
+            drain_signal_in_requests,
+        } = options;
+        self.shared
+            .configure(config, grace, drain_signal_in_requests);
     }
 
     /// Starts serving with the options [`configure`](Tracker::configure)
@@ -76,12 +71,7 @@ impl<R: Runtime> Tracker<R> {
     /// (B2). A stop that began before is served: its drain runs now.
     pub(crate) fn start(&self, options: Options) -> Result<(), Error> {
         options.config.validate().map_err(Error::Config)?;
-        let mut inner = self.shared.lock();
-        if inner.core.report().is_some() {
-            return Err(Error::Stopped);
-        }
-        inner.serving = true;
-        Ok(())
+        self.shared.start()
     }
 
     /// A handle that stops the connections of this tracker.
@@ -93,7 +83,10 @@ impl<R: Runtime> Tracker<R> {
     /// shut the socket down even when a handler owns it (B14); `None` gives
     /// that up. `None` is returned once the listener was reported closed:
     /// drop the connection then.
-    pub fn track<Io>(&self, io: Io, socket: Option<RawSocket>) -> Option<Tracked<Io>> {
+    pub fn track<Io>(&self, io: Io, socket: Option<RawSocket>) -> Option<Tracked<Io>>
+    where
+        Io: hyper::rt::Write + Unpin,
+    {
         let slot = self.shared.accept(socket)?;
         Some(Tracked::new(io, slot, self.shared.clone()))
     }
@@ -136,14 +129,11 @@ impl<R: Runtime> Tracker<R> {
         self.shared.listener_closed();
     }
 
-    /// Runs the drain's timers (readiness delay, windows, grace); resolves
-    /// to the report when the stop completes. Spawn it once.
-    pub fn drive(&self) -> Drive<R> {
-        Drive {
-            shared: self.shared.clone(),
-            runtime: self.runtime.clone(),
-            timer: DrainTimer::new(),
-        }
+    /// Resolves to the report when the stop completes. The stop's timers
+    /// (readiness delay, windows, grace) run in a task of the stop's own,
+    /// so dropping this changes nothing but who hears of the report.
+    pub fn drive(&self) -> Drive {
+        Drive(self.stopper().stopping())
     }
 }
 
@@ -154,7 +144,7 @@ pub struct Tracked<Io> {
     shared: Arc<Shared>,
 }
 
-impl<Io> Tracked<Io> {
+impl<Io: hyper::rt::Write + Unpin> Tracked<Io> {
     /// A connection on `slot`, its IO wrapped to report to the drain.
     pub(crate) fn new(io: Io, slot: Arc<ConnSlot>, shared: Arc<Shared>) -> Self {
         Tracked {
@@ -163,7 +153,9 @@ impl<Io> Tracked<Io> {
             shared,
         }
     }
+}
 
+impl<Io> Tracked<Io> {
     /// Serves the connection: `connect` builds the hyper connection from the
     /// tracked IO and service (`builder.serve_connection_with_upgrades(io,
     /// service)`); spawn the returned driver.
@@ -177,37 +169,14 @@ impl<Io> Tracked<Io> {
     }
 }
 
-/// Runs a tracker's timers; resolves to the report (B11).
-pub struct Drive<R: Runtime> {
-    shared: Arc<Shared>,
-    runtime: R,
-    timer: DrainTimer<R>,
-}
+/// Resolves to a tracker's report (B11): a [`Stopping`] by another name.
+#[must_use = "the stop runs anyway; await this to get its report"]
+pub struct Drive(Stopping);
 
-// The sleeps are boxed: nothing is pinned in place.
-impl<R: Runtime> Unpin for Drive<R> {}
-
-impl<R: Runtime> Future for Drive<R> {
+impl Future for Drive {
     type Output = Report;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Report> {
-        let this = &mut *self;
-        loop {
-            let report = {
-                let mut inner = this.shared.lock();
-                inner.set_server_waker(cx.waker());
-                inner.core.report()
-            };
-            if let Some(report) = report {
-                return Poll::Ready(report);
-            }
-            if this
-                .timer
-                .poll(&this.runtime, &this.shared, cx)
-                .is_pending()
-            {
-                return Poll::Pending;
-            }
-        }
+        Pin::new(&mut self.0).poll(cx)
     }
 }

@@ -16,8 +16,8 @@ use stoppable::Runtime;
 use stoppable_async_std::AsyncStd;
 
 use super::{
-    accept_until_drained, control, run, stop_then_serve, Options, StoppedEarly, TestRuntime,
-    TestServer,
+    accept_until_drained, control, drop_channel, run, stop_then_serve, unless_dropped, NoSockets,
+    Options, PanicOnClone, StoppedEarly, TestRuntime, TestServer,
 };
 use crate::app::App;
 use crate::tls;
@@ -73,6 +73,7 @@ impl TestRuntime for Rt {
         let (setup_tx, setup_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel();
         let (control_tx, control_rx) = async_channel::unbounded();
+        let (drop_tx, drop_rx) = drop_channel();
         let runtime = Counting::default();
         let tasks = runtime.0.clone();
         // The control task and the server both run on the executor thread.
@@ -90,6 +91,7 @@ impl TestRuntime for Rt {
             let app = app(&runtime);
             let served = app.clone();
             let service = service_fn(move |req| served.clone().handle(req));
+            let service = PanicOnClone::new(service, options.panic_on_clone);
             let builder = async_io_builder(runtime.clone());
             // The counting runtime, so the suite can see every task: hence
             // `Server` built here rather than with `stoppable_async_std::serve`.
@@ -97,14 +99,20 @@ impl TestRuntime for Rt {
                 let tls = stoppable::rt::TlsAcceptor::new(tls::server_config());
                 let server =
                     stoppable::Server::with_handshake(listener, tls, service, runtime, builder);
-                run(server, options, &app, addr, setup_tx).await
+                run(server, options, &app, addr, setup_tx, drop_rx).await
+            } else if options.forget_sockets {
+                let listener = NoSockets(listener);
+                let server = stoppable::Server::new(listener, service, runtime, builder);
+                run(server, options, &app, addr, setup_tx, drop_rx).await
             } else {
                 let server = stoppable::Server::new(listener, service, runtime, builder);
-                run(server, options, &app, addr, setup_tx).await
+                run(server, options, &app, addr, setup_tx, drop_rx).await
             };
-            let _ = done_tx.send(served);
+            if let Some(served) = served {
+                let _ = done_tx.send(served);
+            }
         });
-        TestServer::when_started(setup_rx, done, control_tx)
+        TestServer::when_started(setup_rx, done, control_tx, drop_tx)
     }
 
     fn start_lines(options: Options) -> TestServer {
@@ -112,6 +120,7 @@ impl TestRuntime for Rt {
         let (setup_tx, setup_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel();
         let (control_tx, control_rx) = async_channel::unbounded();
+        let (drop_tx, drop_rx) = drop_channel();
         let runtime = Counting::default();
         let tasks = runtime.0.clone();
         async_std::task::spawn(control(control_rx, move || {
@@ -124,7 +133,7 @@ impl TestRuntime for Rt {
             let tracker =
                 stoppable::Tracker::new(runtime.clone(), options.to_stoppable()).expect("valid");
             let stopper = tracker.stopper();
-            let report = async_std::task::spawn(tracker.drive());
+            let report = async_std::task::spawn(unless_dropped(tracker.drive(), drop_rx));
             let _ = setup_tx.send((listener.local_addr().expect("addr"), stopper.clone()));
             let serve = |stream: async_std::net::TcpStream| {
                 let socket = Some(stoppable::raw_socket(&stream));
@@ -136,9 +145,11 @@ impl TestRuntime for Rt {
             accept_until_drained(|| listener.accept(), socket, &stopper, serve).await;
             drop(listener);
             tracker.listener_closed();
-            let _ = done_tx.send(Ok(report.await));
+            if let Some(report) = report.await {
+                let _ = done_tx.send(Ok(report));
+            }
         });
-        TestServer::when_started(setup_rx, done, control_tx)
+        TestServer::when_started(setup_rx, done, control_tx, drop_tx)
     }
 
     fn stop_before_first_poll(before: impl FnOnce(std::net::SocketAddr)) -> StoppedEarly {

@@ -23,6 +23,12 @@ pub struct Options {
     pub drain_signal_in_requests: bool,
     /// Serve HTTPS with the suite's certificate (`crate::tls`).
     pub tls: bool,
+    /// The listener hands out no raw sockets: the stop can reach a
+    /// connection only through its driver (`NoSockets`).
+    pub forget_sockets: bool,
+    /// The service's `clone` panics on this call (1 = the first), inside
+    /// the server's accept loop (`PanicOnClone`).
+    pub panic_on_clone: Option<usize>,
 }
 
 impl Options {
@@ -81,6 +87,14 @@ pub struct TestServer {
     pub stopper: Stopper,
     pub done: mpsc::Receiver<Result<Report, stoppable::Error>>,
     pub control: Control,
+    /// Tells the server's thread to drop the server future (or, with a
+    /// `Tracker`, its `Drive`), as a `select!` that picked another branch.
+    drop_tx: async_channel::Sender<()>,
+}
+
+/// The channel that drops a server future: see [`TestServer::drop_server`].
+pub fn drop_channel() -> (async_channel::Sender<()>, async_channel::Receiver<()>) {
+    async_channel::bounded(1)
 }
 
 /// Questions to a server's runtime, answered by a task on it.
@@ -148,6 +162,7 @@ impl TestServer {
         setup: mpsc::Receiver<(SocketAddr, Stopper)>,
         done: mpsc::Receiver<Result<Report, stoppable::Error>>,
         control: async_channel::Sender<Command>,
+        drop_tx: async_channel::Sender<()>,
     ) -> TestServer {
         let (addr, stopper) = setup.recv().expect("server started");
         TestServer {
@@ -155,7 +170,19 @@ impl TestServer {
             stopper,
             done,
             control: Control(control),
+            drop_tx,
         }
+    }
+
+    /// Drops the server future, and waits until it is gone.
+    pub fn drop_server(&self) {
+        self.drop_tx.send_blocking(()).expect("server thread alive");
+        self.wait_dropped();
+    }
+
+    /// Waits until the server future is gone (dropped, or it panicked).
+    pub fn wait_dropped(&self) {
+        crate::wait::until("the server future is gone", || self.drop_tx.is_closed());
     }
 
     /// Waits for the server future to resolve, within the deadline.
@@ -192,14 +219,16 @@ pub async fn serve_then_announce<F: std::future::Future>(
 }
 
 /// Applies the options to a server of any runtime, hands its stopper to
-/// the app and to the test (once polled), and serves it to the end.
+/// the app and to the test (once polled), and serves it to the end: `None`
+/// if the test dropped the server future first, or it panicked.
 pub async fn run<A, S, R: stoppable::Runtime, E, H>(
     server: stoppable::Server<A, S, R, E, H>,
     options: Options,
     app: &crate::app::App,
     addr: SocketAddr,
     setup: mpsc::Sender<(SocketAddr, Stopper)>,
-) -> Result<Report, stoppable::Error>
+    drop_rx: async_channel::Receiver<()>,
+) -> Option<Result<Report, stoppable::Error>>
 where
     stoppable::Server<A, S, R, E, H>:
         std::future::Future<Output = Result<Report, stoppable::Error>>,
@@ -207,10 +236,112 @@ where
     let server = server.options(options.to_stoppable());
     let stopper = server.stopper();
     *app.stopper.lock().unwrap() = Some(stopper.clone());
-    serve_then_announce(server, || {
+    let served = serve_then_announce(server, || {
         let _ = setup.send((addr, stopper));
-    })
-    .await
+    });
+    unless_dropped(served, drop_rx).await
+}
+
+/// Runs `served` until it ends, panics (as a runtime's task would, the
+/// panic caught) or the test asks to drop it; `None` for the last two.
+/// The future is dropped before this returns; then `drop_rx` is closed.
+pub async fn unless_dropped<F: std::future::Future>(
+    served: F,
+    drop_rx: async_channel::Receiver<()>,
+) -> Option<F::Output> {
+    use futures_util::FutureExt;
+    let served = async {
+        std::panic::AssertUnwindSafe(served)
+            .catch_unwind()
+            .await
+            .ok()
+    };
+    let dropped = async {
+        let _ = drop_rx.recv().await;
+        None
+    };
+    let out = futures_lite::future::or(served, dropped).await;
+    drop_rx.close();
+    out
+}
+
+/// A listener that hands out no raw sockets (`Accepted::socket` is `None`):
+/// the stop reaches its connections only through their drivers.
+pub struct NoSockets<A>(pub A);
+
+impl<A: stoppable::Accept> stoppable::Accept for NoSockets<A> {
+    type Io = A::Io;
+
+    fn poll_accept(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<stoppable::Accepted<A::Io>>> {
+        self.0.poll_accept(cx).map_ok(forget_socket)
+    }
+
+    fn socket(&self) -> Option<stoppable::RawSocket> {
+        self.0.socket()
+    }
+
+    fn accept_queued(&mut self) -> Option<std::io::Result<stoppable::Accepted<A::Io>>> {
+        Some(self.0.accept_queued()?.map(forget_socket))
+    }
+}
+
+fn forget_socket<Io>(accepted: stoppable::Accepted<Io>) -> stoppable::Accepted<Io> {
+    stoppable::Accepted {
+        socket: None,
+        ..accepted
+    }
+}
+
+/// A service whose `clone` panics on its `n`th call: a user's code that
+/// panics inside the server's accept loop.
+pub struct PanicOnClone<S> {
+    inner: S,
+    clones: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    panic_at: Option<usize>,
+}
+
+impl<S> PanicOnClone<S> {
+    pub fn new(inner: S, panic_at: Option<usize>) -> Self {
+        PanicOnClone {
+            inner,
+            clones: Default::default(),
+            panic_at,
+        }
+    }
+}
+
+impl<S: Clone> Clone for PanicOnClone<S> {
+    /// Counts the clone; panics on the chosen one.
+    fn clone(&self) -> Self {
+        let n = 1 + self
+            .clones
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            Some(n) != self.panic_at,
+            "the service's clone panics (as asked)"
+        );
+        PanicOnClone {
+            inner: self.inner.clone(),
+            clones: self.clones.clone(),
+            panic_at: self.panic_at,
+        }
+    }
+}
+
+impl<S, R> hyper::service::Service<R> for PanicOnClone<S>
+where
+    S: hyper::service::Service<R> + Clone,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, req: R) -> S::Future {
+        self.inner.call(req)
+    }
 }
 
 /// A test line server's accept loop on smol or async-std: accepts until the

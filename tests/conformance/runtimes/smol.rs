@@ -5,10 +5,11 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use hyper::service::service_fn;
 use smol::{Executor, LocalExecutor};
+use stoppable::rt::{async_io_builder, AsyncIoListener};
 
 use super::{
-    accept_until_drained, control, run, stop_then_serve, Options, StoppedEarly, TestRuntime,
-    TestServer,
+    accept_until_drained, control, drop_channel, run, stop_then_serve, unless_dropped, NoSockets,
+    Options, PanicOnClone, StoppedEarly, TestRuntime, TestServer,
 };
 use crate::app::App;
 use crate::tls;
@@ -28,6 +29,7 @@ impl TestRuntime for Rt {
         let (setup_tx, setup_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel();
         let (control_tx, control_rx) = async_channel::unbounded();
+        let (drop_tx, drop_rx) = drop_channel();
         std::thread::spawn(move || {
             let executor = Arc::new(Executor::new());
             let local = LocalExecutor::new();
@@ -41,27 +43,37 @@ impl TestRuntime for Rt {
                 let app = app(&executor);
                 let served = app.clone();
                 let service = service_fn(move |req| served.clone().handle(req));
+                let service = PanicOnClone::new(service, options.panic_on_clone);
                 let executor = executor.clone();
                 let served = if options.tls {
                     let config = tls::server_config();
                     let server = stoppable_smol::serve_tls_on(executor, listener, config, service);
-                    run(server, options, &app, addr, setup_tx).await
+                    run(server, options, &app, addr, setup_tx, drop_rx).await
+                } else if options.forget_sockets {
+                    let runtime = stoppable_smol::Smol::on(executor);
+                    let listener = NoSockets(AsyncIoListener(listener.into()));
+                    let builder = async_io_builder(runtime.clone());
+                    let server = stoppable::Server::new(listener, service, runtime, builder);
+                    run(server, options, &app, addr, setup_tx, drop_rx).await
                 } else {
                     let server = stoppable_smol::serve_on(executor, listener, service);
-                    run(server, options, &app, addr, setup_tx).await
+                    run(server, options, &app, addr, setup_tx, drop_rx).await
                 };
-                let _ = done_tx.send(served);
+                if let Some(served) = served {
+                    let _ = done_tx.send(served);
+                }
                 control.await;
             };
             smol::block_on(local.run(executor.run(main)));
         });
-        TestServer::when_started(setup_rx, done, control_tx)
+        TestServer::when_started(setup_rx, done, control_tx, drop_tx)
     }
 
     fn start_lines(options: Options) -> TestServer {
         let (setup_tx, setup_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel();
         let (control_tx, control_rx) = async_channel::unbounded();
+        let (drop_tx, drop_rx) = drop_channel();
         std::thread::spawn(move || {
             let executor = Arc::new(Executor::new());
             let local = LocalExecutor::new();
@@ -75,7 +87,7 @@ impl TestRuntime for Rt {
                 let tracker =
                     stoppable_smol::tracker(runtime, options.to_stoppable()).expect("valid");
                 let stopper = tracker.stopper();
-                let report = executor.spawn(tracker.drive());
+                let report = executor.spawn(unless_dropped(tracker.drive(), drop_rx));
                 let _ = setup_tx.send((listener.local_addr().expect("addr"), stopper.clone()));
                 let serve = |stream: smol::net::TcpStream| {
                     let socket = Some(stoppable::raw_socket(&stream));
@@ -87,12 +99,14 @@ impl TestRuntime for Rt {
                 accept_until_drained(|| listener.accept(), socket, &stopper, serve).await;
                 drop(listener);
                 tracker.listener_closed();
-                let _ = done_tx.send(Ok(report.await));
+                if let Some(report) = report.await {
+                    let _ = done_tx.send(Ok(report));
+                }
                 control.await;
             };
             smol::block_on(local.run(executor.run(main)));
         });
-        TestServer::when_started(setup_rx, done, control_tx)
+        TestServer::when_started(setup_rx, done, control_tx, drop_tx)
     }
 
     fn stop_before_first_poll(before: impl FnOnce(std::net::SocketAddr)) -> StoppedEarly {

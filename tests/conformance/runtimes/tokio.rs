@@ -4,8 +4,13 @@
 use std::sync::{mpsc, Arc, Mutex};
 
 use hyper::service::service_fn;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto::Builder;
 
-use super::{control, run, stop_then_serve, Options, StoppedEarly, TestRuntime, TestServer};
+use super::{
+    control, drop_channel, run, stop_then_serve, NoSockets, Options, PanicOnClone, StoppedEarly,
+    TestRuntime, TestServer,
+};
 use crate::app::App;
 use crate::tls;
 
@@ -40,6 +45,7 @@ impl TestRuntime for Rt {
         let (setup_tx, setup_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel();
         let (control_tx, control_rx) = async_channel::unbounded();
+        let (drop_tx, drop_rx) = drop_channel();
         std::thread::spawn(move || {
             runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -49,33 +55,43 @@ impl TestRuntime for Rt {
                 let app = app();
                 let served = app.clone();
                 let service = service_fn(move |req| served.clone().handle(req));
+                let service = PanicOnClone::new(service, options.panic_on_clone);
                 let control = tokio::spawn(control(control_rx, any_task_left));
                 let served = if options.tls {
                     let server =
                         stoppable_tokio::serve_tls(listener, tls::server_config(), service);
-                    run(server, options, &app, addr, setup_tx).await
+                    run(server, options, &app, addr, setup_tx, drop_rx).await
+                } else if options.forget_sockets {
+                    let listener = NoSockets(stoppable_tokio::Listener(listener));
+                    let builder = Builder::new(TokioExecutor::new());
+                    let tokio = stoppable_tokio::Tokio::default();
+                    let server = stoppable::Server::new(listener, service, tokio, builder);
+                    run(server, options, &app, addr, setup_tx, drop_rx).await
                 } else {
                     let server = stoppable_tokio::serve(listener, service);
-                    run(server, options, &app, addr, setup_tx).await
+                    run(server, options, &app, addr, setup_tx, drop_rx).await
                 };
-                let _ = done_tx.send(served);
+                if let Some(served) = served {
+                    let _ = done_tx.send(served);
+                }
                 // Keep the runtime up for the test's questions until it is done.
                 let _ = control.await;
             })
         });
-        TestServer::when_started(setup_rx, done, control_tx)
+        TestServer::when_started(setup_rx, done, control_tx, drop_tx)
     }
 
     fn start_lines(options: Options) -> TestServer {
         let (setup_tx, setup_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel();
         let (control_tx, control_rx) = async_channel::unbounded();
+        let (drop_tx, drop_rx) = drop_channel();
         std::thread::spawn(move || {
             runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
                 let tracker = stoppable_tokio::tracker(options.to_stoppable()).expect("valid");
                 let stopper = tracker.stopper();
-                let report = tokio::spawn(tracker.drive());
+                let report = tokio::spawn(super::unless_dropped(tracker.drive(), drop_rx));
                 let control = tokio::spawn(control(control_rx, any_task_left));
                 let _ = setup_tx.send((listener.local_addr().expect("addr"), stopper.clone()));
                 let serve = |stream: tokio::net::TcpStream| {
@@ -92,11 +108,13 @@ impl TestRuntime for Rt {
                 }
                 stoppable_tokio::drain_listener(listener, serve).await;
                 tracker.listener_closed();
-                let _ = done_tx.send(Ok(report.await.expect("drive")));
+                if let Some(report) = report.await.expect("drive") {
+                    let _ = done_tx.send(Ok(report));
+                }
                 let _ = control.await;
             })
         });
-        TestServer::when_started(setup_rx, done, control_tx)
+        TestServer::when_started(setup_rx, done, control_tx, drop_tx)
     }
 
     fn stop_before_first_poll(before: impl FnOnce(std::net::SocketAddr)) -> StoppedEarly {

@@ -8,7 +8,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 
 use super::tokio::{any_task_left, app, runtime};
-use super::{control, Options, TestRuntime, TestServer};
+use super::{
+    control, drop_channel, unless_dropped, Options, PanicOnClone, TestRuntime, TestServer,
+};
 use crate::tls;
 use stoppable_tokio::TlsAcceptor;
 
@@ -19,6 +21,8 @@ impl TestRuntime for Rt {
         let (setup_tx, setup_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel();
         let (control_tx, control_rx) = async_channel::unbounded();
+        let (drop_tx, drop_rx) = drop_channel();
+        let drop_tx_inner = drop_tx.clone();
         std::thread::spawn(move || {
             runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -30,14 +34,28 @@ impl TestRuntime for Rt {
                 let app = app();
                 *app.stopper.lock().unwrap() = Some(stopper.clone());
                 let control = tokio::spawn(control(control_rx, any_task_left));
-                let report = tokio::spawn(tracker.drive());
+                // The tracker's counterpart of the server future: its drive.
+                let report = tokio::spawn(unless_dropped(tracker.drive(), drop_rx));
                 let _ = setup_tx.send((addr, stopper.clone()));
                 let builder = Builder::new(TokioExecutor::new());
                 let acceptor = TlsAcceptor::new(tls::server_config());
+                let served = app.clone();
+                let service = service_fn(move |req| served.clone().handle(req));
+                let service = PanicOnClone::new(service, o.panic_on_clone);
                 let serve = |stream: tokio::net::TcpStream| {
-                    let socket = stoppable_tokio::raw_socket(&stream);
-                    let app = app.clone();
-                    let service = service_fn(move |req| app.clone().handle(req));
+                    let socket = match o.forget_sockets {
+                        true => None,
+                        false => stoppable_tokio::raw_socket(&stream),
+                    };
+                    // This accept loop is the test's own: a panicking clone
+                    // is caught, as a server's task would be, and the drive
+                    // dropped (the loop goes on, to drain the listener).
+                    let Ok(service) =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| service.clone()))
+                    else {
+                        drop_tx_inner.try_send(()).ok();
+                        return;
+                    };
                     if !o.tls {
                         if let Some(conn) = tracker.track(TokioIo::new(stream), socket) {
                             tokio::spawn(conn.serve(service, |io, service| {
@@ -74,11 +92,13 @@ impl TestRuntime for Rt {
                 }
                 stoppable_tokio::drain_listener(listener, serve).await;
                 tracker.listener_closed();
-                let _ = done_tx.send(Ok(report.await.expect("drive ends")));
+                if let Some(report) = report.await.expect("drive ends") {
+                    let _ = done_tx.send(Ok(report));
+                }
                 let _ = control.await;
             })
         });
-        TestServer::when_started(setup_rx, done, control_tx)
+        TestServer::when_started(setup_rx, done, control_tx, drop_tx)
     }
 
     fn start_lines(options: Options) -> TestServer {

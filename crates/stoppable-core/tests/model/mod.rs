@@ -2,36 +2,103 @@
 //! to a server, applied in any order, with the invariants checked after
 //! every step. Shared by the property test and the fuzz target
 //! (`fuzz/fuzz_targets/drain_events.rs`).
+//!
+//! The model holds the truth of each connection (what its counters say,
+//! and request bytes waiting unread in the kernel); the driver reports some
+//! changes and not others, and the core reads the truth through its
+//! [`Observe`] when it decides. The oracle judges every close by the truth
+//! at that moment (B21): a close never cuts work, a force-close always
+//! does, `graceful` is true exactly when nothing was cut, the report's
+//! counts are exact, and every stop ends within its bound.
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use stoppable_core::{Action, Config, ConnEvent, ConnId, Counts, Drain, Phase, Progress, Report};
+use stoppable_core::{
+    Action, Config, ConnEvent, ConnId, Counts, Drain, Observe, Phase, Progress, Report,
+};
+
+#[derive(Clone, Copy, Debug)]
+pub enum Change {
+    /// Bytes of the next request arrive.
+    Arrive,
+    Start,
+    Finish,
+    Upgrade,
+    /// The connection's output blocks, or unblocks (the client reads again).
+    Block,
+    /// Its first bytes were HTTP/2's preface.
+    Http2,
+}
 
 #[derive(Clone, Debug)]
 pub enum Op {
     Accept,
-    /// Bytes of the next request arrive on connection `i % open`.
-    Arrive(usize),
-    Start(usize),
-    Finish(usize),
-    Upgrade(usize),
-    /// The connection's output blocks, or unblocks (the client reads again).
-    Block(usize),
+    /// `change` happens on connection `i % open`; the driver reports it
+    /// (`true`), or the core sees it only when it looks (`false`).
+    Do(usize, Change, bool),
+    /// Request bytes wait unread in the kernel: only looking closer sees them.
+    Unread(usize),
     /// The peer (or the driver, carrying out an action) closes it.
     Close(usize),
     /// The driver re-sends an older report.
     Stale(usize),
     Stop(Option<u64>),
     ListenerClosed,
+    /// Someone reads the live counts.
+    Refresh,
     Tick(u64),
 }
 
-/// The driver's side of one connection: the totals it reports.
+/// What the connections really do.
+#[derive(Default)]
+pub struct Truth {
+    progress: HashMap<ConnId, Progress>,
+    unread: HashSet<ConnId>,
+    /// When the head being read began to arrive.
+    head_since: HashMap<ConnId, Instant>,
+}
+
+impl Truth {
+    fn get(&self, id: ConnId) -> Progress {
+        self.progress.get(&id).copied().unwrap_or_default()
+    }
+
+    /// Begun work, as B11 means it: a request in flight, a head arriving
+    /// (or waiting unread), an upgrade, output the client has not taken.
+    fn has_work(&self, id: ConnId) -> bool {
+        let p = self.get(id);
+        let head = p.arrived > p.started || self.unread.contains(&id);
+        p.upgraded || p.started > p.finished || p.output_blocked || (!p.http2 && head)
+    }
+
+    /// Work the core does not end by itself (a head it cuts at its deadline).
+    fn has_lasting_work(&self, id: ConnId) -> bool {
+        let p = self.get(id);
+        p.upgraded || p.started > p.finished || p.output_blocked
+    }
+}
+
+impl Observe for Truth {
+    fn progress(&mut self, id: ConnId) -> Option<Progress> {
+        self.progress.get(&id).copied()
+    }
+
+    fn look_closer(&mut self, id: ConnId) -> Option<Progress> {
+        let mut p = self.get(id);
+        if self.unread.remove(&id) && p.arrived <= p.started {
+            p.arrived = p.started + 1;
+        }
+        self.progress.insert(id, p);
+        Some(p)
+    }
+}
+
+/// The driver's side of one connection: the last totals it reported.
 #[derive(Clone, Debug)]
 struct Tracked {
     id: ConnId,
-    now: Progress,
     earlier: Progress,
 }
 
@@ -40,161 +107,198 @@ struct Tracked {
 pub struct Trace(Vec<(u64, Action)>);
 
 struct Run {
-    drain: Drain,
+    drain: Drain<Truth>,
+    config: Config,
     t0: Instant,
     now: Instant,
     conns: Vec<Tracked>,
     trace: Vec<(u64, Action)>,
-    forced: bool,
+    force_closes: usize,
+    /// Connections closed since the stop began, and requests finished.
+    closed_in_stop: usize,
+    finished_in_stop: u64,
     stopped: Option<Report>,
+    /// Connections told to finish (a GOAWAY, for HTTP/2).
+    shut_down: HashSet<ConnId>,
     listener_closed: bool,
-    stop_called: bool,
+    stop_at: Option<Instant>,
     deadline: Option<Instant>,
+    /// The last op other than time passing.
+    last_event: Instant,
 }
 
 impl Run {
     fn new(config: Config) -> Self {
         let t0 = Instant::now();
         Run {
-            drain: Drain::new(config).unwrap(),
+            drain: Drain::with_observer(config, Truth::default()).unwrap(),
+            config,
             t0,
             now: t0,
             conns: Vec::new(),
             trace: Vec::new(),
-            forced: false,
+            force_closes: 0,
+            closed_in_stop: 0,
+            finished_in_stop: 0,
             stopped: None,
+            shut_down: HashSet::new(),
             listener_closed: false,
-            stop_called: false,
+            stop_at: None,
             deadline: None,
+            last_event: t0,
         }
     }
 
-    fn report(&mut self, i: usize, p: Progress) {
+    fn truth(&self) -> &Truth {
+        self.drain.observer()
+    }
+
+    /// Changes the truth of connection `i`; reports it if `report`.
+    fn change(&mut self, i: usize, change: Change, report: bool) {
         let id = self.conns[i].id;
-        self.drain
-            .handle(id, ConnEvent::Progress(p), self.now)
-            .unwrap();
+        let unread = self.truth().unread.contains(&id);
+        let mut p = self.truth().get(id);
+        let before = p;
+        match change {
+            Change::Arrive if (p.arrived == p.started || unread) && !p.upgraded => {
+                p.arrived = p.started + 1;
+            }
+            Change::Start if !p.upgraded => {
+                p.started += 1;
+                p.arrived = p.arrived.max(p.started);
+            }
+            Change::Finish if p.finished < p.started => {
+                p.finished += 1;
+                if self.stop_at.is_some() {
+                    self.finished_in_stop += 1;
+                }
+            }
+            Change::Upgrade => p.upgraded = true,
+            Change::Block => p.output_blocked = !p.output_blocked,
+            Change::Http2 if p.arrived == 0 && p.started == 0 => p.http2 = true,
+            _ => return,
+        }
+        let now = self.now;
+        let truth = self.drain.observer_mut();
+        if matches!(change, Change::Arrive | Change::Start) {
+            // The driver read the bytes that waited.
+            truth.unread.remove(&id);
+        }
+        if p.arrived > p.started {
+            truth.head_since.entry(id).or_insert(now);
+        } else {
+            truth.head_since.remove(&id);
+        }
+        truth.progress.insert(id, p);
+        if report {
+            self.conns[i].earlier = before;
+            self.drain
+                .handle(id, ConnEvent::Progress(p), self.now)
+                .unwrap();
+        }
+    }
+
+    /// A connection is gone: the model forgets it.
+    fn forget(&mut self, id: ConnId) {
+        self.conns.retain(|c| c.id != id);
+        self.shut_down.remove(&id);
+        let truth = self.drain.observer_mut();
+        truth.progress.remove(&id);
+        truth.unread.remove(&id);
+        truth.head_since.remove(&id);
+        if self.stop_at.is_some() {
+            self.closed_in_stop += 1;
+        }
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
         let pick = |i: usize, n: usize| (n > 0).then(|| i % n);
         let n = self.conns.len();
+        if !matches!(op, Op::Tick(_)) {
+            self.last_event = self.now;
+        }
         match *op {
             Op::Accept => match self.drain.accept(self.now) {
                 Ok(id) => self.conns.push(Tracked {
                     id,
-                    now: Progress::default(),
                     earlier: Progress::default(),
                 }),
                 Err(_) => prop_assert!(self.listener_closed || self.stopped.is_some()),
             },
-            Op::Arrive(i) => {
+            Op::Do(i, change, report) => {
                 if let Some(i) = pick(i, n) {
-                    let c = &mut self.conns[i];
-                    if c.now.arrived == c.now.started && !c.now.upgraded {
-                        c.earlier = c.now;
-                        c.now.arrived += 1;
-                        let p = c.now;
-                        self.report(i, p);
+                    self.change(i, change, report);
+                }
+            }
+            Op::Unread(i) => {
+                if let Some(i) = pick(i, n) {
+                    let id = self.conns[i].id;
+                    let p = self.truth().get(id);
+                    // HTTP/2's GOAWAY protects its streams, not the bytes.
+                    if !p.upgraded && !p.http2 && p.arrived <= p.started {
+                        let now = self.now;
+                        let truth = self.drain.observer_mut();
+                        truth.unread.insert(id);
+                        truth.head_since.entry(id).or_insert(now);
                     }
-                }
-            }
-            Op::Start(i) => {
-                if let Some(i) = pick(i, n) {
-                    let c = &mut self.conns[i];
-                    if !c.now.upgraded {
-                        c.earlier = c.now;
-                        c.now.started += 1;
-                        c.now.arrived = c.now.arrived.max(c.now.started);
-                        let p = c.now;
-                        self.report(i, p);
-                    }
-                }
-            }
-            Op::Finish(i) => {
-                if let Some(i) = pick(i, n) {
-                    let c = &mut self.conns[i];
-                    if c.now.finished < c.now.started {
-                        c.earlier = c.now;
-                        c.now.finished += 1;
-                        let p = c.now;
-                        self.report(i, p);
-                    }
-                }
-            }
-            Op::Upgrade(i) => {
-                if let Some(i) = pick(i, n) {
-                    let c = &mut self.conns[i];
-                    c.earlier = c.now;
-                    c.now.upgraded = true;
-                    let p = c.now;
-                    self.report(i, p);
-                }
-            }
-            Op::Block(i) => {
-                if let Some(i) = pick(i, n) {
-                    let c = &mut self.conns[i];
-                    c.earlier = c.now;
-                    c.now.output_blocked = !c.now.output_blocked;
-                    let p = c.now;
-                    self.report(i, p);
                 }
             }
             Op::Close(i) => {
                 if let Some(i) = pick(i, n) {
-                    let c = self.conns.swap_remove(i);
-                    self.drain
-                        .handle(c.id, ConnEvent::Closed, self.now)
-                        .unwrap();
+                    let id = self.conns[i].id;
+                    self.drain.handle(id, ConnEvent::Closed, self.now).unwrap();
                     // A second close of the same id is refused, not a panic.
-                    prop_assert!(self
-                        .drain
-                        .handle(c.id, ConnEvent::Closed, self.now)
-                        .is_err());
+                    prop_assert!(self.drain.handle(id, ConnEvent::Closed, self.now).is_err());
+                    self.forget(id);
                 }
             }
             Op::Stale(i) => {
                 if let Some(i) = pick(i, n) {
                     let before = self.drain.counts();
-                    let p = self.conns[i].earlier;
-                    self.report(i, p);
-                    let after = self.drain.counts();
-                    prop_assert_eq!(before.requests_in_flight, after.requests_in_flight);
+                    let (id, p) = (self.conns[i].id, self.conns[i].earlier);
+                    self.drain
+                        .handle(id, ConnEvent::Progress(p), self.now)
+                        .unwrap();
+                    if self.drain.phase() == Phase::Serving {
+                        let after = self.drain.counts();
+                        prop_assert_eq!(before.requests_in_flight, after.requests_in_flight);
+                    }
                 }
             }
             Op::Stop(grace) => {
                 let grace = grace.map(Duration::from_millis);
-                let first = !self.stop_called;
-                self.stop_called = true;
+                let first = self.stop_at.is_none();
+                self.stop_at.get_or_insert(self.now);
                 self.drain.stop(grace, self.now);
                 if first && self.drain.phase() == Phase::Delaying {
-                    prop_assert!(self.drain.config().drain_delay > Duration::ZERO);
+                    prop_assert!(self.config.drain_delay > Duration::ZERO);
                 }
             }
             Op::ListenerClosed => {
-                if self.stop_called
-                    && matches!(self.drain.phase(), Phase::Draining | Phase::Forcing)
-                {
+                if matches!(self.drain.phase(), Phase::Draining | Phase::Forcing) {
                     self.listener_closed = true;
                     self.drain.listener_closed(self.now);
                 }
             }
+            Op::Refresh => self.drain.refresh(self.now),
             Op::Tick(ms) => {
-                self.now += Duration::from_millis(ms);
-                self.drain.handle_timeout(self.now);
-                if let Some(next) = self.drain.poll_timeout() {
-                    prop_assert!(
-                        next > self.now,
-                        "poll_timeout in the past after handle_timeout"
-                    );
-                }
-                if let Some(deadline) = self.deadline {
-                    if deadline <= self.now {
-                        prop_assert_eq!(
-                            self.drain.counts().open,
-                            0,
-                            "open after the grace deadline"
-                        );
+                // Time passes as a driver's timer sees it: each timeout
+                // fires at its instant, then the rest of the span.
+                let until = self.now + Duration::from_millis(ms);
+                loop {
+                    let at = match self.drain.poll_timeout() {
+                        Some(at) if at <= until => at,
+                        _ => until,
+                    };
+                    self.now = at;
+                    self.drain.handle_timeout(at);
+                    if let Some(next) = self.drain.poll_timeout() {
+                        prop_assert!(next > at, "poll_timeout in the past after handle_timeout");
+                    }
+                    self.take_actions()?;
+                    self.check()?;
+                    if at == until {
+                        break;
                     }
                 }
             }
@@ -208,19 +312,37 @@ impl Run {
         while let Some(action) = self.drain.poll_action() {
             self.trace.push((step, action));
             match action {
-                Action::StopAccepting => prop_assert!(self.stop_called),
-                Action::ForceClose(id) | Action::Close(id) => {
-                    if matches!(action, Action::ForceClose(_)) {
-                        self.forced = true;
-                    }
-                    // At the deadline the core counted it closed already;
-                    // otherwise the driver closes it now.
-                    if let Some(pos) = self.conns.iter().position(|c| c.id == id) {
-                        let c = self.conns.swap_remove(pos);
-                        let _ = self.drain.handle(c.id, ConnEvent::Closed, self.now);
-                    }
+                Action::StopAccepting => prop_assert!(self.stop_at.is_some()),
+                Action::Close(id) => {
+                    let at_deadline = self.deadline.is_some_and(|d| d <= self.now);
+                    prop_assert!(
+                        at_deadline || !self.truth().get(id).http2 || self.shut_down.contains(&id),
+                        "an HTTP/2 connection closed before its GOAWAY had its time (B7)"
+                    );
+                    prop_assert!(
+                        !self.truth().has_work(id),
+                        "closed with work (B21): {:?} {:?}",
+                        self.truth().get(id),
+                        self.truth().unread.contains(&id)
+                    );
+                    // The driver closes it; at the deadline the core
+                    // counted it closed already.
+                    let _ = self.drain.handle(id, ConnEvent::Closed, self.now);
+                    self.forget(id);
+                }
+                Action::ForceClose(id) => {
+                    prop_assert!(
+                        self.truth().has_work(id),
+                        "force-closed without work: {:?}",
+                        self.truth().get(id)
+                    );
+                    self.check_head_was_late(id)?;
+                    self.force_closes += 1;
+                    prop_assert!(self.drain.handle(id, ConnEvent::Closed, self.now).is_err());
+                    self.forget(id);
                 }
                 Action::Shutdown(id) => {
+                    self.shut_down.insert(id);
                     prop_assert!(
                         self.conns.iter().any(|c| c.id == id),
                         "shutdown of a closed connection"
@@ -229,7 +351,14 @@ impl Run {
                 Action::Stopped(report) => {
                     prop_assert!(self.stopped.is_none(), "stopped twice");
                     self.stopped = Some(report);
-                    prop_assert_eq!(report.graceful, !self.forced);
+                    prop_assert_eq!(report.force_closed, self.force_closes);
+                    prop_assert_eq!(report.graceful, self.force_closes == 0);
+                    prop_assert_eq!(
+                        report.closed_idle + report.closed_after_work + report.force_closed,
+                        self.closed_in_stop,
+                        "every close since the stop, counted once"
+                    );
+                    prop_assert_eq!(report.requests_completed, self.finished_in_stop);
                 }
                 other => prop_assert!(false, "unknown action {:?}", other),
             }
@@ -237,29 +366,33 @@ impl Run {
         Ok(())
     }
 
+    /// A head is cut (B8) no earlier than the header-read timeout after it
+    /// began, or after the drain began (the delay serves as usual, B16).
+    fn check_head_was_late(&self, id: ConnId) -> Result<(), TestCaseError> {
+        let truth = self.truth();
+        let at_deadline = self.deadline.is_some_and(|d| d <= self.now);
+        if at_deadline || truth.has_lasting_work(id) {
+            return Ok(());
+        }
+        let (Some(&since), Some(stop_at)) = (truth.head_since.get(&id), self.stop_at) else {
+            return Ok(());
+        };
+        let from = since.max(stop_at + self.config.drain_delay);
+        prop_assert!(
+            self.now >= from + self.config.header_read_timeout,
+            "a head cut {:?} after it began",
+            self.now.duration_since(since)
+        );
+        Ok(())
+    }
+
     fn check(&mut self) -> Result<(), TestCaseError> {
         let c: Counts = self.drain.counts();
         prop_assert_eq!(c.open, self.conns.len());
         prop_assert_eq!(c.idle + c.active + c.closing + c.upgraded, c.open);
-        let in_flight: u64 = self
-            .conns
-            .iter()
-            .map(|t| t.now.started - t.now.finished)
-            .sum();
-        prop_assert_eq!(c.requests_in_flight, in_flight);
         let phase = self.drain.phase();
         prop_assert_eq!(c.phase, phase);
-        if matches!(phase, Phase::Draining | Phase::Forcing) {
-            // After the drain began, only connections that never sent a
-            // byte may still count as idle: none becomes idle again.
-            let fresh = self
-                .conns
-                .iter()
-                .filter(|t| t.now.arrived == 0 && t.now.started == 0)
-                .count();
-            prop_assert!(c.idle <= fresh, "a connection became idle after the stop");
-        }
-        let should_stop = self.listener_closed && self.conns.is_empty() && self.stop_called;
+        let should_stop = self.listener_closed && self.conns.is_empty() && self.stop_at.is_some();
         prop_assert_eq!(
             self.stopped.is_some(),
             should_stop,
@@ -270,8 +403,40 @@ impl Run {
             prop_assert_eq!(self.drain.poll_timeout(), None);
             prop_assert_eq!(report.graceful, report.force_closed == 0);
         }
-        if let (Some(deadline), Some(next)) = (self.deadline, self.drain.poll_timeout()) {
-            prop_assert!(next <= deadline, "a timeout armed past the grace deadline");
+        if let Some(deadline) = self.deadline {
+            if deadline <= self.now && self.stopped.is_none() {
+                prop_assert!(self.conns.is_empty(), "open after the grace deadline");
+            }
+            if let Some(next) = self.drain.poll_timeout() {
+                prop_assert!(next <= deadline, "a timeout armed past the grace deadline");
+            }
+        }
+        self.check_bounded()
+    }
+
+    /// Every stop ends (B21): once the drain runs and the listener is
+    /// closed, with no lasting work anywhere, nothing waits on a peer for
+    /// longer than the window, the header-read timeout and the GOAWAY
+    /// timeout (twice: the look that finds a connection quiet may come one
+    /// timeout late) after the last thing that happened.
+    fn check_bounded(&self) -> Result<(), TestCaseError> {
+        let (Some(stop_at), true) = (self.stop_at, self.listener_closed) else {
+            return Ok(());
+        };
+        let truth = self.truth();
+        if self.conns.iter().any(|c| truth.has_lasting_work(c.id)) {
+            return Ok(());
+        }
+        let bound = self.config.first_request_window
+            + self.config.header_read_timeout
+            + 2 * self.config.goaway_timeout;
+        let from = self.last_event.max(stop_at + self.config.drain_delay);
+        if self.now >= from + bound {
+            prop_assert!(
+                self.stopped.is_some(),
+                "a stop with nothing left to wait for did not end: {} open",
+                self.conns.len()
+            );
         }
         Ok(())
     }
@@ -285,7 +450,49 @@ pub fn run(config: Config, ops: &[Op]) -> Result<Trace, TestCaseError> {
             deadline_model(&config, &ops[..=k]).map(|ms| run.t0 + Duration::from_millis(ms));
         run.apply(op)?;
     }
+    run.all_work_ends()?;
     Ok(Trace(run.trace))
+}
+
+impl Run {
+    /// Every stop ends (B21): the work ends, unreported (an upgraded
+    /// connection's peer closes it), the listener closes, then time passes:
+    /// the stop must complete within the window, the header-read timeout
+    /// and twice the GOAWAY timeout, whatever the peers left open.
+    fn all_work_ends(&mut self) -> Result<(), TestCaseError> {
+        if self.stop_at.is_none() || self.stopped.is_some() {
+            return Ok(());
+        }
+        let ids: Vec<ConnId> = self.conns.iter().map(|c| c.id).collect();
+        for id in ids {
+            let mut p = self.truth().get(id);
+            if p.upgraded {
+                self.drain.handle(id, ConnEvent::Closed, self.now).unwrap();
+                self.forget(id);
+                continue;
+            }
+            if p.finished < p.started && self.stop_at.is_some() {
+                self.finished_in_stop += p.started - p.finished;
+            }
+            p.finished = p.started;
+            p.output_blocked = false;
+            self.drain.observer_mut().progress.insert(id, p);
+        }
+        self.take_actions()?;
+        let delay = self.config.drain_delay.as_millis() as u64;
+        self.apply(&Op::Tick(delay))?;
+        self.apply(&Op::ListenerClosed)?;
+        let bound = self.config.first_request_window
+            + self.config.header_read_timeout
+            + 2 * self.config.goaway_timeout;
+        self.apply(&Op::Tick(bound.as_millis() as u64 + 1))?;
+        prop_assert!(
+            self.stopped.is_some(),
+            "the stop did not end once all work had: {} open",
+            self.conns.len()
+        );
+        Ok(())
+    }
 }
 
 /// When the grace deadline falls, from the ops alone: the drain starts at

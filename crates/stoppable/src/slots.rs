@@ -1,0 +1,51 @@
+//! The server's table of connection slots, which the core reads whenever it
+//! decides about a connection (B21): each slot holds the counters its own
+//! tasks keep, so what the core reads is what the connection is doing now.
+
+use std::sync::Arc;
+
+use stoppable_core::{ConnId, Observe, Progress};
+
+use crate::slot::ConnSlot;
+
+/// Open connections by slot index, as the core numbers them.
+#[derive(Default)]
+pub(crate) struct Slots(Vec<Option<Arc<ConnSlot>>>);
+
+impl Slots {
+    pub(crate) fn insert(&mut self, slot: Arc<ConnSlot>) {
+        let index = slot.id.index();
+        if self.0.len() <= index {
+            self.0.resize(index + 1, None);
+        }
+        self.0[index] = Some(slot);
+    }
+
+    pub(crate) fn get(&self, id: ConnId) -> Option<&Arc<ConnSlot>> {
+        self.0
+            .get(id.index())?
+            .as_ref()
+            .filter(|slot| slot.id == id)
+    }
+
+    pub(crate) fn remove(&mut self, id: ConnId) {
+        if let Some(entry) = self.0.get_mut(id.index()) {
+            if entry.as_ref().is_some_and(|slot| slot.id == id) {
+                *entry = None;
+            }
+        }
+    }
+}
+
+impl Observe for Slots {
+    fn progress(&mut self, id: ConnId) -> Option<Progress> {
+        Some(self.get(id)?.progress())
+    }
+
+    /// Request bytes may wait unread in the kernel: they begin a request.
+    fn look_closer(&mut self, id: ConnId) -> Option<Progress> {
+        let slot = self.get(id)?;
+        slot.note_unread_bytes();
+        Some(slot.progress())
+    }
+}

@@ -1,0 +1,168 @@
+//! A raw HTTP/2 client over std `TcpStream`: frame by frame, so a case can
+//! send a PING, leave the server's PING unanswered, or see exactly which
+//! frames came before the connection ended (a GOAWAY before the FIN, B7).
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use crate::client::DEADLINE;
+
+pub const DATA: u8 = 0x0;
+pub const HEADERS: u8 = 0x1;
+pub const SETTINGS: u8 = 0x4;
+pub const PING: u8 = 0x6;
+pub const GOAWAY: u8 = 0x7;
+
+const END_STREAM: u8 = 0x1;
+const ACK: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+
+#[derive(Debug)]
+pub struct Frame {
+    pub kind: u8,
+    pub flags: u8,
+    pub stream: u32,
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    pub fn ends_stream(&self) -> bool {
+        matches!(self.kind, DATA | HEADERS) && self.flags & END_STREAM != 0
+    }
+
+    pub fn is_ping(&self) -> bool {
+        self.kind == PING && self.flags & ACK == 0
+    }
+}
+
+/// How a stream ended, as the client saw it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The response ended (END_STREAM), with its body.
+    Complete(Vec<u8>),
+    /// The connection ended first.
+    Cut,
+}
+
+pub struct RawH2 {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// Every frame read so far, in order.
+    pub seen: Vec<Frame>,
+}
+
+impl RawH2 {
+    /// Connects and sends the preface and an empty SETTINGS frame.
+    pub fn open(addr: SocketAddr) -> RawH2 {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut conn = RawH2 {
+            stream,
+            buf: Vec::new(),
+            seen: Vec::new(),
+        };
+        conn.send_raw(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        conn.send(SETTINGS, 0, 0, &[]);
+        conn
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    pub fn send(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+        let len = (payload.len() as u32).to_be_bytes();
+        let mut frame = vec![len[1], len[2], len[3], kind, flags];
+        frame.extend_from_slice(&stream.to_be_bytes());
+        frame.extend_from_slice(payload);
+        self.send_raw(&frame);
+    }
+
+    /// A PING the client sends (not an acknowledgement).
+    pub fn ping(&mut self) {
+        self.send(PING, 0, 0, &[7; 8]);
+    }
+
+    /// Opens `stream` with `GET path` (one HEADERS frame, END_STREAM).
+    pub fn get(&mut self, stream: u32, path: &str) {
+        // HPACK: :method GET, :scheme http (indexed), :path and :authority
+        // as literals without indexing (RFC 7541 §6.2.2).
+        let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
+        block.extend_from_slice(path.as_bytes());
+        block.extend_from_slice(&[0x01, 4]);
+        block.extend_from_slice(b"test");
+        self.send(HEADERS, END_STREAM | END_HEADERS, stream, &block);
+    }
+
+    /// The next frame; an error when the connection ends. Acknowledges the
+    /// server's SETTINGS; answers PINGs only if `answer_pings`.
+    pub fn frame(&mut self, answer_pings: bool) -> io::Result<&Frame> {
+        loop {
+            if self.buf.len() >= 9 {
+                let len = u32::from_be_bytes([0, self.buf[0], self.buf[1], self.buf[2]]) as usize;
+                if self.buf.len() >= 9 + len {
+                    let head: Vec<u8> = self.buf.drain(..9).collect();
+                    let payload: Vec<u8> = self.buf.drain(..len).collect();
+                    let stream =
+                        u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & !(1 << 31);
+                    let frame = Frame {
+                        kind: head[3],
+                        flags: head[4],
+                        stream,
+                        payload,
+                    };
+                    if frame.kind == SETTINGS && frame.flags & ACK == 0 {
+                        self.send(SETTINGS, ACK, 0, &[]);
+                    }
+                    if frame.is_ping() && answer_pings {
+                        let data = frame.payload.clone();
+                        self.send(PING, ACK, 0, &data);
+                    }
+                    self.seen.push(frame);
+                    return Ok(self.seen.last().expect("just pushed"));
+                }
+            }
+            let mut chunk = [0u8; 16384];
+            match self.stream.read(&mut chunk)? {
+                0 => return Err(io::Error::new(ErrorKind::UnexpectedEof, "connection ended")),
+                n => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Reads until `stream`'s response ends or the connection does.
+    pub fn response(&mut self, stream: u32, answer_pings: bool) -> StreamEnd {
+        let mut body = Vec::new();
+        loop {
+            match self.frame(answer_pings) {
+                Ok(f) if f.stream == stream => {
+                    if f.kind == DATA {
+                        body.extend_from_slice(&f.payload);
+                    }
+                    if f.ends_stream() {
+                        return StreamEnd::Complete(body);
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return StreamEnd::Cut,
+            }
+        }
+    }
+
+    /// Reads every frame until the connection ends; true if it ended with
+    /// a FIN (not a reset or the read deadline).
+    pub fn until_closed(&mut self, answer_pings: bool) -> bool {
+        loop {
+            match self.frame(answer_pings) {
+                Ok(_) => {}
+                Err(e) => return e.kind() == ErrorKind::UnexpectedEof,
+            }
+        }
+    }
+
+    /// Whether a frame of `kind` was read.
+    pub fn saw(&self, kind: u8) -> bool {
+        self.seen.iter().any(|f| f.kind == kind)
+    }
+}
