@@ -278,6 +278,38 @@ pub fn b6_pipelined_request_is_never_dropped_silently<R: TestRuntime>() {
     assert!(block_on(stopping).graceful);
 }
 
+/// Found by the chaos campaign: a request pipelined behind a response whose
+/// head went out before the stop (so it does not say close) reached the
+/// server before the stop: it is served (B4), with `Connection: close`
+/// (B6), never dropped silently when the first response ends.
+pub fn b6_request_pipelined_behind_a_response_begun_before_the_stop_is_served<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut conn = Conn::open(server.addr);
+    conn.send(
+        b"GET /split/300 HTTP/1.1
+host: t
+
+GET / HTTP/1.1
+host: t
+
+",
+    );
+    assert_eq!(conn.head_and_first_chunk().expect("first chunk"), b"hello");
+    let stopping = server.stopper.stop();
+    let first = conn.response().expect("the first completes");
+    assert_eq!(first.text(), "helloworld");
+    assert!(!first.says_close(), "its head went out before the stop");
+    let second = conn
+        .response()
+        .expect("the pipelined request, received before the stop, is served");
+    assert_eq!(second.text(), "hello");
+    assert!(second.says_close());
+    assert_eq!(conn.end().0, End::Eof);
+    let report = block_on(stopping);
+    assert!(report.graceful);
+    assert_eq!(report.requests_completed, 2, "{report:?}");
+}
+
 pub fn b7_http2_streams_complete_after_goaway<R: TestRuntime>() {
     let server = R::start(Options::default());
     let client = crate::client::tokio_runtime();

@@ -1,4 +1,5 @@
-//! The conformance suite: every behaviour of BEHAVIOUR.md, seen from the
+//! The conformance suite: every behaviour of the specification
+//! (`crates/stoppable/BEHAVIOUR.md`), seen from the
 //! client side on real loopback sockets, run once per runtime.
 
 mod app;
@@ -30,6 +31,7 @@ macro_rules! all_cases {
             b5_split_response_in_flight_completes,
             b6_response_after_stop_says_close,
             b6_pipelined_request_is_never_dropped_silently,
+            b6_request_pipelined_behind_a_response_begun_before_the_stop_is_served,
             b7_http2_streams_complete_after_goaway,
             b7_http2_client_that_never_acknowledges_goaway_is_closed,
             b7_fresh_http2_connection_gets_goaway_before_its_close,

@@ -38,10 +38,15 @@ impl<C> ConnDriver<C> {
         }
     }
 
-    /// A graceful shutdown would not cut a request head being read (B4):
-    /// hyper closes an HTTP/1 connection whose head is not parsed yet.
+    /// HTTP/2's graceful shutdown (GOAWAY) is safe at any time. An HTTP/1
+    /// connection is shut down only once it is idle: hyper's graceful
+    /// shutdown would close one whose head is not parsed yet (B4), or drop
+    /// a request pipelined behind the response in flight, when that
+    /// response's head went out before the stop without saying close (B6).
+    /// Until then, each response written says `Connection: close`, which
+    /// ends the connection by itself.
     fn may_shut_down(&self) -> bool {
-        self.slot.is_http2() || !self.slot.is_reading()
+        self.slot.is_http2() || !(self.slot.is_reading() || self.slot.is_busy())
     }
 }
 
