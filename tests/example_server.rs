@@ -1,5 +1,5 @@
 //! The example server as a black box: the built binary, its first line, a
-//! request, SIGTERM, the JSON report and the exit codes (EXAMPLE_SERVER.md).
+//! request, SIGTERM, the JSON report and the exit codes (examples/server/README.md).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

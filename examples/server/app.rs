@@ -1,4 +1,4 @@
-//! The routes of the example server (EXAMPLE_SERVER.md), the same on every
+//! The routes of the example server (examples/server/README.md), the same on every
 //! runtime: only `sleep` comes from the runtime.
 
 use std::convert::Infallible;

@@ -1,5 +1,5 @@
 //! The example server: every part of a graceful stop, on the runtime you
-//! pick. Its command line and routes are a contract (EXAMPLE_SERVER.md).
+//! pick. Its command line and routes are a contract (examples/server/README.md).
 //!
 //! Run: `cargo run --release --example server -- --grace-ms 5000`
 

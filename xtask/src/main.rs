@@ -1,6 +1,7 @@
 //! Project chores, run as `cargo xtask <task>`.
 
 mod bench;
+mod chaos;
 mod http1;
 mod stress;
 
@@ -15,6 +16,10 @@ tasks:
   stress [--stops N]
                     N stops per runtime (default 100) under 200 clients; every
                     request classified; fails if any was lost
+  stress --chaos N [--seed S] [--runtime R]
+                    a randomized campaign: N stops per runtime, each with
+                    options, a stop method and clients drawn from the seed,
+                    judged by an oracle from the clients' side
   help              this text";
 
 fn main() -> ExitCode {

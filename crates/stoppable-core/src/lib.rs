@@ -17,7 +17,10 @@
 //! `handle_timeout(now)`.
 //!
 //! The behaviour numbers (B1, B4, ...) refer to the project's
-//! `BEHAVIOUR.md`, and the main crate's documentation.
+//! specification, the `stoppable` crate's [`behaviour`] module (its
+//! `BEHAVIOUR.md`).
+//!
+//! [`behaviour`]: https://docs.rs/stoppable/latest/stoppable/behaviour/
 //!
 //! [stoppable]: https://github.com/stoppable-rs/stoppable
 #![forbid(unsafe_code)]

@@ -36,6 +36,12 @@ mod tracker;
 
 use std::fmt;
 
+/// What a stop does, as a client sees it: the project's specification,
+/// B1 to B23, with the words it uses (phases, connection states, actions).
+/// Every `B` number in these crates refers to it.
+#[doc = include_str!("../BEHAVIOUR.md")]
+pub mod behaviour {}
+
 pub use conn::ConnDriver;
 pub use handshake::{Handshake, Handshaking, Plain, Started};
 pub use io::TrackedIo;

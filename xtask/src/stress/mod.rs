@@ -54,6 +54,9 @@ struct Tally {
 }
 
 pub fn run(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "--chaos") {
+        return crate::chaos::run(args);
+    }
     let (mut stops, mut growth, mut churn) = (100, 20_000, 10_000);
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {

@@ -1,0 +1,261 @@
+//! Judges one stop from the clients' side: it ended within its bound, the
+//! report's counts match what the clients saw, and `graceful` is true
+//! exactly when no client saw begun work cut (B11, B21).
+//!
+//! What a client cannot tell is left open, never guessed: a request sent
+//! less than [`AMBIGUOUS`] before its connection ended may have reached the
+//! server or not (the race every HTTP/1.1 client retries), so a cut of such
+//! a request may or may not be in the report; one sent earlier was seen by
+//! the server (read, or found waiting by its peek), so its cut must be.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use super::scenario::Scenario;
+use super::seen::{Outcome, Record};
+use super::server::Report;
+
+/// Less than this between a request and its connection's end: the server
+/// may not have seen the request.
+pub const AMBIGUOUS: Duration = Duration::from_millis(100);
+
+/// From the trigger to the server's stop call, at most (a signal, a line
+/// on stdin, a request to a handler).
+const TRIGGER_LAG: Duration = Duration::from_millis(50);
+
+/// From a client's close to the server's noticing it, at most.
+const CLOSE_LAG: Duration = Duration::from_millis(200);
+
+/// What one stop's clients saw, summed up for the campaign's table.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub answered: u64,
+    pub refused: u64,
+    pub retryable: u64,
+    /// Connections whose work was cut (and, the oracle checked, counted).
+    pub cut: u64,
+    /// Connections with a cut the server may not have seen coming.
+    pub late_cut: u64,
+    pub faults: u64,
+    pub force_closed: u64,
+    pub graceful: u64,
+}
+
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, o: Stats) {
+        self.answered += o.answered;
+        self.refused += o.refused;
+        self.retryable += o.retryable;
+        self.cut += o.cut;
+        self.late_cut += o.late_cut;
+        self.faults += o.faults;
+        self.force_closed += o.force_closed;
+        self.graceful += o.graceful;
+    }
+}
+
+/// The longest a stop may take, by the scenario: the grace, or what the
+/// legitimate work and the bounds on peers allow (B7, B8, B9, B21).
+pub fn bound(s: &Scenario) -> Duration {
+    let ms = match s.grace {
+        Some(grace) => grace + 50,
+        // Work under way ends within 400 ms (sleeps, splits, held lines,
+        // slow heads that finish); a head that does not is cut at the
+        // header-read timeout; a fresh connection waits out its window; a
+        // quiet connection is closed within two GOAWAY timeouts.
+        None => 400.max(s.header_timeout + 50).max(s.window) + 2 * s.goaway + 300,
+    };
+    Duration::from_millis(s.delay + ms)
+}
+
+/// The failures of one stop (none: it passed), and what its clients saw.
+pub fn judge(
+    s: &Scenario,
+    trigger: Instant,
+    reports: Option<(Report, Report)>,
+    record: &Record,
+    exited: bool,
+) -> (Vec<String>, Stats) {
+    let mut failures: Vec<String> = record.violations.clone();
+    let mut stats = Stats::default();
+    let Some((http, lines)) = reports else {
+        failures.push(format!(
+            "no report within {:?}: a stop that did not end",
+            bound(s)
+        ));
+        return (failures, stats);
+    };
+    if !exited {
+        failures.push("the server did not exit with status 0 after its report".into());
+    }
+    for (name, report, of_lines) in [("HTTP", http, false), ("lines", lines, true)] {
+        let judged = Judged::new(s, trigger, record, of_lines);
+        let mut fail = |what: String| failures.push(format!("{name}: {what}"));
+        if Duration::from_millis(report.elapsed_ms) > bound(s) {
+            fail(format!(
+                "took {} ms, bound {:?}",
+                report.elapsed_ms,
+                bound(s)
+            ));
+        }
+        for (sent, ended) in &judged.cut_while_serving {
+            fail(format!(
+                "work cut while serving, before the stop ({:?} before it, {:?} after its request)",
+                trigger.saturating_duration_since(*ended),
+                ended.saturating_duration_since(*sent)
+            ));
+        }
+        let (cut, late) = (judged.cut.len() as u64, judged.late.len() as u64);
+        if report.force_closed < cut {
+            fail(format!(
+                "clients saw {cut} connections' work cut, the report counts {} force-closed (graceful: {}): {}",
+                report.force_closed,
+                report.graceful,
+                judged.describe(record, trigger)
+            ));
+        }
+        let maybe = judged.maybe_forced.len() as u64;
+        if report.force_closed > cut + late + maybe {
+            fail(format!(
+                "the report counts {} force-closed, clients saw at most {} cut: {}",
+                report.force_closed,
+                cut + late + maybe,
+                judged.describe(record, trigger)
+            ));
+        }
+        if report.graceful != (report.force_closed == 0) {
+            fail(format!(
+                "graceful {} with {} force-closed",
+                report.graceful, report.force_closed
+            ));
+        }
+        let closed = report.closed_idle + report.closed_after_work + report.force_closed;
+        if !(judged.closed_in_stop.0..=judged.closed_in_stop.1).contains(&closed) {
+            fail(format!(
+                "the report counts {closed} connections closed, clients saw {} to {}",
+                judged.closed_in_stop.0, judged.closed_in_stop.1
+            ));
+        }
+        let done = report.requests_completed;
+        if !(judged.completed_in_stop.0..=judged.completed_in_stop.1).contains(&done) {
+            fail(format!(
+                "the report counts {done} requests completed, clients saw {} to {}",
+                judged.completed_in_stop.0, judged.completed_in_stop.1
+            ));
+        }
+        stats += judged.stats;
+        stats.force_closed += report.force_closed;
+        stats.graceful += u64::from(report.graceful);
+    }
+    (failures, stats)
+}
+
+/// One report's requests and connections, classified.
+struct Judged {
+    stats: Stats,
+    /// Connections with work cut that the server certainly saw.
+    cut: HashSet<u64>,
+    /// Connections whose only cuts it may not have seen.
+    late: HashSet<u64>,
+    cut_while_serving: Vec<(Instant, Instant)>,
+    /// Connections the grace may have forced without their client seeing
+    /// a cut: a fault not yet arrived at the deadline, a request sent just
+    /// before it whose answer never began.
+    maybe_forced: HashSet<u64>,
+    /// The connections the report must count closed: at least, at most.
+    closed_in_stop: (u64, u64),
+    /// The requests it must count completed: at least, at most.
+    completed_in_stop: (u64, u64),
+}
+
+impl Judged {
+    /// The cut connections' requests, for a failure's report.
+    fn describe(&self, record: &Record, trigger: Instant) -> String {
+        let at = |t: Instant| match t.checked_duration_since(trigger) {
+            Some(d) => format!("+{}ms", d.as_millis()),
+            None => format!("-{}ms", trigger.duration_since(t).as_millis()),
+        };
+        let mut lines = Vec::new();
+        for seen in &record.requests {
+            let listed = [&self.cut, &self.late, &self.maybe_forced];
+            if listed.iter().any(|set| set.contains(&seen.conn))
+                || std::env::var_os("CHAOS_DEBUG").is_some()
+            {
+                let kind = record.kinds.get(&seen.conn).copied().unwrap_or("?");
+                lines.push(format!(
+                    "[{kind} conn {}: {:?} sent {} ended {}]",
+                    seen.conn,
+                    seen.outcome,
+                    at(seen.sent),
+                    at(seen.ended)
+                ));
+            }
+        }
+        lines.join(" ")
+    }
+
+    fn new(s: &Scenario, trigger: Instant, record: &Record, lines: bool) -> Judged {
+        let stop = trigger + TRIGGER_LAG;
+        let deadline = s
+            .grace
+            .map(|g| trigger + Duration::from_millis(s.delay + g));
+        let mut j = Judged {
+            stats: Stats::default(),
+            cut: HashSet::new(),
+            late: HashSet::new(),
+            cut_while_serving: Vec::new(),
+            maybe_forced: HashSet::new(),
+            closed_in_stop: (0, 0),
+            completed_in_stop: (0, 0),
+        };
+        let mut may_have_finished = 0;
+        let at_deadline = |at: Instant| deadline.is_some_and(|d| at + AMBIGUOUS >= d);
+        for seen in record.requests.iter().filter(|r| r.lines == lines) {
+            let quick = seen.ended.duration_since(seen.sent) < AMBIGUOUS;
+            let after_stop = seen.ended > trigger.checked_sub(CLOSE_LAG).unwrap_or(trigger);
+            match seen.outcome {
+                Outcome::Answered => {
+                    j.stats.answered += 1;
+                    j.completed_in_stop.0 += u64::from(seen.sent > stop);
+                    j.completed_in_stop.1 += u64::from(after_stop);
+                }
+                Outcome::Refused => j.stats.refused += 1,
+                Outcome::NotProcessed => j.stats.retryable += 1,
+                Outcome::NothingBack { reused: true } if quick => {
+                    j.stats.retryable += 1;
+                    if at_deadline(seen.ended) {
+                        j.maybe_forced.insert(seen.conn);
+                    }
+                }
+                Outcome::Fault => {
+                    j.stats.faults += 1;
+                    may_have_finished += u64::from(after_stop);
+                    if at_deadline(seen.ended) {
+                        j.maybe_forced.insert(seen.conn);
+                    }
+                }
+                Outcome::NothingBack { .. } | Outcome::Cut => {
+                    may_have_finished += u64::from(after_stop);
+                    if seen.ended < trigger {
+                        j.cut_while_serving.push((seen.sent, seen.ended));
+                    } else if quick {
+                        j.late.insert(seen.conn);
+                    } else {
+                        j.cut.insert(seen.conn);
+                    }
+                }
+            }
+        }
+        j.late.retain(|conn| !j.cut.contains(conn));
+        j.maybe_forced
+            .retain(|conn| !j.cut.contains(conn) && !j.late.contains(conn));
+        j.stats.cut = j.cut.len() as u64;
+        j.stats.late_cut = j.late.len() as u64;
+        j.completed_in_stop.1 += may_have_finished;
+        for span in record.spans.iter().filter(|c| c.lines == lines) {
+            j.closed_in_stop.0 += u64::from(span.closed > stop);
+            j.closed_in_stop.1 += u64::from(span.closed + CLOSE_LAG > trigger);
+        }
+        j
+    }
+}
