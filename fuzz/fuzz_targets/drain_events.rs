@@ -48,7 +48,7 @@ fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         .chunks_exact(2)
         .take(200)
         .map(|pair| {
-            let (kind, report, arg) = (pair[0] % 26, pair[0] & 0x80 != 0, pair[1]);
+            let (kind, report, arg) = (pair[0] % 27, pair[0] & 0x80 != 0, pair[1]);
             let i = usize::from(arg);
             let change = |c| Op::Do(i, c, report);
             match kind {
@@ -65,6 +65,7 @@ fn decode(data: &[u8]) -> (Config, Vec<Op>) {
                 19 => Op::Stop((arg % 2 == 0).then_some(u64::from(arg) * 2)),
                 20 => Op::ListenerClosed,
                 21 => Op::Refresh,
+                22 => Op::Carry,
                 _ => Op::Tick(u64::from(arg) * 2),
             }
         })

@@ -68,9 +68,9 @@ fn a_snapshot_never_shows_more_finished_than_started() {
         let driver = {
             let slot = slot.clone();
             thread::spawn(move || {
-                slot.request_started();
+                slot.request_started(false);
                 slot.request_finished();
-                slot.request_started();
+                slot.request_started(false);
                 slot.request_finished();
             })
         };
@@ -140,7 +140,7 @@ mod shared {
             let accepted = shared.accept(None);
             if let Some(slot) = &accepted {
                 slot.bytes_arrived();
-                slot.request_started();
+                slot.request_started(false);
                 shared.sync(slot);
                 // A drain never closes a connection whose request started.
                 assert_ne!(slot.command(), Command::Close);
@@ -168,12 +168,12 @@ mod shared {
             let slot = shared.accept(None).expect("serving");
             // One request before the stop: the connection is idle, not fresh.
             slot.bytes_arrived();
-            slot.request_started();
+            slot.request_started(false);
             slot.request_finished();
             shared.sync(&slot);
             let stop = stop_on_a_thread(&shared);
             slot.bytes_arrived();
-            slot.request_started();
+            slot.request_started(false);
             shared.sync(&slot);
             let during = slot.command();
             slot.request_finished();
@@ -199,7 +199,7 @@ mod shared {
             let shared = shared();
             let slot = shared.accept(None).expect("serving");
             slot.bytes_arrived();
-            slot.request_started();
+            slot.request_started(false);
             slot.request_finished();
             shared.sync(&slot);
             let stop = stop_on_a_thread(&shared);

@@ -31,6 +31,9 @@ async fn sleep(ms: u64) {
 
 impl App {
     pub async fn handle(self, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        if req.method() == hyper::Method::CONNECT {
+            return Ok(self.tunnel(req));
+        }
         let path = req.uri().path().to_owned();
         let ms = |prefix: &str| {
             path.strip_prefix(prefix)
@@ -76,6 +79,13 @@ impl App {
                 sleep(ms).await;
                 text(StatusCode::OK, format!("slept {ms}"))
             }
+            _ if ms("/chunks/").is_some() => {
+                // Many small chunks at once: many writes in one poll of the
+                // connection.
+                let n = ms("/chunks/").unwrap();
+                let chunks = stream::iter((0..n).map(|_| Ok(Frame::data(Bytes::from("x")))));
+                Response::new(StreamBody::new(chunks).boxed())
+            }
             _ if ms("/split/").is_some() => {
                 let ms = ms("/split/").unwrap();
                 let chunks = stream::unfold(0u8, move |step| async move {
@@ -92,6 +102,24 @@ impl App {
             }
             _ => text(StatusCode::NOT_FOUND, "not found"),
         })
+    }
+
+    /// `CONNECT`: a tunnel that echoes (B14; on HTTP/2, one stream).
+    fn tunnel(&self, req: Request<Incoming>) -> Response<Body> {
+        (self.spawn)(Box::pin(async move {
+            let Ok(upgraded) = hyper::upgrade::on(req).await else {
+                return;
+            };
+            let mut io = hyper_util::rt::TokioIo::new(upgraded);
+            let mut buf = [0u8; 1024];
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok(n) = io.read(&mut buf).await {
+                if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }));
+        text(StatusCode::OK, "")
     }
 
     /// Switches to a raw echo protocol on the upgraded IO (B14).

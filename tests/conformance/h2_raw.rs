@@ -45,7 +45,7 @@ pub enum StreamEnd {
 }
 
 pub struct RawH2 {
-    stream: TcpStream,
+    pub stream: TcpStream,
     buf: Vec<u8>,
     /// Every frame read so far, in order.
     pub seen: Vec<Frame>,
@@ -71,6 +71,15 @@ impl RawH2 {
         self.stream.write_all(bytes).expect("write");
     }
 
+    /// Like [`send`](RawH2::send); false if the connection is gone.
+    pub fn try_send(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) -> bool {
+        let len = (payload.len() as u32).to_be_bytes();
+        let mut frame = vec![len[1], len[2], len[3], kind, flags];
+        frame.extend_from_slice(&stream.to_be_bytes());
+        frame.extend_from_slice(payload);
+        self.stream.write_all(&frame).is_ok()
+    }
+
     pub fn send(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
         let len = (payload.len() as u32).to_be_bytes();
         let mut frame = vec![len[1], len[2], len[3], kind, flags];
@@ -93,6 +102,50 @@ impl RawH2 {
         block.extend_from_slice(&[0x01, 4]);
         block.extend_from_slice(b"test");
         self.send(HEADERS, END_STREAM | END_HEADERS, stream, &block);
+    }
+
+    /// Opens `stream` as a `CONNECT` tunnel (HEADERS, no END_STREAM).
+    pub fn connect(&mut self, stream: u32) {
+        // HPACK: :method CONNECT and :authority, literals without indexing.
+        let mut block = vec![0x02, 7];
+        block.extend_from_slice(b"CONNECT");
+        block.extend_from_slice(&[0x01, 6]);
+        block.extend_from_slice(b"test:1");
+        self.send(HEADERS, END_HEADERS, stream, &block);
+    }
+
+    /// DATA on `stream`; the last with END_STREAM when `end`.
+    pub fn data(&mut self, stream: u32, bytes: &[u8], end: bool) {
+        self.send(DATA, if end { END_STREAM } else { 0 }, stream, bytes);
+    }
+
+    /// Reads until a DATA frame on `stream`; its payload.
+    pub fn data_on(&mut self, stream: u32, answer_pings: bool) -> Vec<u8> {
+        loop {
+            let f = self.frame(answer_pings).expect("a frame");
+            if f.stream == stream && f.kind == DATA && !f.payload.is_empty() {
+                return f.payload.clone();
+            }
+        }
+    }
+
+    /// Sends the preface in two writes, split after `at` bytes, with a
+    /// pause between, so the server reads them apart.
+    pub fn open_split(addr: SocketAddr, at: usize) -> RawH2 {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut conn = RawH2 {
+            stream,
+            buf: Vec::new(),
+            seen: Vec::new(),
+        };
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        conn.send_raw(&preface[..at]);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        conn.send_raw(&preface[at..]);
+        conn.send(SETTINGS, 0, 0, &[]);
+        conn
     }
 
     /// The next frame; an error when the connection ends. Acknowledges the
@@ -157,6 +210,18 @@ impl RawH2 {
             match self.frame(answer_pings) {
                 Ok(_) => {}
                 Err(e) => return e.kind() == ErrorKind::UnexpectedEof,
+            }
+        }
+    }
+
+    /// Reads until a frame that `wanted` accepts; panics if the connection
+    /// ends first.
+    pub fn until(&mut self, answer_pings: bool, what: &str, wanted: impl Fn(&Frame) -> bool) {
+        loop {
+            match self.frame(answer_pings) {
+                Ok(f) if wanted(f) => return,
+                Ok(_) => {}
+                Err(e) => panic!("the connection ended before {what}: {e}"),
             }
         }
     }

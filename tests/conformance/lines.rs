@@ -1,6 +1,8 @@
 //! B20: a line-echo protocol served through `Tracker::track_raw`, the same
 //! on every runtime: each line is a unit of work; at the stop the line in
-//! progress is finished, idle connections close.
+//! progress is finished, idle connections close. The loops look at
+//! `closing` before the socket, the order that would lose a line waiting
+//! unread if `closing` resolved then.
 
 use futures_lite::future;
 use futures_lite::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -12,7 +14,7 @@ pub async fn echo_lines<S: AsyncRead + AsyncWrite + Unpin>(mut conn: RawConn<S>)
     let mut reader = BufReader::new(&mut *conn);
     let mut line = Vec::new();
     loop {
-        // The first byte of a line, or the drain: bytes win (B4).
+        // The drain, or the first byte of a line.
         let has_bytes = async {
             reader
                 .fill_buf()
@@ -24,7 +26,7 @@ pub async fn echo_lines<S: AsyncRead + AsyncWrite + Unpin>(mut conn: RawConn<S>)
             handle.closing().await;
             false
         };
-        if !future::or(has_bytes, closing).await {
+        if !future::or(closing, has_bytes).await {
             return;
         }
         let _work = handle.work();
@@ -48,11 +50,11 @@ pub async fn echo_lines_tokio(mut conn: RawConn<tokio::net::TcpStream>) {
     loop {
         tokio::select! {
             biased;
+            () = handle.closing() => return,
             buffered = reader.fill_buf() => match buffered {
                 Ok([]) | Err(_) => return,
                 Ok(_) => {}
             },
-            () = handle.closing() => return,
         }
         let _work = handle.work();
         line.clear();

@@ -60,8 +60,10 @@ pub(crate) enum Told {
     Nothing,
     /// Finish the current work, then close ([`Action::Shutdown`](crate::Action::Shutdown)).
     Shutdown,
-    /// Close now ([`Action::Close`](crate::Action::Close)).
-    Close,
+    /// Close now ([`Action::Close`](crate::Action::Close)), as it was when
+    /// decided: if a request arrives before the driver carries it out, the
+    /// driver serves it instead, and the core hears of it.
+    Close { arrived: u64 },
 }
 
 /// What the drain does next with one connection.
@@ -75,7 +77,8 @@ pub(crate) enum Step {
     Shutdown,
     /// Close it: it has no work.
     Close,
-    /// Close it, cutting its work: a request head late past its deadline.
+    /// Close it, cutting its work: a request head late past its deadline,
+    /// or HTTP/2 streams opened after the GOAWAY.
     Cut,
 }
 
@@ -104,6 +107,12 @@ pub(crate) struct Conn {
     /// Told to finish and seen with no work left since then: the wait for
     /// the client to close (or to acknowledge a GOAWAY) runs from here (B7).
     pub(crate) quiet_since: Option<Instant>,
+    /// When it was told to finish.
+    pub(crate) told_at: Option<Instant>,
+    /// HTTP/2: the streams begun by the end of the GOAWAY timeout after the
+    /// shutdown. A client must open none once it has the GOAWAY (RFC 9113
+    /// §6.8); those it opens later hold the stop no longer than these.
+    pub(crate) allowed_streams: Option<u64>,
     /// The one instant at which the core looks at it again, if any.
     pub(crate) wake_at: Option<Instant>,
     /// Had work at any time since the stop began (for the report, B11).
@@ -123,6 +132,8 @@ impl Conn {
             http2: false,
             head: None,
             quiet_since: None,
+            told_at: None,
+            allowed_streams: None,
             wake_at: None,
             worked_in_stop: false,
             told: Told::Nothing,
@@ -177,6 +188,14 @@ impl Conn {
             Some((arrived, since)) if arrived == self.arrived => Some((arrived, since)),
             _ => Some((self.arrived, now)),
         };
+        if let Told::Close { arrived } = self.told {
+            if self.arrived > arrived || self.has_work() {
+                // Its request came before the close was carried out: the
+                // driver serves it, then closes (B4).
+                self.told = Told::Shutdown;
+                self.told_at.get_or_insert(now);
+            }
+        }
         if self.told == Told::Shutdown {
             self.quiet_since = match self.quiet_since {
                 _ if self.has_work() => None,
@@ -184,6 +203,26 @@ impl Conn {
             };
         }
         newly_finished
+    }
+
+    /// Told to finish now.
+    pub(crate) fn shut_down(&mut self, now: Instant) {
+        self.told = Told::Shutdown;
+        self.told_at = Some(now);
+        if !self.has_work() {
+            self.quiet_since = Some(now);
+        }
+    }
+
+    /// HTTP/2, told to finish a GOAWAY timeout ago: the streams begun until
+    /// now are all it may still finish (see `allowed_streams`).
+    pub(crate) fn note_allowed_streams(&mut self, config: &Config, now: Instant) {
+        let due = self
+            .told_at
+            .and_then(|at| at.checked_add(config.goaway_timeout));
+        if self.http2 && self.allowed_streams.is_none() && due.is_some_and(|due| due <= now) {
+            self.allowed_streams = Some(self.started);
+        }
     }
 
     /// The drain's decision table for one open connection, by what it was
@@ -195,7 +234,7 @@ impl Conn {
     /// | Fresh    | window over ? (HTTP/2 ? shut down : close) : wait for the window | quiet too long ? close : wait |
     /// | Idle     | shut down (HTTP/1 closes at once)         | quiet too long ? close : wait              |
     /// | Reading  | head late ? cut : shut down               | head late ? cut : wait for its deadline    |
-    /// | Active   | shut down (closes after its work)         | look again in a while                      |
+    /// | Active   | shut down (closes after its work)         | HTTP/2 with only streams opened after its GOAWAY ? cut : look again in a while |
     /// | Upgraded | wait (handlers see the drain, B15)        | wait for the close                         |
     ///
     /// "Quiet too long": told to finish, with no work, for the GOAWAY
@@ -221,7 +260,7 @@ impl Conn {
             .quiet_since
             .and_then(|since| after(since, config.goaway_timeout));
         match (self.told, self.state()) {
-            (Told::Close, _) | (_, ConnState::Upgraded) => Step::Wait,
+            (Told::Close { .. }, _) | (_, ConnState::Upgraded) => Step::Wait,
             (_, ConnState::Reading) if head_late => Step::Cut,
             (Told::Nothing, ConnState::Fresh) => {
                 match due(after(self.accepted_at, config.first_request_window)) {
@@ -232,6 +271,13 @@ impl Conn {
             (Told::Nothing, _) => Step::Shutdown,
             (Told::Shutdown, ConnState::Reading) => due(head_deadline),
             (Told::Shutdown, ConnState::Fresh | ConnState::Idle) => due(quiet_deadline),
+            // Every stream it may finish has: the rest were opened after
+            // the client had the GOAWAY.
+            (Told::Shutdown, ConnState::Active)
+                if self.allowed_streams.is_some_and(|n| self.finished >= n) =>
+            {
+                Step::Cut
+            }
             // Its driver reports when the work ends; look again anyway, so
             // a report that never comes cannot hold the stop.
             (Told::Shutdown, ConnState::Active) => match after(now, config.goaway_timeout) {

@@ -200,6 +200,35 @@ impl<O: Observe> Drain<O> {
         self.conn(id).map(Conn::state)
     }
 
+    /// What the core last saw of an open connection: its totals as of its
+    /// last report or look.
+    pub fn seen(&self, id: ConnId) -> Result<Progress, Error> {
+        self.conn(id).map(|conn| Progress {
+            started: conn.started,
+            finished: conn.finished,
+            arrived: conn.arrived,
+            upgraded: conn.upgraded,
+            output_blocked: conn.output_blocked,
+            http2: conn.http2,
+        })
+    }
+
+    /// The id the next [`accept`](Drain::accept) gives: a driver registers
+    /// the connection with its observer first, so the core can read it when
+    /// it decides about it at once (a connection accepted after the grace).
+    pub fn next_id(&self) -> ConnId {
+        match self.free.last() {
+            Some(&index) => ConnId {
+                index,
+                generation: self.slots[index as usize].generation,
+            },
+            None => ConnId {
+                index: self.slots.len() as u32,
+                generation: 0,
+            },
+        }
+    }
+
     /// The ids of the open connections, in slot order.
     pub fn open_connections(&self) -> impl Iterator<Item = ConnId> + '_ {
         self.slots.iter().enumerate().filter_map(|(index, slot)| {
@@ -270,8 +299,9 @@ impl<O: Observe> Drain<O> {
     }
 
     /// Starts the stop, or (when one runs) shortens its grace (B12). `None`
-    /// waits for all work; `Some(ZERO)` force-closes at once (B9). A second
-    /// call never lengthens the deadline and never starts anything new.
+    /// waits for all work; `Some(ZERO)` force-closes at once (B9), readiness
+    /// delay or not (B17's second signal). A second call never lengthens
+    /// the deadline and never starts anything new.
     pub fn stop(&mut self, grace: Option<Duration>, now: Instant) {
         if let Some(stop) = &mut self.stop {
             stop.grace = shortest(stop.grace, grace);
@@ -279,6 +309,9 @@ impl<O: Observe> Drain<O> {
                 let asked = grace.and_then(|g| now.checked_add(g));
                 stop.deadline = shortest(stop.deadline, asked);
                 self.handle_timeout(now);
+            } else if grace == Some(Duration::ZERO) && self.phase == Phase::Delaying {
+                // No grace at all: the delay ends too (a second signal, B17).
+                self.begin_drain(now, now);
             }
             return;
         }
@@ -296,8 +329,11 @@ impl<O: Observe> Drain<O> {
         for id in ids {
             let _ = self.update(id, |conn| conn.worked_in_stop = conn.has_work());
         }
+        // No grace at all means now: no readiness delay either.
         match now.checked_add(self.config.drain_delay) {
-            Some(end) if end > now => self.set_phase(Phase::Delaying),
+            Some(end) if end > now && grace != Some(Duration::ZERO) => {
+                self.set_phase(Phase::Delaying)
+            }
             _ => self.begin_drain(now, now),
         }
     }
@@ -439,6 +475,10 @@ impl<O: Observe> Drain<O> {
         if !self.look(id, now) {
             return;
         }
+        let config = self.config;
+        if let Some(conn) = self.conn_mut(id) {
+            conn.note_allowed_streams(&config, now);
+        }
         let drain_started_at = self.stop.and_then(|s| s.drain_started_at).unwrap_or(now);
         let mut looked_closer = false;
         loop {
@@ -452,12 +492,7 @@ impl<O: Observe> Drain<O> {
                 Step::Wait => return,
                 Step::WaitUntil(at) => return self.schedule(id, at),
                 Step::Shutdown => {
-                    let _ = self.update(id, |conn| {
-                        conn.told = Told::Shutdown;
-                        if !conn.has_work() {
-                            conn.quiet_since = Some(now);
-                        }
-                    });
+                    let _ = self.update(id, |conn| conn.shut_down(now));
                     self.actions.push_back(Action::Shutdown(id));
                 }
                 // Before closing what looks idle, look harder (B4).
@@ -466,7 +501,11 @@ impl<O: Observe> Drain<O> {
                     self.look_closer(id, now);
                 }
                 Step::Close => {
-                    let _ = self.update(id, |conn| conn.told = Told::Close);
+                    let _ = self.update(id, |conn| {
+                        conn.told = Told::Close {
+                            arrived: conn.arrived,
+                        }
+                    });
                     self.actions.push_back(Action::Close(id));
                     return;
                 }
@@ -612,7 +651,7 @@ enum Sign {
 fn count(counts: &mut Counts, conn: &Conn, sign: Sign) {
     let bucket = match (conn.told, conn.state()) {
         (_, ConnState::Upgraded) => &mut counts.upgraded,
-        (Told::Shutdown | Told::Close, _) => &mut counts.closing,
+        (Told::Shutdown | Told::Close { .. }, _) => &mut counts.closing,
         (Told::Nothing, ConnState::Fresh | ConnState::Idle) => &mut counts.idle,
         (Told::Nothing, ConnState::Reading | ConnState::Active) => &mut counts.active,
     };

@@ -31,6 +31,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => prop::option::of(0u64..400).prop_map(Op::Stop),
         1 => Just(Op::ListenerClosed),
         1 => Just(Op::Refresh),
+        2 => Just(Op::Carry),
         3 => (0u64..300).prop_map(Op::Tick),
     ]
 }

@@ -823,3 +823,87 @@ fn bad_config_is_a_clear_error() {
     ));
     assert!(err.unwrap().to_string().contains("first request window"));
 }
+
+#[test]
+fn b7_streams_opened_after_the_goaway_do_not_hold_the_stop() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    let h2 = |started, finished| Progress {
+        started,
+        finished,
+        arrived: started,
+        http2: true,
+        ..Progress::default()
+    };
+    progress(&mut d, c, h2(1, 0), t0);
+    d.stop(None, t0);
+    d.listener_closed(t0);
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting, Action::Shutdown(c)]
+    );
+    // The client answers no PING and opens a stream now and then: each
+    // keeps the connection busy.
+    let goaway = Config::default().goaway_timeout;
+    let mut now = t0;
+    let mut started = 1;
+    while now < t0 + 4 * goaway {
+        now += 300 * MS;
+        started += 1;
+        progress(&mut d, c, h2(started, started - 1), now);
+        d.handle_timeout(now);
+        if actions(&mut d).contains(&Action::ForceClose(c)) {
+            assert!(now > t0 + goaway, "not before the GOAWAY timeout");
+            let report = stopped(&actions(&mut d));
+            assert!(report.is_none_or(|r| !r.graceful));
+            return;
+        }
+    }
+    panic!("streams opened after the GOAWAY held the stop");
+}
+
+#[test]
+fn b17_zero_grace_during_the_readiness_delay_forces_at_once() {
+    let delay = Duration::from_secs(5);
+    let mut d = Drain::new(Config::default().with_drain_delay(delay)).unwrap();
+    let t0 = Instant::now();
+    let c = d.accept(t0).unwrap();
+    progress(&mut d, c, in_flight(1), t0);
+    d.stop(None, t0);
+    assert_eq!(d.phase(), Phase::Delaying);
+    d.stop(Some(Duration::ZERO), t0 + MS);
+    let acts = actions(&mut d);
+    assert!(acts.contains(&Action::ForceClose(c)), "{acts:?}");
+    d.listener_closed(t0 + MS);
+    assert_eq!(stopped(&actions(&mut d)).unwrap().elapsed, MS);
+}
+
+#[test]
+fn b4_a_close_the_driver_declines_becomes_a_shutdown() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    let late = t0 + Config::default().first_request_window;
+    d.stop(None, late);
+    d.listener_closed(late);
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting, Action::Close(c)]
+    );
+    // Its request arrived before the close was carried out: the driver
+    // declines, serves it, and says so.
+    progress(&mut d, c, in_flight(1), late + MS);
+    assert_eq!(d.state(c), Ok(ConnState::Active));
+    assert_eq!(d.counts().closing, 1);
+    let done = Progress {
+        finished: 1,
+        ..in_flight(1)
+    };
+    progress(&mut d, c, done, late + 2 * MS);
+    d.handle(c, ConnEvent::Closed, late + 2 * MS).unwrap();
+    let report = stopped(&actions(&mut d)).unwrap();
+    assert!(report.graceful);
+    assert_eq!(
+        (report.closed_after_work, report.requests_completed),
+        (1, 1)
+    );
+}

@@ -48,6 +48,23 @@ impl<C> ConnDriver<C> {
     fn may_shut_down(&self) -> bool {
         self.slot.is_http2() || !(self.slot.is_reading() || self.slot.is_busy())
     }
+
+    /// The order to carry out: a `Close` whose request came meanwhile is
+    /// declined, and the connection finished as for a shutdown (B4).
+    fn command(&self) -> Command {
+        match self.slot.command() {
+            Command::Close if self.slot.close_declined() => Command::Shutdown,
+            command => command,
+        }
+    }
+
+    /// The connection ends here: the IO goes with hyper's connection, or
+    /// to an upgrade's handler.
+    fn end(&mut self) -> Poll<()> {
+        self.conn = None;
+        self.slot.set_driven(false);
+        Poll::Ready(())
+    }
 }
 
 impl<C: GracefulConnection> Future for ConnDriver<C> {
@@ -58,7 +75,7 @@ impl<C: GracefulConnection> Future for ConnDriver<C> {
         let stop = this.shared.is_draining();
         this.slot.register_cached(&mut this.waker, cx.waker(), stop);
         loop {
-            let command = this.slot.command();
+            let command = this.command();
             if command == Command::Shutdown && !this.shutdown_sent {
                 // hyper would close an idle connection without reading what
                 // the client already sent: look first.
@@ -69,28 +86,30 @@ impl<C: GracefulConnection> Future for ConnDriver<C> {
                 return Poll::Ready(());
             };
             match command {
-                Command::Close => {
+                Command::Close | Command::Cut => {
                     if this.slot.is_http2() && !this.shutdown_sent {
                         // B7: never closed without a GOAWAY, sent now if the
                         // socket takes it.
                         conn.as_mut().graceful_shutdown();
+                        this.slot.mark_goaway_sent();
                         let _ = conn.as_mut().poll(cx);
                     }
                     // Dropping the IO closes it: close_notify, FIN (B9).
-                    this.conn = None;
-                    return Poll::Ready(());
+                    return this.end();
                 }
                 Command::Shutdown if !this.shutdown_sent && may_shut_down => {
                     conn.as_mut().graceful_shutdown();
                     this.shutdown_sent = true;
+                    if this.slot.is_http2() {
+                        this.slot.mark_goaway_sent();
+                    }
                 }
                 _ => {}
             }
             // Errors are the peer's doing (reset, malformed request): the
             // connection simply ends (B8).
             if conn.as_mut().poll(cx).is_ready() {
-                this.conn = None;
-                return Poll::Ready(());
+                return this.end();
             }
             if !this.shared.is_draining() {
                 return Poll::Pending;
@@ -100,8 +119,8 @@ impl<C: GracefulConnection> Future for ConnDriver<C> {
                 this.synced = progress;
                 this.shared.sync(&this.slot);
             }
-            let can_act = match this.slot.command() {
-                Command::Close => true,
+            let can_act = match this.command() {
+                Command::Close | Command::Cut => true,
                 Command::Shutdown => !this.shutdown_sent && this.may_shut_down(),
                 Command::None => false,
             };
@@ -114,8 +133,6 @@ impl<C: GracefulConnection> Future for ConnDriver<C> {
 
 impl<C> Drop for ConnDriver<C> {
     fn drop(&mut self) {
-        // The IO goes with hyper's connection, or to an upgrade's handler.
-        self.conn = None;
-        self.slot.set_driven(false);
+        let _ = self.end();
     }
 }

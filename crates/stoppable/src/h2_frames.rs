@@ -5,10 +5,93 @@
 /// The client preface every HTTP/2 connection starts with (RFC 9113 §3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Whether a connection's first bytes are HTTP/2's: the preface up to
-/// `HTTP/2.0` tells, even from a short first read.
-pub(crate) fn starts_http2(first: &[u8]) -> bool {
-    first.starts_with(&PREFACE[..14])
+/// The preface up to `HTTP/2.0` tells HTTP/2 from HTTP/1.
+const TELLS: usize = 14;
+
+/// What a connection's bytes are, as they come in reads of any size.
+pub(crate) enum Sniff {
+    /// The bytes so far, this many, match the preface's start.
+    Undecided(usize),
+    Http1,
+    /// HTTP/2 before its first stream: where its frames are. Boxed: most
+    /// connections never need it.
+    Http2Fresh(Box<FrameScan>),
+    Http2,
+}
+
+/// What the bytes of one read mean.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Read {
+    /// They may begin a request (B4): HTTP/1 bytes, or on HTTP/2 a frame
+    /// that opens a stream (or any bytes after the first stream).
+    pub(crate) request: bool,
+    /// They finished the preface: the connection speaks HTTP/2.
+    pub(crate) http2: bool,
+}
+
+impl Sniff {
+    pub(crate) fn new() -> Self {
+        Sniff::Undecided(0)
+    }
+
+    pub(crate) fn is_http1(&self) -> bool {
+        matches!(self, Sniff::Http1)
+    }
+
+    /// Takes the bytes of one read.
+    pub(crate) fn read(&mut self, bytes: &[u8]) -> Read {
+        let nothing = Read {
+            request: false,
+            http2: false,
+        };
+        if bytes.is_empty() {
+            return nothing;
+        }
+        match self {
+            Sniff::Undecided(seen) => {
+                let want = &PREFACE[*seen..TELLS];
+                let n = want.len().min(bytes.len());
+                if bytes[..n] != want[..n] {
+                    // HTTP/1: these bytes, and any held back, begin a head.
+                    *self = Sniff::Http1;
+                    return Read {
+                        request: true,
+                        http2: false,
+                    };
+                }
+                let offset = *seen;
+                *seen += n;
+                if *seen < TELLS {
+                    return nothing;
+                }
+                let mut scan = FrameScan::from_offset(offset);
+                let request = scan.opens_a_stream(bytes);
+                *self = match request {
+                    true => Sniff::Http2,
+                    false => Sniff::Http2Fresh(Box::new(scan)),
+                };
+                Read {
+                    request,
+                    http2: true,
+                }
+            }
+            Sniff::Http2Fresh(scan) => {
+                let request = scan.opens_a_stream(bytes);
+                if request {
+                    // From its first stream on, any bytes may be a request.
+                    *self = Sniff::Http2;
+                }
+                Read {
+                    request,
+                    http2: false,
+                }
+            }
+            Sniff::Http1 | Sniff::Http2 => Read {
+                request: true,
+                http2: false,
+            },
+        }
+    }
 }
 
 /// The HEADERS frame type (RFC 9113 §6.2): the one that opens a stream.
@@ -28,10 +111,10 @@ pub(crate) struct FrameScan {
 }
 
 impl FrameScan {
-    /// A scan of a connection's bytes from the first, preface included.
-    pub(crate) fn new() -> Self {
+    /// A scan of a connection's bytes from `offset` into the preface.
+    pub(crate) fn from_offset(offset: usize) -> Self {
         FrameScan {
-            skip: PREFACE.len(),
+            skip: PREFACE.len() - offset,
             header: [0; FRAME_HEADER],
             have: 0,
         }
@@ -67,6 +150,37 @@ impl FrameScan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl FrameScan {
+        fn new() -> Self {
+            FrameScan::from_offset(0)
+        }
+    }
+
+    #[test]
+    fn the_preface_is_told_however_the_reads_cut_it() {
+        let bytes = stream(&[frame(0x4, 0), frame(HEADERS, 10)]);
+        for cut in 1..bytes.len() {
+            let mut sniff = Sniff::new();
+            let (a, b) = (sniff.read(&bytes[..cut]), sniff.read(&bytes[cut..]));
+            assert!(a.http2 || b.http2, "cut at {cut}");
+            assert!(a.request || b.request, "its stream, cut at {cut}");
+            assert!(
+                !a.request || cut > PREFACE.len() + FRAME_HEADER + 3,
+                "cut at {cut}"
+            );
+        }
+        let mut sniff = Sniff::new();
+        assert!(!sniff.read(b"P").request, "undecided");
+        assert_eq!(
+            sniff.read(b"OST / HTTP/1.1\r\n"),
+            Read {
+                request: true,
+                http2: false
+            }
+        );
+        assert!(sniff.is_http1());
+    }
 
     fn frame(kind: u8, payload: usize) -> Vec<u8> {
         let len = (payload as u32).to_be_bytes();

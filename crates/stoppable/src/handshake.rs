@@ -105,7 +105,7 @@ where
             return Poll::Ready(None);
         };
         slot.register(cx.waker());
-        if slot.command() == Command::Close {
+        if slot.command() >= Command::Close {
             this.close();
             return Poll::Ready(None);
         }

@@ -12,7 +12,7 @@ use futures_util::task::noop_waker_ref;
 
 use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
 
-use crate::h2_frames::{self, FrameScan};
+use crate::h2_frames::Sniff;
 use crate::shared::Shared;
 use crate::slot::ConnSlot;
 
@@ -25,11 +25,9 @@ pub struct TrackedIo<T> {
     shut_down_once: fn(&mut T) -> bool,
     /// A shutdown completed already (hyper closed it gracefully).
     shut_down: bool,
-    /// No byte read yet: the first read tells HTTP/2 from HTTP/1.
-    first_read: bool,
-    /// An HTTP/2 connection before its first stream: where its frames are.
-    /// Boxed: most connections never need it.
-    frames: Option<Box<FrameScan>>,
+    /// HTTP/1 or HTTP/2, and where an HTTP/2 connection's frames are
+    /// before its first stream (B4).
+    sniff: Sniff,
     slot: Arc<ConnSlot>,
     shared: Arc<Shared>,
 }
@@ -40,8 +38,7 @@ impl<T: Write + Unpin> TrackedIo<T> {
             io: Some(io),
             shut_down_once,
             shut_down: false,
-            first_read: true,
-            frames: None,
+            sniff: Sniff::new(),
             slot,
             shared,
         }
@@ -86,47 +83,33 @@ impl<T> TrackedIo<T> {
 impl<T: Read + Unpin> Read for TrackedIo<T> {
     #[allow(unsafe_code)]
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
         // hyper's cursor cannot be reborrowed, so the inner IO reads into a
         // buffer over the cursor's memory, and the cursor advances after.
         // SAFETY: the inner reader only writes initialised bytes into the
-        // unfilled part it is given (the `Read` contract), and the cursor is
-        // advanced by exactly the count it filled.
-        let (polled, filled, request_bytes) = unsafe {
-            let mut inner = ReadBuf::uninit(buf.as_mut());
-            let polled = self.io().poll_read(cx, inner.unfilled());
-            let filled = inner.filled();
-            // On HTTP/2 only a frame that opens a stream begins a request:
-            // the preface, settings and pings leave a fresh connection its
-            // first-request window (B4).
-            if !filled.is_empty() && self.first_read {
-                self.first_read = false;
-                if h2_frames::starts_http2(filled) {
-                    self.slot.mark_http2();
-                    self.frames = Some(Box::new(FrameScan::new()));
-                }
-            }
-            let request_bytes = match self.frames.as_mut() {
-                _ if filled.is_empty() => false,
-                Some(frames) => frames.opens_a_stream(filled),
-                None => true,
-            };
-            if request_bytes {
-                // From its first stream on, any bytes may be a request.
-                self.frames = None;
-            }
-            (polled, filled.len(), request_bytes)
-        };
-        if filled > 0 {
-            // SAFETY: `filled` bytes were initialised by the read above.
-            unsafe { buf.advance(filled) };
+        // unfilled part it is given (the `Read` contract).
+        let mut inner = ReadBuf::uninit(unsafe { buf.as_mut() });
+        let polled = this.io().poll_read(cx, inner.unfilled());
+        let filled = inner.filled();
+        let read = this.sniff.read(filled);
+        if read.http2 {
+            this.slot.mark_http2();
         }
-        if request_bytes {
-            self.slot.bytes_arrived();
+        if read.request {
+            this.slot.bytes_arrived();
         }
+        if this.sniff.is_http1() && !filled.is_empty() {
+            // A read that stops short of a head's end may hold the start of
+            // the next head, pipelined (B4, B6).
+            this.slot.note_read_tail(!filled.ends_with(b"\r\n\r\n"));
+        }
+        let n = filled.len();
+        // SAFETY: `n` bytes were initialised by the read above.
+        unsafe { buf.advance(n) };
         polled
     }
 }

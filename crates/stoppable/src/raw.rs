@@ -28,6 +28,7 @@ pub struct RawConn<S> {
 
 impl<S> RawConn<S> {
     pub(crate) fn new(stream: S, slot: Arc<ConnSlot>, shared: Arc<Shared>) -> Self {
+        slot.mark_raw();
         RawConn {
             stream: Some(stream),
             slot,
@@ -51,7 +52,7 @@ impl ConnHandle {
     /// read); it ends when the guard drops.
     pub fn work(&self) -> Work {
         self.0.bytes_arrived();
-        self.0.request_started();
+        self.0.request_started(false);
         Work(self.0.clone())
     }
 
@@ -62,9 +63,14 @@ impl ConnHandle {
     }
 
     /// Resolves when the drain asks the connection to close: at once for an
-    /// idle connection, after its marked work for a busy one.
+    /// idle connection, after its marked work for a busy one, and never
+    /// while bytes wait unread (they begin a unit of work, B4). Any number
+    /// of tasks may wait on it.
     pub fn closing(&self) -> Closing {
-        Closing(self.0.clone())
+        Closing {
+            slot: self.0.clone(),
+            listener: None,
+        }
     }
 }
 
@@ -107,30 +113,78 @@ impl Drop for Work {
 }
 
 /// Resolves when the drain asks a [`RawConn`] to close.
-pub struct Closing(Arc<ConnSlot>);
+pub struct Closing {
+    slot: Arc<ConnSlot>,
+    listener: Option<event_listener::EventListener>,
+}
 
 impl Future for Closing {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if should_close(&self.0) {
-            return Poll::Ready(());
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        loop {
+            if should_close(&this.slot) {
+                return Poll::Ready(());
+            }
+            match &mut this.listener {
+                // Listen first, then look again, so no order is missed.
+                None => this.listener = Some(this.slot.listen()),
+                Some(listener) => match Pin::new(listener).poll(cx) {
+                    Poll::Ready(()) => this.listener = None,
+                    Poll::Pending => return Poll::Pending,
+                },
+            }
         }
-        self.0.register(cx.waker());
-        // Look again: the command or the last unit's end may have raced
-        // with the registration.
-        if should_close(&self.0) {
-            return Poll::Ready(());
-        }
-        Poll::Pending
     }
 }
 
-/// Told to close now, or to close after the work, which is done.
+/// Cut; or told to close, and nothing came since the core decided; or told
+/// to finish, and the work is done with no byte waiting unread (B4: the
+/// owner's next read begins a unit of work).
 fn should_close(slot: &ConnSlot) -> bool {
     match slot.command() {
-        Command::Close => true,
-        Command::Shutdown => !slot.is_busy(),
+        Command::Cut => true,
+        Command::Close if !slot.close_declined() && !slot.has_unread() => true,
+        Command::Close | Command::Shutdown => !slot.is_busy() && !slot.has_unread(),
         Command::None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::task::Wake;
+
+    use super::*;
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// A reader task and a writer task both wait for `closing`: the order
+    /// wakes both (one shared waker slot woke only the last to register).
+    #[test]
+    fn every_task_waiting_on_closing_is_woken() {
+        let mut drain = stoppable_core::Drain::new(Default::default()).expect("valid");
+        let id = drain.accept(std::time::Instant::now()).expect("accepting");
+        let handle = ConnHandle(Arc::new(ConnSlot::new(id, None)));
+        let counts: Vec<Arc<Count>> = (0..2)
+            .map(|_| Arc::new(Count(AtomicUsize::new(0))))
+            .collect();
+        let mut waiting: Vec<Closing> = (0..2).map(|_| handle.closing()).collect();
+        for (closing, count) in waiting.iter_mut().zip(&counts) {
+            let waker = std::task::Waker::from(count.clone());
+            let polled = Pin::new(closing).poll(&mut Context::from_waker(&waker));
+            assert!(polled.is_pending());
+        }
+        handle.0.order(Command::Shutdown);
+        for count in &counts {
+            assert_eq!(count.0.load(SeqCst), 1, "each waiting task was woken");
+        }
     }
 }

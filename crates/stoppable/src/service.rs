@@ -53,19 +53,23 @@ impl Drop for FinishGuard {
 impl<S, ReqB, ResB> Service<Request<ReqB>> for TrackedService<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ReqB: Body,
 {
     type Response = Response<TrackedBody<ResB>>;
     type Error = S::Error;
     type Future = TrackedFuture<S::Future>;
 
     fn call(&self, mut req: Request<ReqB>) -> Self::Future {
-        self.slot.request_started();
+        let http1 = req.version() < Version::HTTP_2;
+        // After an HTTP/1 request with no body, any byte read begins the
+        // next head (pipelining, B4).
+        self.slot
+            .request_started(http1 && req.body().is_end_stream());
         if self.shared.signal_in_requests.load(Relaxed) {
             req.extensions_mut()
                 .insert(DrainSignal::new(self.shared.clone()));
         }
         let guard = FinishGuard(self.slot.clone());
-        let http1 = req.version() < Version::HTTP_2;
         let connect = req.method() == Method::CONNECT;
         TrackedFuture {
             inner: self.inner.call(req),
@@ -105,9 +109,18 @@ where
         };
         let guard = this.guard.take();
         let status = response.status();
-        if status == StatusCode::SWITCHING_PROTOCOLS || *this.connect && status.is_success() {
+        let tunnel = *this.connect && status.is_success();
+        if status == StatusCode::SWITCHING_PROTOCOLS || tunnel && *this.http1 {
             if let Some(guard) = &guard {
                 guard.0.mark_upgraded();
+            }
+        } else if tunnel {
+            // An HTTP/2 tunnel is one stream of its connection, which still
+            // gets its GOAWAY: the tunnel counts as a request in flight
+            // until the connection ends (hyper drops the response body when
+            // the tunnel opens).
+            if let Some(guard) = &guard {
+                guard.0.request_started(false);
             }
         } else if *this.http1 && this.shared.is_draining() {
             // B6: a head written after the stop says the connection closes.

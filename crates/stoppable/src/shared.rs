@@ -130,12 +130,19 @@ impl Shared {
     }
 
     /// Tracks a new connection; `None` once the server no longer accepts.
+    /// Its slot is registered before the core decides about it, so the core
+    /// can read it at once (after the grace, a queued request is cut).
     pub(crate) fn accept(&self, socket: Option<RawSocket>) -> Option<Arc<ConnSlot>> {
         self.decide(|inner, now| {
-            let id = inner.core.accept(now).ok()?;
-            let slot = Arc::new(ConnSlot::new(id, socket));
+            let slot = Arc::new(ConnSlot::new(inner.core.next_id(), socket));
             inner.core.observer_mut().insert(slot.clone());
-            Some(slot)
+            match inner.core.accept(now) {
+                Ok(id) if id == slot.id => Some(slot),
+                _ => {
+                    inner.core.observer_mut().remove(slot.id);
+                    None
+                }
+            }
         })
     }
 
@@ -255,16 +262,25 @@ impl Shared {
                         slot.order(Command::Shutdown);
                     }
                 }
-                Action::Close(id) | Action::ForceClose(id) => {
-                    if matches!(action, Action::ForceClose(_)) {
-                        event!(
-                            warn,
-                            conn = id.index(),
-                            "stoppable: force-closing a connection with work"
-                        );
-                    }
+                Action::Close(id) => {
+                    let seen = inner.core.seen(id);
                     if let Some(slot) = inner.core.observer().get(id) {
-                        slot.close();
+                        match seen {
+                            // Still open to the core: unless a request came.
+                            Ok(seen) => slot.close_if_idle(seen.arrived),
+                            // At the grace deadline: counted closed already.
+                            Err(_) => slot.cut(true),
+                        }
+                    }
+                }
+                Action::ForceClose(id) => {
+                    event!(
+                        warn,
+                        conn = id.index(),
+                        "stoppable: force-closing a connection with work"
+                    );
+                    if let Some(slot) = inner.core.observer().get(id) {
+                        slot.cut(slot.cut_may_wait_for_goaway());
                     }
                 }
                 Action::Stopped(_report) => {

@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::task::Waker;
 
+use event_listener::Event;
 // Under `--cfg loom` the same code runs on loom's primitives, so that the
 // model checker explores every interleaving (see `loom/` at the root).
 #[cfg(not(loom))]
@@ -22,14 +23,18 @@ use stoppable_core::{ConnId, Progress};
 
 use crate::socket::{self, RawSocket};
 
-/// What the drain asks of a connection's driver.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the drain asks of a connection's driver. Orders only rise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Command {
     None = 0,
     /// Finish the current work, then close (hyper's graceful shutdown).
     Shutdown = 1,
-    /// Close now; the socket is already shut down.
+    /// Close, politely, unless a request came since the core decided (see
+    /// [`ConnSlot::close_declined`]): then finish it, as for `Shutdown`.
     Close = 2,
+    /// Close now (the grace is over, a head is late): politely if the
+    /// driver can at once, else the socket is shut down from outside.
+    Cut = 3,
 }
 
 pub(crate) struct ConnSlot {
@@ -39,16 +44,32 @@ pub(crate) struct ConnSlot {
     arrived: AtomicU64,
     upgraded: AtomicBool,
     http2: AtomicBool,
+    /// HTTP/1: the request in flight has no body, so bytes read now begin
+    /// the next head (pipelining, B4, B6).
+    next_head_may_begin: AtomicBool,
+    /// HTTP/1: the last read did not end at a head's end: it may hold the
+    /// start of a head after the one just parsed.
+    read_tail: AtomicBool,
     /// A driver of ours (`ConnDriver`, `Handshaking`) owns the IO and
     /// carries out a close order itself: politely (GOAWAY, close_notify,
-    /// FIN). Without one (raw, upgraded), the stop shuts the socket down.
+    /// FIN). Without one (raw, upgraded), a cut shuts the socket down.
     driven: AtomicBool,
+    /// HTTP/2: a GOAWAY went out.
+    goaway_sent: AtomicBool,
+    /// Tracked through `Tracker::track_raw` (B20): bytes are work only once
+    /// its owner says so.
+    raw: AtomicBool,
     /// A write or flush could not complete: the client is not taking a
     /// response that hyper holds whole, so the connection still has work
     /// (B9, B11). Cleared by the next complete flush.
     output_blocked: AtomicBool,
     command: AtomicU8,
+    /// `arrived` as the core saw it when it decided a `Close`.
+    close_unless: AtomicU64,
+    /// The driver's waker (one task).
     waker: AtomicWaker,
+    /// Raw connections' `Closing` futures, any number of them.
+    closing: Event,
     /// The socket, while its owner keeps it open; the lock orders a force
     /// close from outside against the owner closing it.
     socket: Mutex<Option<RawSocket>>,
@@ -63,10 +84,16 @@ impl ConnSlot {
             arrived: AtomicU64::new(0),
             upgraded: AtomicBool::new(false),
             http2: AtomicBool::new(false),
+            next_head_may_begin: AtomicBool::new(false),
+            read_tail: AtomicBool::new(false),
             driven: AtomicBool::new(false),
+            goaway_sent: AtomicBool::new(false),
+            raw: AtomicBool::new(false),
             output_blocked: AtomicBool::new(false),
             command: AtomicU8::new(Command::None as u8),
+            close_unless: AtomicU64::new(0),
             waker: AtomicWaker::new(),
+            closing: Event::new(),
             socket: Mutex::new(socket),
         }
     }
@@ -87,12 +114,23 @@ impl ConnSlot {
         }
     }
 
-    /// Bytes arrived. If no request is in flight they begin the next one:
-    /// an HTTP/1 head, or on HTTP/2 frames that may open a stream (B4).
+    /// Bytes arrived. With no request in flight, or behind one that has no
+    /// body, they begin the next request: an HTTP/1 head, or on HTTP/2
+    /// frames that may open a stream (B4).
     pub(crate) fn bytes_arrived(&self) {
         let started = self.started.load(Relaxed);
-        if self.arrived.load(Relaxed) <= started && self.finished.load(Relaxed) == started {
-            self.arrived.store(started + 1, Relaxed);
+        let idle = self.finished.load(Relaxed) == started;
+        if (idle || self.next_head_may_begin.load(Relaxed)) && self.arrived.load(Relaxed) <= started
+        {
+            // A maximum: the driver and a look from the stop may race.
+            self.arrived.fetch_max(started + 1, Relaxed);
+        }
+    }
+
+    /// HTTP/1: whether the last read stopped short of a head's end.
+    pub(crate) fn note_read_tail(&self, mid_head: bool) {
+        if self.read_tail.load(Relaxed) != mid_head {
+            self.read_tail.store(mid_head, Relaxed);
         }
     }
 
@@ -107,8 +145,17 @@ impl ConnSlot {
         self.http2.store(true, Relaxed);
     }
 
-    pub(crate) fn request_started(&self) {
-        self.started.fetch_add(1, Relaxed);
+    /// A request starts; `body_less` for an HTTP/1 one with no body, after
+    /// which any byte read begins the next head. If the read that brought
+    /// its head went on past it, the next head has begun already.
+    pub(crate) fn request_started(&self, body_less: bool) {
+        let started = self.started.fetch_add(1, Relaxed) + 1;
+        if self.next_head_may_begin.load(Relaxed) != body_less {
+            self.next_head_may_begin.store(body_less, Relaxed);
+        }
+        if body_less && self.read_tail.load(Relaxed) {
+            self.arrived.fetch_max(started + 1, Relaxed);
+        }
     }
 
     pub(crate) fn request_finished(&self) {
@@ -135,10 +182,24 @@ impl ConnSlot {
         self.http2.load(Relaxed)
     }
 
+    pub(crate) fn mark_goaway_sent(&self) {
+        self.goaway_sent.store(true, Relaxed);
+    }
+
+    pub(crate) fn mark_raw(&self) {
+        self.raw.store(true, Relaxed);
+    }
+
+    pub(crate) fn is_raw(&self) -> bool {
+        self.raw.load(Relaxed)
+    }
+
+    /// The order (acquire: a `Close` comes with its `close_unless`).
     pub(crate) fn command(&self) -> Command {
-        match self.command.load(Relaxed) {
+        match self.command.load(Acquire) {
             1 => Command::Shutdown,
             2 => Command::Close,
+            3 => Command::Cut,
             _ => Command::None,
         }
     }
@@ -147,26 +208,47 @@ impl ConnSlot {
     pub(crate) fn order(&self, command: Command) {
         self.command.fetch_max(command as u8, SeqCst);
         self.waker.wake();
+        self.closing.notify(usize::MAX);
     }
 
-    /// Carries out the core's close (and force-close): a driver of ours
-    /// closes politely; without one, the socket is shut down from here,
-    /// even if a handler owns it (B9, B14).
-    pub(crate) fn close(&self) {
+    /// Carries out the core's close of a connection with no work, as the
+    /// core saw it (`arrived`): a request that comes before the driver acts
+    /// makes it decline, and serve the request (B4).
+    pub(crate) fn close_if_idle(&self, arrived: u64) {
+        self.close_unless.store(arrived, Relaxed);
         self.order(Command::Close);
+    }
+
+    /// A `Close` its driver must not carry out: a request came (or work
+    /// began) since the core decided it.
+    pub(crate) fn close_declined(&self) -> bool {
+        self.arrived.load(Relaxed) > self.close_unless.load(Relaxed) || self.is_busy()
+    }
+
+    /// Carries out a close that may not wait: a driver of ours closes it;
+    /// unless it may first send what it must (`polite`: an HTTP/2 GOAWAY),
+    /// the socket is shut down from here at once too, even if a handler owns
+    /// it or blocks its task (B9, B14).
+    pub(crate) fn cut(&self, polite: bool) {
+        self.order(Command::Cut);
         // SeqCst against `set_driven`: a driver that just ended either saw
         // the order or is seen to have ended here.
-        if !self.driven.load(SeqCst) {
+        if !(polite && self.driven.load(SeqCst)) {
             self.shutdown_socket();
         }
+    }
+
+    /// A cut may first send a GOAWAY: an HTTP/2 connection that had none.
+    pub(crate) fn cut_may_wait_for_goaway(&self) -> bool {
+        self.is_http2() && !self.goaway_sent.load(Relaxed)
     }
 
     /// A driver of ours owns the IO (`true`), or no longer does.
     pub(crate) fn set_driven(&self, driven: bool) {
         self.driven.store(driven, SeqCst);
-        if !driven && self.command.load(SeqCst) == Command::Close as u8 {
-            // Ordered to close as it ended (an upgrade handed over): the
-            // socket is now the handler's, so shut it down from here.
+        if !driven && self.command.load(SeqCst) == Command::Cut as u8 {
+            // Cut as it ended (an upgrade handed over): the socket may be
+            // a handler's now, so shut it down from here.
             self.shutdown_socket();
         }
     }
@@ -184,10 +266,15 @@ impl ConnSlot {
         socket.map(f)
     }
 
+    /// Bytes wait unread in the kernel now (or the peer closed).
+    pub(crate) fn has_unread(&self) -> bool {
+        self.with_socket(socket::has_unread) == Some(true)
+    }
+
     /// Request bytes may wait in the kernel that hyper has not read: then
     /// they begin a request (B4), and the shutdown waits for its head.
     pub(crate) fn note_unread_bytes(&self) {
-        if !self.is_reading() && self.with_socket(socket::has_unread) == Some(true) {
+        if !self.is_reading() && self.has_unread() {
             self.bytes_arrived();
         }
     }
@@ -214,6 +301,12 @@ impl ConnSlot {
 
     pub(crate) fn wake(&self) {
         self.waker.wake();
+        self.closing.notify(usize::MAX);
+    }
+
+    /// Listens for the next order (or end of work) on a raw connection.
+    pub(crate) fn listen(&self) -> event_listener::EventListener {
+        self.closing.listen()
     }
 
     pub(crate) fn register(&self, waker: &Waker) {

@@ -43,9 +43,13 @@ impl Observe for Slots {
     }
 
     /// Request bytes may wait unread in the kernel: they begin a request.
+    /// (Not on a raw connection: there bytes are work only once its owner
+    /// says so, and its `Closing` waits while any wait unread.)
     fn look_closer(&mut self, id: ConnId) -> Option<Progress> {
         let slot = self.get(id)?;
-        slot.note_unread_bytes();
+        if !slot.is_raw() {
+            slot.note_unread_bytes();
+        }
         Some(slot.progress())
     }
 }

@@ -20,6 +20,7 @@ pub struct Options {
     pub window: Option<Duration>,
     pub drain_delay: Option<Duration>,
     pub header_read_timeout: Option<Duration>,
+    pub goaway_timeout: Option<Duration>,
     pub drain_signal_in_requests: bool,
     /// Serve HTTPS with the suite's certificate (`crate::tls`).
     pub tls: bool,
@@ -46,6 +47,9 @@ impl Options {
         }
         if let Some(timeout) = self.header_read_timeout {
             options = options.header_read_timeout(timeout);
+        }
+        if let Some(timeout) = self.goaway_timeout {
+            options = options.goaway_timeout(timeout);
         }
         options.drain_signal_in_requests(self.drain_signal_in_requests)
     }

@@ -48,6 +48,9 @@ pub enum Op {
     ListenerClosed,
     /// Someone reads the live counts.
     Refresh,
+    /// The drivers carry out the closes the core ordered (else at the next
+    /// tick): a request that arrived meanwhile makes its driver decline.
+    Carry,
     Tick(u64),
 }
 
@@ -120,6 +123,8 @@ struct Run {
     stopped: Option<Report>,
     /// Connections told to finish (a GOAWAY, for HTTP/2).
     shut_down: HashSet<ConnId>,
+    /// Closes ordered, not yet carried out: with the `arrived` the core saw.
+    to_close: Vec<(ConnId, u64)>,
     listener_closed: bool,
     stop_at: Option<Instant>,
     deadline: Option<Instant>,
@@ -142,6 +147,7 @@ impl Run {
             finished_in_stop: 0,
             stopped: None,
             shut_down: HashSet::new(),
+            to_close: Vec::new(),
             listener_closed: false,
             stop_at: None,
             deadline: None,
@@ -281,7 +287,9 @@ impl Run {
                 }
             }
             Op::Refresh => self.drain.refresh(self.now),
+            Op::Carry => self.carry_out()?,
             Op::Tick(ms) => {
+                self.carry_out()?;
                 // Time passes as a driver's timer sees it: each timeout
                 // fires at its instant, then the rest of the span.
                 let until = self.now + Duration::from_millis(ms);
@@ -296,6 +304,7 @@ impl Run {
                         prop_assert!(next > at, "poll_timeout in the past after handle_timeout");
                     }
                     self.take_actions()?;
+                    self.carry_out()?;
                     self.check()?;
                     if at == until {
                         break;
@@ -305,6 +314,36 @@ impl Run {
         }
         self.take_actions()?;
         self.check()
+    }
+
+    /// The drivers carry out the ordered closes, each as its connection is
+    /// now: one whose request arrived since the order declines, reports,
+    /// and serves it (B4); the core must go along.
+    fn carry_out(&mut self) -> Result<(), TestCaseError> {
+        for (id, seen) in std::mem::take(&mut self.to_close) {
+            if !self.conns.iter().any(|c| c.id == id) {
+                continue;
+            }
+            // What its driver can see: its counters, not the kernel's
+            // unread bytes (bytes that came after the order are the race
+            // every close has).
+            let p = self.truth().get(id);
+            let busy = p.upgraded || p.started > p.finished || p.output_blocked;
+            if p.arrived > seen || busy {
+                // Declined: the driver finishes the work, then closes, as a
+                // shutdown does (a GOAWAY on HTTP/2).
+                self.shut_down.insert(id);
+                self.drain
+                    .handle(id, ConnEvent::Progress(p), self.now)
+                    .unwrap();
+                self.take_actions()?;
+                continue;
+            }
+            self.drain.handle(id, ConnEvent::Closed, self.now).unwrap();
+            self.forget(id);
+            self.take_actions()?;
+        }
+        Ok(())
     }
 
     fn take_actions(&mut self) -> Result<(), TestCaseError> {
@@ -325,10 +364,12 @@ impl Run {
                         self.truth().get(id),
                         self.truth().unread.contains(&id)
                     );
-                    // The driver closes it; at the deadline the core
-                    // counted it closed already.
-                    let _ = self.drain.handle(id, ConnEvent::Closed, self.now);
-                    self.forget(id);
+                    // At the deadline the core counted it closed already;
+                    // else its driver carries the close out soon.
+                    match self.drain.seen(id) {
+                        Ok(seen) => self.to_close.push((id, seen.arrived)),
+                        Err(_) => self.forget(id),
+                    }
                 }
                 Action::ForceClose(id) => {
                     prop_assert!(
@@ -478,7 +519,9 @@ impl Run {
             p.output_blocked = false;
             self.drain.observer_mut().progress.insert(id, p);
         }
+        self.last_event = self.now;
         self.take_actions()?;
+        self.carry_out()?;
         let delay = self.config.drain_delay.as_millis() as u64;
         self.apply(&Op::Tick(delay))?;
         self.apply(&Op::ListenerClosed)?;
@@ -515,6 +558,10 @@ fn deadline_model(config: &Config, ops: &[Op]) -> Option<u64> {
             _ => {}
         }
     }
-    let start = first_stop? + delay;
+    // A zero grace during the delay ends the delay at once.
+    let mut start = first_stop? + delay;
+    if let Some(&(at, _)) = graces.iter().find(|&&(at, g)| g == 0 && at < start) {
+        start = at;
+    }
     graces.iter().map(|&(at, g)| at.max(start) + g).min()
 }
