@@ -53,8 +53,9 @@ pub enum Client {
     /// hyper's HTTP/2 client, streams in parallel; with `pings` it pings
     /// every 50 ms and tunes its window (PING, WINDOW_UPDATE, SETTINGS).
     Http2 { pings: bool },
-    /// HTTP/2 that answers no PING (so no GOAWAY's) and never closes.
-    Http2Mute,
+    /// HTTP/2 that answers no PING (so no GOAWAY's) and never closes;
+    /// `hostile`, it opens streams after the GOAWAY too.
+    Http2Mute { hostile: bool },
     /// Part of a head, the rest `rest_after` ms later, or never.
     SlowHead { rest_after: Option<u64> },
     /// A request whose answer it never reads (32 MiB echoed): grace only.
@@ -129,7 +130,9 @@ impl Scenario {
         some(clients, r, 1, 6, |r| Client::Http2 {
             pings: r.chance(50),
         });
-        some(clients, r, 0, 2, |_| Client::Http2Mute);
+        some(clients, r, 0, 2, |r| Client::Http2Mute {
+            hostile: r.chance(30),
+        });
         some(clients, r, 0, 3, |r| Client::SlowHead {
             rest_after: r.chance(50).then(|| r.range(10, 400)),
         });

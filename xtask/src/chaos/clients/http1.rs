@@ -103,7 +103,23 @@ pub async fn requests(ctx: Arc<Ctx>, mut rng: Rng, reuse: bool, pipeline: bool) 
         if pipeline {
             request.extend_from_slice(&get("/"));
         }
-        let (sent, first) = c.send(&request).await;
+        let (sent, first) = if pipeline && rng.chance(50) {
+            // The second head split: its start with the first request, the
+            // rest a moment later, while the first is answered (B6).
+            let cut = request.len() - 10;
+            let sent = Instant::now();
+            let written = async {
+                c.io.write_all(&request[..cut]).await?;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                c.io.write_all(&request[cut..]).await
+            };
+            match written.await {
+                Ok(()) => (sent, c.reader.response(&mut c.io).await),
+                Err(_) => (sent, Response::NothingBack),
+            }
+        } else {
+            c.send(&request).await
+        };
         let mut keep = c.record(&ctx, sent, &first);
         if pipeline {
             keep = match first {

@@ -9,9 +9,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http2::{Builder, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use crate::chaos::io::{connect, Alpn, Stream};
+use crate::chaos::io::{connect, Alpn};
 use crate::chaos::scenario::Rng;
 use crate::chaos::seen::{Ctx, Outcome};
 
@@ -121,63 +121,91 @@ const RST_STREAM: u8 = 0x3;
 const GOAWAY: u8 = 0x7;
 
 /// One stream, then silence: no PING answered (so the GOAWAY's goes
-/// unanswered) and no close. The server must send a GOAWAY before it closes
-/// (B7), and close it within the GOAWAY timeout after the drain, grace or
-/// no grace.
-pub async fn mute(ctx: Arc<Ctx>, mut rng: Rng) {
+/// unanswered) and no close; its preface now and then split over two
+/// writes. The server must send a GOAWAY before it closes (B7), and close it
+/// within the GOAWAY timeout after the drain, grace or no grace. A
+/// `hostile` one goes on opening a stream every 100 ms after the GOAWAY
+/// (RFC 9113 §6.8 forbids it): those must not hold the stop either.
+pub async fn mute(ctx: Arc<Ctx>, mut rng: Rng, hostile: bool) {
     tokio::time::sleep(Duration::from_millis(rng.range(0, 200))).await;
     let opened = Instant::now();
-    let mut io = match connect(ctx.addr, ctx.tls.as_ref(), Alpn::H2).await {
+    let io = match connect(ctx.addr, ctx.tls.as_ref(), Alpn::H2).await {
         Ok(io) => io,
         Err(e) => return ctx.connect_failed(false, opened, &e),
     };
     let id = ctx.conn();
-    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    hello.extend_from_slice(&frame(SETTINGS, 0, 0, &[]));
-    let path = format!("/sleep/{}", rng.range(0, 200));
-    // HPACK: GET, http (indexed); :path and :authority as literals.
-    let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
-    block.extend_from_slice(path.as_bytes());
-    block.extend_from_slice(&[0x01, 5]);
-    block.extend_from_slice(b"chaos");
-    hello.extend_from_slice(&frame(HEADERS, 0x5, 1, &block));
-    let sent = Instant::now();
-    if io.write_all(&hello).await.is_err() {
-        ctx.seen(false, id, sent, Outcome::NothingBack { reused: false });
-        return ctx.span(false);
+    let (mut reader, mut writer) = tokio::io::split(io);
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    if rng.chance(50) {
+        let _ = writer.write_all(&preface[..5]).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let _ = writer.write_all(&preface[5..]).await;
+    } else {
+        let _ = writer.write_all(preface).await;
+    }
+    let _ = writer.write_all(&frame(SETTINGS, 0, 0, &[])).await;
+    let mut open: Vec<(u32, Instant)> = Vec::new();
+    let mut next_stream = 1;
+    let mut get = |path: String| {
+        // HPACK: GET, http (indexed); :path and :authority as literals.
+        let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
+        block.extend_from_slice(path.as_bytes());
+        block.extend_from_slice(&[0x01, 5]);
+        block.extend_from_slice(b"chaos");
+        let stream = next_stream;
+        next_stream += 2;
+        (stream, frame(HEADERS, 0x5, stream, &block))
+    };
+    let (stream, headers) = get(format!("/sleep/{}", rng.range(0, 200)));
+    if writer.write_all(&headers).await.is_ok() {
+        open.push((stream, Instant::now()));
     }
     let mut frames = Frames::default();
-    let mut answered = false;
-    let mut goaway = false;
-    // Stream 1 refused: above a GOAWAY's last stream, or REFUSED_STREAM.
-    let mut refused = false;
-    while let Some((kind, flags, stream, payload)) = frames.next(&mut io).await {
-        if kind == SETTINGS && flags & 1 == 0 {
-            let _ = io.write_all(&frame(SETTINGS, 1, 0, &[])).await;
+    let mut goaway: Option<u32> = None;
+    let mut refused: Vec<u32> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            frame_read = frames.next(&mut reader) => {
+                let Some((kind, flags, stream, payload)) = frame_read else { break };
+                if kind == SETTINGS && flags & 1 == 0 {
+                    let _ = writer.write_all(&frame(SETTINGS, 1, 0, &[])).await;
+                }
+                if kind == GOAWAY {
+                    let last = payload.get(..4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                    goaway = Some(goaway.map_or(last, |g| g.min(last)) & !(1 << 31));
+                }
+                if kind == RST_STREAM && payload.get(..4) == Some(&[0, 0, 0, 7]) {
+                    refused.push(stream);
+                }
+                if matches!(kind, DATA | HEADERS) && flags & 1 != 0 {
+                    if let Some(at) = open.iter().position(|(s, _)| *s == stream) {
+                        let (_, sent) = open.swap_remove(at);
+                        ctx.seen(false, id, sent, Outcome::Answered);
+                    }
+                }
+                // PINGs (type 6) go unanswered, on purpose.
+            }
+            _ = tick.tick(), if hostile && goaway.is_some() => {
+                let (stream, headers) = get("/sleep/150".to_owned());
+                if writer.write_all(&headers).await.is_err() {
+                    break;
+                }
+                open.push((stream, Instant::now()));
+            }
         }
-        if kind == GOAWAY {
-            goaway = true;
-            let last = payload
-                .get(..4)
-                .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-            refused |= last & !(1 << 31) < 1;
-        }
-        refused |= kind == RST_STREAM && stream == 1 && payload.get(..4) == Some(&[0, 0, 0, 7]);
-        if stream == 1 && matches!(kind, DATA | HEADERS) && flags & 1 != 0 && !answered {
-            answered = true;
-            ctx.seen(false, id, sent, Outcome::Answered);
-        }
-        // PINGs (type 6) go unanswered, on purpose.
     }
-    if !answered {
-        let outcome = if refused {
-            Outcome::NotProcessed
-        } else {
-            Outcome::NothingBack { reused: false }
+    for (stream, sent) in open {
+        let not_processed = refused.contains(&stream) || goaway.is_some_and(|last| stream > last);
+        let outcome = match stream {
+            _ if not_processed => Outcome::NotProcessed,
+            // Opened after the GOAWAY and accepted: the server cuts it.
+            3.. if hostile => Outcome::Cut,
+            _ => Outcome::NothingBack { reused: stream > 1 },
         };
         ctx.seen(false, id, sent, outcome);
     }
-    if !goaway {
+    if goaway.is_none() {
         ctx.violation("an HTTP/2 connection closed without a GOAWAY (B7)".into());
     }
     ctx.span(false);
@@ -199,7 +227,7 @@ struct Frames {
 }
 
 impl Frames {
-    async fn next(&mut self, io: &mut Stream) -> Option<(u8, u8, u32, Vec<u8>)> {
+    async fn next(&mut self, io: &mut (impl AsyncRead + Unpin)) -> Option<(u8, u8, u32, Vec<u8>)> {
         loop {
             if self.buf.len() >= 9 {
                 let len = u32::from_be_bytes([0, self.buf[0], self.buf[1], self.buf[2]]) as usize;

@@ -32,7 +32,8 @@ fn name(client: Client) -> &'static str {
         Client::Http1 { pipeline: true, .. } => "http1 pipelined",
         Client::Http2 { pings: true } => "http2 with pings",
         Client::Http2 { pings: false } => "http2",
-        Client::Http2Mute => "http2 mute",
+        Client::Http2Mute { hostile: false } => "http2 mute",
+        Client::Http2Mute { hostile: true } => "http2 hostile",
         Client::SlowHead { .. } => "slow head",
         Client::NeverRead => "never reads",
         Client::Hang => "hang",
@@ -47,7 +48,7 @@ async fn start(ctx: Arc<Ctx>, client: Client, rng: Rng) {
     match client {
         Client::Http1 { reuse, pipeline } => http1::requests(ctx, rng, reuse, pipeline).await,
         Client::Http2 { pings } => http2::streams(ctx, rng, pings).await,
-        Client::Http2Mute => http2::mute(ctx, rng).await,
+        Client::Http2Mute { hostile } => http2::mute(ctx, rng, hostile).await,
         Client::SlowHead { rest_after } => http1::slow_head(ctx, rng, rest_after).await,
         Client::NeverRead => http1::never_read(ctx, rng).await,
         Client::Hang => http1::hang(ctx, rng).await,
