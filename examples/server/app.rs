@@ -206,6 +206,19 @@ pub fn counts_json(stopper: &Stopper) -> String {
     )
 }
 
+/// The report (B11) as the JSON line the server prints when it stops.
+pub fn report_json(r: &stoppable::Report) -> String {
+    format!(
+        r#"{{"graceful":{},"closed_idle":{},"closed_after_work":{},"force_closed":{},"requests_completed":{},"elapsed_ms":{}}}"#,
+        r.graceful,
+        r.closed_idle,
+        r.closed_after_work,
+        r.force_closed,
+        r.requests_completed,
+        r.elapsed.as_millis()
+    )
+}
+
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(Full::new(body.into()).boxed_unsync());
     *response.status_mut() = status;

@@ -274,7 +274,7 @@ where
     let progress = show_progress(stopper);
     let report = server.await.map_err(io::Error::other)?;
     progress.finish();
-    println!("{}", report_json(&report));
+    println!("{}", app::report_json(&report));
     io::stdout().flush()
 }
 
@@ -316,18 +316,6 @@ impl Progress {
         drop(self.done);
         let _ = self.thread.join();
     }
-}
-
-fn report_json(r: &Report) -> String {
-    format!(
-        r#"{{"graceful":{},"closed_idle":{},"closed_after_work":{},"force_closed":{},"requests_completed":{},"elapsed_ms":{}}}"#,
-        r.graceful,
-        r.closed_idle,
-        r.closed_after_work,
-        r.force_closed,
-        r.requests_completed,
-        r.elapsed.as_millis()
-    )
 }
 
 /// `--plain`: the same routes served by hyper-util alone, with no

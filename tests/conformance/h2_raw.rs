@@ -7,6 +7,9 @@ use std::net::{SocketAddr, TcpStream};
 
 use crate::client::DEADLINE;
 
+/// The client preface (RFC 9113 §3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 pub const DATA: u8 = 0x0;
 pub const HEADERS: u8 = 0x1;
 pub const SETTINGS: u8 = 0x4;
@@ -54,17 +57,22 @@ pub struct RawH2 {
 impl RawH2 {
     /// Connects and sends the preface and an empty SETTINGS frame.
     pub fn open(addr: SocketAddr) -> RawH2 {
+        let mut conn = RawH2::dial(addr);
+        conn.send_raw(PREFACE);
+        conn.send(SETTINGS, 0, 0, &[]);
+        conn
+    }
+
+    /// Connects, sending nothing.
+    fn dial(addr: SocketAddr) -> RawH2 {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
-        let mut conn = RawH2 {
+        RawH2 {
             stream,
             buf: Vec::new(),
             seen: Vec::new(),
-        };
-        conn.send_raw(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-        conn.send(SETTINGS, 0, 0, &[]);
-        conn
+        }
     }
 
     fn send_raw(&mut self, bytes: &[u8]) {
@@ -132,18 +140,10 @@ impl RawH2 {
     /// Sends the preface in two writes, split after `at` bytes, with a
     /// pause between, so the server reads them apart.
     pub fn open_split(addr: SocketAddr, at: usize) -> RawH2 {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-        stream.set_nodelay(true).expect("nodelay");
-        let mut conn = RawH2 {
-            stream,
-            buf: Vec::new(),
-            seen: Vec::new(),
-        };
-        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-        conn.send_raw(&preface[..at]);
+        let mut conn = RawH2::dial(addr);
+        conn.send_raw(&PREFACE[..at]);
         std::thread::sleep(std::time::Duration::from_millis(50));
-        conn.send_raw(&preface[at..]);
+        conn.send_raw(&PREFACE[at..]);
         conn.send(SETTINGS, 0, 0, &[]);
         conn
     }

@@ -271,8 +271,8 @@ where
     let lines = lines.stopper.stopping().await;
     println!(
         r#"{{"http":{},"lines":{}}}"#,
-        report_json(&http),
-        report_json(&lines)
+        app::report_json(&http),
+        app::report_json(&lines)
     );
     io::stdout().flush()
 }
@@ -310,18 +310,6 @@ fn control(http: Stopper, lines: Stopper, dropped: async_channel::Sender<()>) ->
         }
     });
     Ok(())
-}
-
-fn report_json(r: &Report) -> String {
-    format!(
-        r#"{{"graceful":{},"closed_idle":{},"closed_after_work":{},"force_closed":{},"requests_completed":{},"elapsed_ms":{}}}"#,
-        r.graceful,
-        r.closed_idle,
-        r.closed_after_work,
-        r.force_closed,
-        r.requests_completed,
-        r.elapsed.as_millis()
-    )
 }
 
 /// The line-echo protocol (B20) under a stop of its own: each line is a
