@@ -36,9 +36,12 @@ async fn main() -> std::io::Result<()> {
             () = stopper.draining() => break,
         }
     }
-    // B1: what the kernel already queued is served too.
-    stoppable_tokio::drain_listener(listener, serve).await;
-    tracker.listener_closed();
+    // B1: what the kernel already queued is served too; the drain then
+    // closes the listener and tells the stop.
+    let mut queued = tracker.drain_listener(stoppable_tokio::Listener(listener));
+    while let Some(accepted) = queued.next().await {
+        serve(accepted.io.into_inner());
+    }
     let report = report.await.map_err(std::io::Error::other)?;
     println!(
         "graceful: {}, lines echoed during the stop: {}",

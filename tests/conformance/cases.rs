@@ -1,4 +1,4 @@
-//! The behaviours B1–B20 as a client sees them, each a function generic
+//! The behaviours B1–B22 as a client sees them, each a function generic
 //! over the runtime; `main.rs` instantiates every case for every runtime.
 
 use std::io::Write;
@@ -8,6 +8,7 @@ use crate::client::{refused, Conn, End};
 pub use crate::fresh_state_cases::*;
 use crate::http2;
 use crate::runtimes::{Options, TestRuntime};
+pub use crate::shared_listener_cases::*;
 pub use crate::tls_cases::*;
 use crate::wait::{block_on, until};
 

@@ -73,6 +73,30 @@ pub fn b21_stop_ends_after_the_server_future_is_dropped<R: TestRuntime>() {
     assert_eq!(fresh.end().0, End::Eof, "the silent one closes");
 }
 
+/// A connection the kernel queued when the server future is dropped (a
+/// `select!` that picked another branch) is served, not reset: its client
+/// connected before the listener closed (B1).
+pub fn b21_request_queued_when_the_server_future_is_dropped_is_served<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let blocked = server.control.block();
+    let mut queued = Conn::open(server.addr);
+    queued.get("/");
+    server.request_drop();
+    drop(blocked);
+    server.wait_dropped();
+    let resp = queued
+        .response()
+        .expect("the queued request is answered, not reset");
+    assert_eq!(resp.status, 200);
+    let report = block_on(server.stopper.stop());
+    assert!(report.graceful, "{report:?}");
+    assert_eq!(
+        report.closed_idle + report.closed_after_work,
+        1,
+        "{report:?}"
+    );
+}
+
 /// A panic in the accept loop (the service's clone, a user's code) ends the
 /// server future; the stop still ends.
 pub fn b21_stop_ends_after_a_panic_in_the_accept_loop<R: TestRuntime>() {

@@ -10,6 +10,7 @@ mod h2_raw;
 mod http2;
 mod lines;
 mod runtimes;
+mod shared_listener_cases;
 mod tls;
 mod tls_cases;
 mod wait;
@@ -73,6 +74,9 @@ macro_rules! all_cases {
             b21_delay_longer_than_header_timeout_keeps_an_http2_stream,
             b21_stop_ends_after_the_server_future_is_dropped,
             b21_stop_ends_after_a_panic_in_the_accept_loop,
+            b21_request_queued_when_the_server_future_is_dropped_is_served,
+            b22_socket_held_by_another_owner_takes_connections_after_the_stop,
+            b22_shared_listener_never_drops_a_connect_during_the_stop,
             tls_b3_idle_connection_gets_close_notify_at_stop,
             tls_b3_unfinished_handshake_closes_after_window,
             tls_b4_handshake_under_way_at_stop_is_served,

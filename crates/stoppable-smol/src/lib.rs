@@ -52,8 +52,8 @@ pub use stoppable::stop_on_signals;
 #[cfg(feature = "tls")]
 pub use stoppable::tls::{server_config, server_config_from_files};
 pub use stoppable::{
-    ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Handshaking, Options, Phase, RawConn,
-    Report, Stopper, Stopping, Tracked, Tracker,
+    ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Handshaking, ListenerDrain, Options,
+    Phase, RawConn, Report, Stopper, Stopping, Tracked, Tracker,
 };
 
 /// A server on smol; see [`stoppable::Server`] for its options.

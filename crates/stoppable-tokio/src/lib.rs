@@ -44,8 +44,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 
 pub use stoppable::{
-    ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Handshaking, Options, Phase, RawConn,
-    Report, Stopper, Stopping, Tracked, Tracker,
+    ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Handshaking, ListenerDrain, Options,
+    Phase, RawConn, Report, Stopper, Stopping, Tracked, Tracker,
 };
 #[cfg(feature = "tls")]
 pub use tls::{serve_tls, server_config, server_config_from_files, TlsAcceptor, TlsServer};
@@ -95,42 +95,21 @@ pub fn serve<S>(listener: TcpListener, service: S) -> Server<S> {
 ///     });
 ///     tokio::spawn(driver);
 /// }
-/// // B1: serve what the kernel already queued, then close the listener.
-/// stoppable_tokio::drain_listener(listener, |stream| {
-///     let socket = stoppable_tokio::raw_socket(&stream);
-///     if let Some(conn) = tracker.track(TokioIo::new(stream), socket) {
+/// // B1: serve what the kernel already queued; the drain then closes the
+/// // listener and tells the stop.
+/// let mut queued = tracker.drain_listener(stoppable_tokio::Listener(listener));
+/// while let Some(accepted) = queued.next().await {
+///     if let Some(conn) = tracker.track(accepted.io, accepted.socket) {
 ///         tokio::spawn(conn.serve(hello.clone(), |io, service| {
 ///             builder.serve_connection_with_upgrades(io, service).into_owned()
 ///         }));
 ///     }
-/// })
-/// .await;
-/// tracker.listener_closed();
+/// }
 /// println!("graceful: {}", report.await?.graceful);
 /// # Ok(()) }
 /// ```
 pub fn tracker(options: Options) -> Result<Tracker<Tokio>, Error> {
     Tracker::new(Tokio::current(), options)
-}
-
-/// Closes a listener the way a stop must (B1), for your own accept loop:
-/// refuses new connection attempts, gives handshakes under way a moment to
-/// land, hands every queued connection to `serve`, then closes it. Call it
-/// when [`Stopper::draining`] resolves, then [`Tracker::listener_closed`].
-pub async fn drain_listener(listener: TcpListener, mut serve: impl FnMut(TcpStream)) {
-    if stoppable::refuse_new_connections(stoppable::raw_socket(&listener)) {
-        let settle = tokio::time::sleep(std::time::Duration::from_millis(5));
-        tokio::pin!(settle);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => if let Ok((stream, _)) = accepted { serve(stream) },
-                () = &mut settle => break,
-            }
-        }
-    }
-    while let Some(stream) = try_accept(&listener) {
-        serve(stream);
-    }
 }
 
 /// Accepts a connection the kernel has already queued, without waiting:

@@ -18,6 +18,7 @@ mod conn;
 mod h2_frames;
 mod handshake;
 mod io;
+mod listener_drain;
 mod options;
 mod raw;
 mod runtime;
@@ -45,6 +46,7 @@ pub mod behaviour {}
 pub use conn::ConnDriver;
 pub use handshake::{Handshake, Handshaking, Plain, Started};
 pub use io::TrackedIo;
+pub use listener_drain::ListenerDrain;
 pub use options::Options;
 pub use raw::{Closing, ConnHandle, RawConn, Work};
 pub use runtime::{Accept, Accepted, Runtime};
@@ -53,7 +55,7 @@ pub use service::{TrackedBody, TrackedFuture, TrackedService};
 pub use signal::stop_on;
 #[cfg(feature = "signal")]
 pub use signal::stop_on_signals;
-pub use socket::{raw_socket, refuse_new_connections, RawSocket};
+pub use socket::{raw_socket, RawSocket};
 
 /// hyper on async-io (smol, async-std): listener, stream, timer, executor.
 #[cfg(feature = "async-io")]

@@ -16,6 +16,7 @@ use hyper_util::server::conn::auto::{Builder, HttpServerConnExec, UpgradeableCon
 use stoppable_core::Report;
 
 use crate::handshake::{Handshake, Plain, Started};
+use crate::listener_drain::ListenerDrain;
 use crate::runtime::{Accept, Accepted, Runtime};
 use crate::service::{TrackedBody, TrackedFuture};
 use crate::stopper::Stopper;
@@ -26,13 +27,6 @@ use crate::{Error, Options};
 /// Pause after an accept error (out of file descriptors, say), so the loop
 /// does not spin while the cause lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
-
-/// Accept failures in a row that end the accept-queue drain at the stop.
-const MAX_DRAIN_FAILURES: u32 = 64;
-
-/// Once new connection attempts are refused, how long handshakes already
-/// under way get to land in the accept queue before its last drain.
-const HANDSHAKE_SETTLE: Duration = Duration::from_millis(5);
 
 /// A server that stops gracefully. A future: poll it (spawn it, or await
 /// it) to serve; it resolves to the [`Report`] when a stop completes, or
@@ -58,8 +52,11 @@ pub struct Server<A, S, R: Runtime, E, H = Plain> {
     /// The future resolved: a later poll is an error, never a panic (B2).
     done: bool,
     accept_pause: Option<Pin<Box<R::Sleep>>>,
-    /// After the stop: new attempts refused, in-flight handshakes settling.
-    settle: Option<Pin<Box<R::Sleep>>>,
+    /// After the stop: the listener's end (`listener` is `None` then).
+    drain: Option<ListenerDrain<A, R>>,
+    /// Set once serving: `serve_queued`, as a plain function pointer, so
+    /// that a drop can call it without the bounds `Drop` cannot ask for.
+    serve_queued: Option<fn(&mut Self)>,
 }
 
 impl<A, S, R: Runtime, E> Server<A, S, R, E> {
@@ -92,7 +89,8 @@ impl<A, S, R: Runtime, E, H> Server<A, S, R, E, H> {
             started: false,
             done: false,
             accept_pause: None,
-            settle: None,
+            drain: None,
+            serve_queued: None,
         }
     }
 
@@ -141,6 +139,19 @@ impl<A, S, R: Runtime, E, H> Server<A, S, R, E, H> {
     /// set a timer and `http1().header_read_timeout(..)` here.
     pub fn builder_mut(&mut self) -> &mut Builder<E> {
         &mut self.builder
+    }
+
+    /// Marks the listening socket as shared with other owners: inherited by
+    /// socket activation, about to be handed to a new process, or held by
+    /// another server (B22). The stop then only ends this server's
+    /// accepting and drains what it accepted; the connections still queued
+    /// are for the others. Without it the stop refuses new connection
+    /// attempts for a few milliseconds while it drains the queue (B1),
+    /// which the other owners' clients would feel as a retried SYN.
+    /// [`Stopper::share_listener`] does the same once serving.
+    pub fn shared_listener(self) -> Self {
+        self.tracker.shared.share_listener();
+        self
     }
 
     /// A handle that stops this server. Take it before serving.
@@ -204,14 +215,47 @@ where
         }
     }
 
+    /// Serves what the kernel already queued, at once, and closes the
+    /// listener: for a server being dropped.
+    fn serve_queued(&mut self) {
+        let mut drain = match self.listener.take() {
+            Some(listener) => self.tracker.drain_listener(listener),
+            None => match self.drain.take() {
+                Some(drain) => drain,
+                None => return,
+            },
+        };
+        while let Some(accepted) = drain.next_queued() {
+            self.serve_connection(accepted);
+        }
+    }
+
     /// Accepts what is queued. True when a connection was accepted.
     fn poll_listener(&mut self, cx: &mut Context<'_>) -> bool {
+        let stop_accepting = self.tracker.shared.stop_accepting();
+        if stop_accepting {
+            if let Some(listener) = self.listener.take() {
+                self.drain = Some(self.tracker.drain_listener(listener));
+            }
+        }
+        if let Some(drain) = self.drain.as_mut() {
+            return match drain.poll_next(cx) {
+                Poll::Ready(Some(accepted)) => {
+                    self.serve_connection(accepted);
+                    true
+                }
+                Poll::Ready(None) => {
+                    self.drain = None;
+                    false
+                }
+                Poll::Pending => false,
+            };
+        }
         let Some(listener) = self.listener.as_mut() else {
             return false;
         };
-        let stop_accepting = self.tracker.shared.stop_accepting();
         if let Some(pause) = self.accept_pause.as_mut() {
-            if !stop_accepting && pause.as_mut().poll(cx).is_pending() {
+            if pause.as_mut().poll(cx).is_pending() {
                 return false;
             }
             self.accept_pause = None;
@@ -219,57 +263,16 @@ where
         match listener.poll_accept(cx) {
             Poll::Ready(Ok(accepted)) => {
                 self.serve_connection(accepted);
-                return true;
+                true
             }
-            Poll::Ready(Err(_)) if !stop_accepting => {
+            Poll::Ready(Err(_)) => {
                 let until = Instant::now() + ACCEPT_ERROR_PAUSE;
                 self.accept_pause = Some(Box::pin(self.tracker.runtime.sleep_until(until)));
                 // Loop once more, so the pause is polled and its waker set.
-                return true;
+                true
             }
-            Poll::Ready(Err(_)) | Poll::Pending => {}
+            Poll::Pending => false,
         }
-        if stop_accepting && self.settle.is_none() {
-            // B1: from now on new attempts are refused; handshakes under way
-            // land in the queue meanwhile and are accepted above.
-            let refusing = listener
-                .socket()
-                .is_some_and(crate::socket::refuse_new_connections);
-            let settle = if refusing {
-                HANDSHAKE_SETTLE
-            } else {
-                Duration::ZERO
-            };
-            let until = Instant::now() + settle;
-            self.settle = Some(Box::pin(self.tracker.runtime.sleep_until(until)));
-        }
-        if let Some(settle) = self.settle.as_mut() {
-            if settle.as_mut().poll(cx).is_pending() {
-                return false;
-            }
-        }
-        if stop_accepting {
-            // B1: serve what the kernel queued, then close: later connects
-            // are refused.
-            let mut listener = self.listener.take().expect("checked above");
-            // A failed accept (a client that gave up while queued) must not
-            // end the drain: the rest of the queue would be reset. Only a
-            // run of failures (out of descriptors) does.
-            let mut failures = 0;
-            while let Some(accepted) = listener.accept_queued() {
-                match accepted {
-                    Ok(accepted) => {
-                        failures = 0;
-                        self.serve_connection(accepted);
-                    }
-                    Err(_) if failures < MAX_DRAIN_FAILURES => failures += 1,
-                    Err(_) => break,
-                }
-            }
-            drop(listener);
-            self.tracker.listener_closed();
-        }
-        false
     }
 }
 
@@ -299,13 +302,14 @@ where
                 this.done = true;
                 return Poll::Ready(Err(e));
             }
+            this.serve_queued = Some(Self::serve_queued);
         }
         loop {
             let report = this.tracker.shared.poll_server(cx.waker());
             if this.poll_listener(cx) {
                 continue;
             }
-            if let (Some(report), None) = (report, &this.listener) {
+            if let (Some(report), None, None) = (report, &this.listener, &this.drain) {
                 this.done = true;
                 return Poll::Ready(Ok(report));
             }
@@ -318,11 +322,20 @@ where
 impl<A, S, R: Runtime, E, H> Unpin for Server<A, S, R, E, H> {}
 
 impl<A, S, R: Runtime, E, H> Drop for Server<A, S, R, E, H> {
+    /// Closes the listener, and tells the stop: it must not wait for a
+    /// queue nobody will drain. What the kernel already queued is served
+    /// first (B1, B21): those clients connected before the close. Not when
+    /// unwinding: serving runs the user's code (the service's clone) again.
     fn drop(&mut self) {
+        if let Some(serve_queued) = self.serve_queued {
+            if !std::thread::panicking() {
+                serve_queued(self);
+            }
+        }
         if self.listener.take().is_some() {
-            // Dropped with its listener: a stop must not wait for a queue
-            // nobody will drain.
             self.tracker.listener_closed();
         }
+        // A drain under way tells the stop itself, as it drops.
+        self.drain = None;
     }
 }

@@ -48,6 +48,8 @@ struct Inner {
     /// are fixed from then on.
     serving: bool,
     stop_accepting: bool,
+    /// The listening socket has other owners: the stop leaves it to them (B22).
+    listener_shared: bool,
     /// The grace a plain `stop()` uses.
     default_grace: Option<Duration>,
     /// The accept loop, to wake when it must drain its listener or resolve.
@@ -66,6 +68,7 @@ impl Shared {
                 core,
                 serving: false,
                 stop_accepting: false,
+                listener_shared: false,
                 default_grace: None,
                 server_waker: None,
                 timer_waker: None,
@@ -202,6 +205,16 @@ impl Shared {
             inner.stop_accepting = true;
             inner.core.listener_closed(now);
         });
+    }
+
+    /// From now on the listening socket has other owners (B22).
+    pub(crate) fn share_listener(&self) {
+        self.lock().listener_shared = true;
+    }
+
+    /// Whether the listening socket has other owners (B22).
+    pub(crate) fn listener_shared(&self) -> bool {
+        self.lock().listener_shared
     }
 
     /// Whether the accept loop must drain its listener now (B1).

@@ -75,11 +75,16 @@ pub(crate) fn shutdown(socket: RawSocket) {
 /// so that queue can be drained before the listener closes (B1): without
 /// it, a connect completing between the last accept and the close is reset.
 /// A dropped SYN is retried by the client and then refused, once the
-/// listener is closed. Linux only (a classic BPF socket filter); elsewhere
-/// it does nothing and returns false.
+/// listener is closed. The filter belongs to the socket, not to this
+/// process: [`accept_new_connections`] must remove it before the listener
+/// closes, or a socket shared with another owner stays deaf (B22). Linux
+/// only (a classic BPF socket filter); elsewhere it does nothing and
+/// returns false.
+///
+/// Callers own the listener, open for this call.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-pub fn refuse_new_connections(listener: RawSocket) -> bool {
+pub(crate) fn refuse_new_connections(listener: RawSocket) -> bool {
     use socket2::SockFilter;
     use std::os::fd::BorrowedFd;
     // skb data starts at the TCP header; byte 13 holds the flags.
@@ -95,8 +100,23 @@ pub fn refuse_new_connections(listener: RawSocket) -> bool {
     socket2::SockRef::from(&fd).attach_filter(&PROGRAM).is_ok()
 }
 
+/// Removes what [`refuse_new_connections`] attached: the socket accepts new
+/// connections again, for whoever else holds it.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub(crate) fn accept_new_connections(listener: RawSocket) {
+    use std::os::fd::BorrowedFd;
+    // SAFETY: as for `refuse_new_connections`.
+    let fd = unsafe { BorrowedFd::borrow_raw(listener) };
+    let _ = socket2::SockRef::from(&fd).detach_filter();
+}
+
 /// Elsewhere than Linux: nothing (see the Linux version).
 #[cfg(not(target_os = "linux"))]
-pub fn refuse_new_connections(_listener: RawSocket) -> bool {
+pub(crate) fn refuse_new_connections(_listener: RawSocket) -> bool {
     false
 }
+
+/// Elsewhere than Linux: nothing (see the Linux version).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn accept_new_connections(_listener: RawSocket) {}

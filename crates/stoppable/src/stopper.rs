@@ -60,6 +60,15 @@ impl Stopper {
         self.shared.stop(Some(grace));
     }
 
+    /// From now on the listening socket has other owners: a new process it
+    /// was handed to, say (B22). The stop then only ends this server's
+    /// accepting and leaves what is queued to them, with nothing on the
+    /// socket that would refuse or drop their connections. Call it before
+    /// the stop; once the listener is closed it changes nothing.
+    pub fn share_listener(&self) {
+        self.shared.share_listener();
+    }
+
     /// The report of a stop started elsewhere, without starting one.
     pub fn stopping(&self) -> Stopping {
         Stopping {

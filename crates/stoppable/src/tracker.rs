@@ -12,8 +12,9 @@ use stoppable_core::Report;
 use crate::conn::ConnDriver;
 use crate::handshake::Handshaking;
 use crate::io::TrackedIo;
+use crate::listener_drain::ListenerDrain;
 use crate::raw::RawConn;
-use crate::runtime::Runtime;
+use crate::runtime::{Accept, Runtime};
 use crate::service::TrackedService;
 use crate::shared::Shared;
 use crate::slot::ConnSlot;
@@ -26,8 +27,10 @@ use crate::{Error, Options};
 ///
 /// Per accepted connection call [`track`](Tracker::track) and serve the
 /// [`Tracked`] connection with your hyper builder. When
-/// [`Stopper::draining`] resolves, accept what is still queued, close the
-/// listener and call [`listener_closed`](Tracker::listener_closed) (B1).
+/// [`Stopper::draining`] resolves, hand the listener to
+/// [`drain_listener`](Tracker::drain_listener) and serve what it gives
+/// (B1); or, if you close it yourself, call
+/// [`listener_closed`](Tracker::listener_closed).
 /// The stop's timers run in a task of the stop's own, on this runtime;
 /// [`drive`](Tracker::drive) (or any [`Stopping`]) resolves to the report.
 #[derive(Clone)]
@@ -124,7 +127,18 @@ impl<R: Runtime> Tracker<R> {
         Some(RawConn::new(stream, slot, self.shared.clone()))
     }
 
+    /// Closes `listener` the way a stop must, when [`Stopper::draining`]
+    /// resolves: serve each connection the returned drain hands out; when
+    /// it ends, the listener is closed and the stop told (no
+    /// [`listener_closed`](Tracker::listener_closed) to call). For a
+    /// socket others hold too, mark it [`shared`](ListenerDrain::shared)
+    /// (B22).
+    pub fn drain_listener<A: Accept>(&self, listener: A) -> ListenerDrain<A, R> {
+        ListenerDrain::new(listener, self.runtime.clone(), self.shared.clone())
+    }
+
     /// The listener is closed and its queue drained: the stop may complete.
+    /// [`drain_listener`](Tracker::drain_listener) does this itself.
     pub fn listener_closed(&self) {
         self.shared.listener_closed();
     }

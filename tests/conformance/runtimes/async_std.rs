@@ -80,12 +80,9 @@ impl TestRuntime for Rt {
         async_std::task::spawn(control(control_rx, move || {
             tasks.load(Ordering::SeqCst) > 0
         }));
+        let (listener, other_owner) = super::bind(&options);
         async_std::task::spawn(async move {
-            let listener = async_std::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
             let addr = listener.local_addr().expect("addr");
-            let listener = std::net::TcpListener::try_from(listener).expect("std listener");
             let listener =
                 AsyncIoListener(Arc::new(async_io::Async::new(listener).expect("async-io")));
             let app = app(&runtime);
@@ -112,7 +109,7 @@ impl TestRuntime for Rt {
                 let _ = done_tx.send(served);
             }
         });
-        TestServer::when_started(setup_rx, done, control_tx, drop_tx)
+        TestServer::when_started(setup_rx, done, control_tx, drop_tx, other_owner)
     }
 
     fn start_lines(options: Options) -> TestServer {
@@ -135,21 +132,20 @@ impl TestRuntime for Rt {
             let stopper = tracker.stopper();
             let report = async_std::task::spawn(unless_dropped(tracker.drive(), drop_rx));
             let _ = setup_tx.send((listener.local_addr().expect("addr"), stopper.clone()));
-            let serve = |stream: async_std::net::TcpStream| {
+            let serve = |stream: async_io::Async<std::net::TcpStream>| {
                 let socket = Some(stoppable::raw_socket(&stream));
                 if let Some(conn) = tracker.track_raw(stream, socket) {
                     runtime.spawn(crate::lines::echo_lines(conn));
                 }
             };
-            let socket = stoppable::raw_socket(&listener);
-            accept_until_drained(|| listener.accept(), socket, &stopper, serve).await;
-            drop(listener);
-            tracker.listener_closed();
+            let listener = std::net::TcpListener::try_from(listener).expect("std listener");
+            let listener = Arc::new(async_io::Async::new(listener).expect("async listener"));
+            accept_until_drained(listener, &tracker, serve).await;
             if let Some(report) = report.await {
                 let _ = done_tx.send(Ok(report));
             }
         });
-        TestServer::when_started(setup_rx, done, control_tx, drop_tx)
+        TestServer::when_started(setup_rx, done, control_tx, drop_tx, None)
     }
 
     fn stop_before_first_poll(before: impl FnOnce(std::net::SocketAddr)) -> StoppedEarly {

@@ -30,6 +30,28 @@ pub struct Options {
     /// The service's `clone` panics on this call (1 = the first), inside
     /// the server's accept loop (`PanicOnClone`).
     pub panic_on_clone: Option<usize>,
+    /// The test keeps a second handle on the listening socket, as another
+    /// owner (a sibling process, systemd): `TestServer::other_owner`.
+    pub other_owner: bool,
+    /// The server is told its listening socket is shared (B22).
+    pub shared_listener: bool,
+}
+
+/// The server's listening socket on 127.0.0.1, port 0, non-blocking; and a
+/// second handle on it when the options ask for another owner.
+pub fn bind(options: &Options) -> (std::net::TcpListener, Option<std::net::TcpListener>) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
+    socket.bind(&addr.into()).expect("bind");
+    // As tokio's bind: room for the bursts of connects some cases make.
+    socket.listen(1024).expect("listen");
+    socket.set_nonblocking(true).expect("non-blocking");
+    let listener = std::net::TcpListener::from(socket);
+    let other = options
+        .other_owner
+        .then(|| listener.try_clone().expect("a second handle"));
+    (listener, other)
 }
 
 impl Options {
@@ -94,6 +116,8 @@ pub struct TestServer {
     /// Tells the server's thread to drop the server future (or, with a
     /// `Tracker`, its `Drive`), as a `select!` that picked another branch.
     drop_tx: async_channel::Sender<()>,
+    /// The test's own handle on the listening socket (`Options::other_owner`).
+    pub other_owner: Option<std::net::TcpListener>,
 }
 
 /// The channel that drops a server future: see [`TestServer::drop_server`].
@@ -167,6 +191,7 @@ impl TestServer {
         done: mpsc::Receiver<Result<Report, stoppable::Error>>,
         control: async_channel::Sender<Command>,
         drop_tx: async_channel::Sender<()>,
+        other_owner: Option<std::net::TcpListener>,
     ) -> TestServer {
         let (addr, stopper) = setup.recv().expect("server started");
         TestServer {
@@ -175,13 +200,20 @@ impl TestServer {
             done,
             control: Control(control),
             drop_tx,
+            other_owner,
         }
     }
 
     /// Drops the server future, and waits until it is gone.
     pub fn drop_server(&self) {
-        self.drop_tx.send_blocking(()).expect("server thread alive");
+        self.request_drop();
         self.wait_dropped();
+    }
+
+    /// Asks for the server future to be dropped, without waiting: for an
+    /// executor the test holds blocked.
+    pub fn request_drop(&self) {
+        self.drop_tx.send_blocking(()).expect("server thread alive");
     }
 
     /// Waits until the server future is gone (dropped, or it panicked).
@@ -237,7 +269,10 @@ where
     stoppable::Server<A, S, R, E, H>:
         std::future::Future<Output = Result<Report, stoppable::Error>>,
 {
-    let server = server.options(options.to_stoppable());
+    let mut server = server.options(options.to_stoppable());
+    if options.shared_listener {
+        server = server.shared_listener();
+    }
     let stopper = server.stopper();
     *app.stopper.lock().unwrap() = Some(stopper.clone());
     let served = serve_then_announce(server, || {
@@ -264,7 +299,9 @@ pub async fn unless_dropped<F: std::future::Future>(
         let _ = drop_rx.recv().await;
         None
     };
-    let out = futures_lite::future::or(served, dropped).await;
+    // The drop first: when both are ready at once (the test unblocked the
+    // executor), the server must not get a last poll.
+    let out = futures_lite::future::or(dropped, served).await;
     drop_rx.close();
     out
 }
@@ -349,20 +386,16 @@ where
 }
 
 /// A test line server's accept loop on smol or async-std: accepts until the
-/// drain begins, then refuses new attempts and takes what the kernel queued
-/// (B1).
-pub async fn accept_until_drained<S, A, F>(
-    accept: A,
-    listener: stoppable::RawSocket,
-    stopper: &Stopper,
-    mut serve: impl FnMut(S),
-) where
-    A: Fn() -> F,
-    F: std::future::Future<Output = std::io::Result<(S, SocketAddr)>>,
-{
+/// drain begins, then hands the listener to the tracker's drain (B1).
+pub async fn accept_until_drained<R: stoppable::Runtime>(
+    listener: std::sync::Arc<async_io::Async<std::net::TcpListener>>,
+    tracker: &stoppable::Tracker<R>,
+    mut serve: impl FnMut(async_io::Async<std::net::TcpStream>),
+) {
     use futures_lite::future;
+    let stopper = tracker.stopper();
     loop {
-        let accepted = async { Some(accept().await) };
+        let accepted = async { Some(listener.accept().await) };
         let drained = async {
             stopper.draining().await;
             None
@@ -373,8 +406,8 @@ pub async fn accept_until_drained<S, A, F>(
             None => break,
         }
     }
-    stoppable::refuse_new_connections(listener);
-    while let Some(Ok((stream, _))) = future::poll_once(accept()).await {
-        serve(stream);
+    let mut queued = tracker.drain_listener(stoppable::rt::AsyncIoListener(listener));
+    while let Some(accepted) = queued.next().await {
+        serve(accepted.io.0);
     }
 }

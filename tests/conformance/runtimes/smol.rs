@@ -30,15 +30,14 @@ impl TestRuntime for Rt {
         let (done_tx, done) = mpsc::channel();
         let (control_tx, control_rx) = async_channel::unbounded();
         let (drop_tx, drop_rx) = drop_channel();
+        let (listener, other_owner) = super::bind(&options);
         std::thread::spawn(move || {
             let executor = Arc::new(Executor::new());
             let local = LocalExecutor::new();
             let tasks = executor.clone();
             let control = local.spawn(control(control_rx, move || !tasks.is_empty()));
             let main = async {
-                let listener = smol::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
+                let listener = smol::net::TcpListener::try_from(listener).expect("smol listener");
                 let addr = listener.local_addr().expect("addr");
                 let app = app(&executor);
                 let served = app.clone();
@@ -66,7 +65,7 @@ impl TestRuntime for Rt {
             };
             smol::block_on(local.run(executor.run(main)));
         });
-        TestServer::when_started(setup_rx, done, control_tx, drop_tx)
+        TestServer::when_started(setup_rx, done, control_tx, drop_tx, other_owner)
     }
 
     fn start_lines(options: Options) -> TestServer {
@@ -89,16 +88,13 @@ impl TestRuntime for Rt {
                 let stopper = tracker.stopper();
                 let report = executor.spawn(unless_dropped(tracker.drive(), drop_rx));
                 let _ = setup_tx.send((listener.local_addr().expect("addr"), stopper.clone()));
-                let serve = |stream: smol::net::TcpStream| {
+                let serve = |stream: async_io::Async<std::net::TcpStream>| {
                     let socket = Some(stoppable::raw_socket(&stream));
                     if let Some(conn) = tracker.track_raw(stream, socket) {
                         executor.spawn(crate::lines::echo_lines(conn)).detach();
                     }
                 };
-                let socket = stoppable::raw_socket(&listener);
-                accept_until_drained(|| listener.accept(), socket, &stopper, serve).await;
-                drop(listener);
-                tracker.listener_closed();
+                accept_until_drained(listener.into(), &tracker, serve).await;
                 if let Some(report) = report.await {
                     let _ = done_tx.send(Ok(report));
                 }
@@ -106,7 +102,7 @@ impl TestRuntime for Rt {
             };
             smol::block_on(local.run(executor.run(main)));
         });
-        TestServer::when_started(setup_rx, done, control_tx, drop_tx)
+        TestServer::when_started(setup_rx, done, control_tx, drop_tx, None)
     }
 
     fn stop_before_first_poll(before: impl FnOnce(std::net::SocketAddr)) -> StoppedEarly {

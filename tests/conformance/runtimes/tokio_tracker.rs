@@ -23,11 +23,10 @@ impl TestRuntime for Rt {
         let (control_tx, control_rx) = async_channel::unbounded();
         let (drop_tx, drop_rx) = drop_channel();
         let drop_tx_inner = drop_tx.clone();
+        let (listener, other_owner) = super::bind(&o);
         std::thread::spawn(move || {
             runtime().block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
+                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
                 let addr = listener.local_addr().expect("addr");
                 let tracker = stoppable_tokio::tracker(o.to_stoppable()).expect("valid options");
                 let stopper = tracker.stopper();
@@ -90,15 +89,20 @@ impl TestRuntime for Rt {
                         () = stopper.draining() => break,
                     }
                 }
-                stoppable_tokio::drain_listener(listener, serve).await;
-                tracker.listener_closed();
+                let mut queued = tracker.drain_listener(stoppable_tokio::Listener(listener));
+                if o.shared_listener {
+                    queued = queued.shared();
+                }
+                while let Some(accepted) = queued.next().await {
+                    serve(accepted.io.into_inner());
+                }
                 if let Some(report) = report.await.expect("drive ends") {
                     let _ = done_tx.send(Ok(report));
                 }
                 let _ = control.await;
             })
         });
-        TestServer::when_started(setup_rx, done, control_tx, drop_tx)
+        TestServer::when_started(setup_rx, done, control_tx, drop_tx, other_owner)
     }
 
     fn start_lines(options: Options) -> TestServer {

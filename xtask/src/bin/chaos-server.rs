@@ -346,13 +346,12 @@ impl Lines {
                     None => break,
                 }
             }
-            // B1: refuse new attempts, take what the kernel queued.
-            stoppable::refuse_new_connections(stoppable::raw_socket(&listener));
-            while let Some(Ok((stream, _))) = future::poll_once(listener.accept()).await {
-                serve(stream);
+            // B1: the drain takes what the kernel queued, then closes.
+            let listener = stoppable::rt::AsyncIoListener(std::sync::Arc::new(listener));
+            let mut queued = tracker.drain_listener(listener);
+            while let Some(accepted) = queued.next().await {
+                serve(accepted.io.0);
             }
-            drop(listener);
-            tracker.listener_closed();
         });
         Ok(Lines { addr, stopper })
     }

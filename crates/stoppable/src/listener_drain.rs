@@ -1,0 +1,171 @@
+//! The listener's end at a stop: the one place that closes a listener the
+//! way B1 and B22 ask, for the server and for your own accept loop alike.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::runtime::{Accept, Accepted, Runtime};
+use crate::shared::Shared;
+use crate::socket::{self, RawSocket};
+
+/// Accept failures in a row that end the drain (out of descriptors, say):
+/// one failure (a client that gave up while queued) must not end it, or
+/// the rest of the queue would be reset.
+const MAX_FAILURES: u32 = 64;
+
+/// Once new connection attempts are refused, how long handshakes already
+/// under way get to land in the accept queue before its last drain.
+const HANDSHAKE_SETTLE: Duration = Duration::from_millis(5);
+
+/// Closes a listener at a stop, and tells the stop, which may then
+/// complete.
+///
+/// A socket this server holds alone is drained (B1): new connection
+/// attempts are refused for a moment, so that every connection the kernel
+/// completed is handed out to be served, and later connects are refused
+/// once the listener closes. A socket others hold too (inherited by socket
+/// activation, handed to a new process, held by a sibling: see
+/// [`shared`](ListenerDrain::shared) and
+/// [`Stopper::share_listener`](crate::Stopper::share_listener)) is only
+/// closed: what is queued stays for the others, and nothing is done to the
+/// socket that could refuse or drop their connections (B22). Made by
+/// [`Tracker::drain_listener`](crate::Tracker::drain_listener); the server
+/// uses one of its own.
+///
+/// Dropping it at any point closes the listener and tells the stop too,
+/// leaving no filter on the socket: a stop never waits for a drain nobody
+/// runs.
+#[must_use = "the listener closes only when this is run or dropped"]
+pub struct ListenerDrain<A, R: Runtime> {
+    listener: Option<A>,
+    /// Others hold the socket too (B22).
+    shared_socket: bool,
+    runtime: R,
+    shared: Arc<Shared>,
+    /// The socket, while the SYN filter is on it: the filter must come off
+    /// before the close.
+    refusing: Option<RawSocket>,
+    stage: Stage<R::Sleep>,
+    failures: u32,
+}
+
+/// Where a drain is.
+enum Stage<Sleep> {
+    /// Not polled yet.
+    Start,
+    /// New attempts refused; handshakes under way land in the queue.
+    Settling(Pin<Box<Sleep>>),
+    /// Taking what the kernel queued.
+    Queue,
+}
+
+impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
+    pub(crate) fn new(listener: A, runtime: R, shared: Arc<Shared>) -> Self {
+        ListenerDrain {
+            listener: Some(listener),
+            shared_socket: false,
+            runtime,
+            shared,
+            refusing: None,
+            stage: Stage::Start,
+            failures: 0,
+        }
+    }
+
+    /// Marks the socket as held by others too: it is closed, not drained.
+    pub fn shared(mut self) -> Self {
+        self.shared_socket = true;
+        self
+    }
+
+    /// The next connection to serve; `None` once the listener is closed.
+    pub async fn next(&mut self) -> Option<Accepted<A::Io>> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// The next connection to serve: `Ready(None)` once the listener is
+    /// closed and the stop told.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Accepted<A::Io>>> {
+        let Some(listener) = self.listener.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Stage::Start = self.stage {
+            if self.shared_socket || self.shared.listener_shared() {
+                self.close();
+                return Poll::Ready(None);
+            }
+            // From now on new attempts are refused; handshakes under way
+            // land in the queue meanwhile and are accepted below.
+            self.refusing = listener
+                .socket()
+                .filter(|&socket| socket::refuse_new_connections(socket));
+            self.stage = if self.refusing.is_some() {
+                let until = Instant::now() + HANDSHAKE_SETTLE;
+                Stage::Settling(Box::pin(self.runtime.sleep_until(until)))
+            } else {
+                Stage::Queue
+            };
+        }
+        if let Stage::Settling(settle) = &mut self.stage {
+            while settle.as_mut().poll(cx).is_pending() {
+                match listener.poll_accept(cx) {
+                    Poll::Ready(Ok(accepted)) => return Poll::Ready(Some(accepted)),
+                    Poll::Ready(Err(_)) if self.failures < MAX_FAILURES => self.failures += 1,
+                    Poll::Ready(Err(_)) => break,
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            self.stage = Stage::Queue;
+        }
+        Poll::Ready(self.next_queued())
+    }
+
+    /// What the kernel queued, at once, without refusing new attempts
+    /// first: for a drain that cannot wait (the server future is being
+    /// dropped). Closes the listener when nothing is left.
+    pub(crate) fn next_queued(&mut self) -> Option<Accepted<A::Io>> {
+        let listener = self.listener.as_mut()?;
+        let unpolled = matches!(self.stage, Stage::Start);
+        if unpolled && (self.shared_socket || self.shared.listener_shared()) {
+            self.close();
+            return None;
+        }
+        // Asking the kernel itself: the runtime may not know yet.
+        while let Some(accepted) = listener.accept_queued() {
+            match accepted {
+                Ok(accepted) => {
+                    self.failures = 0;
+                    return Some(accepted);
+                }
+                Err(_) if self.failures < MAX_FAILURES => self.failures += 1,
+                Err(_) => break,
+            }
+        }
+        self.close();
+        None
+    }
+}
+
+impl<A, R: Runtime> ListenerDrain<A, R> {
+    /// Takes the filter off (B22), closes the listener, tells the stop.
+    fn close(&mut self) {
+        let Some(listener) = self.listener.take() else {
+            return;
+        };
+        if let Some(socket) = self.refusing.take() {
+            // The listener is still open: its socket is this one.
+            socket::accept_new_connections(socket);
+        }
+        drop(listener);
+        self.shared.listener_closed();
+    }
+}
+
+impl<A, R: Runtime> Drop for ListenerDrain<A, R> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
