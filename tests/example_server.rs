@@ -34,9 +34,14 @@ struct Server {
 }
 
 fn start(args: &[&str]) -> Server {
-    let mut child = Command::new(server_binary())
-        .args(["--addr", "127.0.0.1:0"])
-        .args(args)
+    let mut command = Command::new(server_binary());
+    command.args(["--addr", "127.0.0.1:0"]).args(args);
+    started(command, args)
+}
+
+/// Spawns the server and reads its first line, the address it serves.
+fn started(mut command: Command, args: &[&str]) -> Server {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -91,6 +96,107 @@ fn signal(child: &Child, name: &str) {
         .status()
         .expect("kill runs");
     assert!(status.success());
+}
+
+/// Signals the server and returns its report line, once it exited with 0.
+fn stopped(mut server: Server, signal_name: &str) -> String {
+    signal(&server.child, signal_name);
+    let mut report = String::new();
+    server
+        .stdout
+        .read_line(&mut report)
+        .expect("the report line");
+    let status = server.child.wait().expect("exits");
+    assert_eq!(status.code(), Some(0), "{report}");
+    report
+}
+
+/// Starts the server on `listener`, passed as socket activation does:
+/// descriptor 3, `LISTEN_FDS=1` (B22).
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn start_activated(listener: &std::net::TcpListener, runtime: &str) -> Server {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = listener.as_raw_fd();
+    let mut command = Command::new(server_binary());
+    command
+        .args(["--runtime", runtime])
+        .env("LISTEN_FDS", "1")
+        .env_remove("LISTEN_PID");
+    // SAFETY: between fork and exec only async-signal-safe calls (dup2,
+    // fcntl) on descriptors of the child's own copy of the table.
+    unsafe {
+        command.pre_exec(move || {
+            let moved = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            match moved {
+                -1 => Err(std::io::Error::last_os_error()),
+                _ => Ok(()),
+            }
+        });
+    }
+    started(command, &[])
+}
+
+#[cfg(unix)]
+fn activated_servers_share_their_socket(runtime: &str) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let first = start_activated(&listener, runtime);
+    let second = start_activated(&listener, runtime);
+    drop(listener);
+    assert_eq!(first.addr, addr.to_string(), "serves the passed socket");
+    assert_eq!(second.addr, addr.to_string(), "serves the passed socket");
+    let report = stopped(first, "TERM");
+    assert!(report.contains(r#""graceful":true"#), "{report}");
+    // The other server goes on accepting on the socket, undisturbed: every
+    // connect completes at once (no dropped SYN) and is answered.
+    for _ in 0..20 {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+            .expect("the socket takes a connect at once after one owner stopped");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let response = request(stream, "/");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+    let report = stopped(second, "TERM");
+    assert!(report.contains(r#""graceful":true"#), "{report}");
+}
+
+#[cfg(unix)]
+#[test]
+fn tokio_activated_servers_share_their_socket() {
+    activated_servers_share_their_socket("tokio");
+}
+
+#[cfg(unix)]
+#[test]
+fn smol_activated_servers_share_their_socket() {
+    activated_servers_share_their_socket("smol");
+}
+
+#[cfg(unix)]
+#[test]
+fn async_std_activated_servers_share_their_socket() {
+    activated_servers_share_their_socket("async-std");
+}
+
+#[test]
+fn passed_socket_that_is_not_a_listener_exits_1_with_an_error() {
+    let output = Command::new(server_binary())
+        .env("LISTEN_FDS", "1")
+        .env_remove("LISTEN_PID")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the server runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a listening socket"), "{stderr}");
 }
 
 fn serves_then_stops_on_sigterm_with_a_json_report(runtime: &str) {

@@ -4,6 +4,7 @@
 //! Run: `cargo run --release --example server -- --grace-ms 5000`
 
 mod app;
+mod listen;
 
 use std::future::Future;
 use std::io::{self, Write};
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use app::App;
 use hyper::service::service_fn;
+use listen::Listening;
 use stoppable::rt::{async_io_builder, AsyncIoListener, SpawnExecutor};
 use stoppable::tls::rustls::ServerConfig;
 use stoppable::{Accept, Report, Runtime, Stopper};
@@ -26,7 +28,10 @@ const USAGE: &str = "usage: server [OPTIONS]
   --tls-cert FILE --tls-key FILE   serve HTTPS (PEM), ALPN h2 and http/1.1
   --plain                          serve without stoppable at all (the benchmarks' baseline)
 routes: GET / /sleep/{ms} /split/{ms} /stream /ws /stats /ready, POST /echo /shutdown
-SIGTERM or SIGINT stops gracefully; a second one forces the stop.";
+SIGTERM or SIGINT stops gracefully; a second one forces the stop.
+With LISTEN_FDS=1 (socket activation; LISTEN_PID, if set, must be this
+process) it serves the inherited socket, descriptor 3, instead of --addr,
+and leaves it working for its other owners when it stops.";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Rt {
@@ -107,11 +112,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let served = match options.runtime {
-        Rt::Tokio => on_tokio(options),
-        Rt::Smol => on_smol(options),
-        Rt::AsyncStd => on_async_std(options),
-    };
+    // Before any runtime starts: a passed socket is taken first (B22).
+    let served = listen::listen(options.addr).and_then(|listening| match options.runtime {
+        Rt::Tokio => on_tokio(options, listening),
+        Rt::Smol => on_smol(options, listening),
+        Rt::AsyncStd => on_async_std(options, listening),
+    });
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -135,17 +141,22 @@ fn announce(addr: SocketAddr, options: &Options) -> io::Result<()> {
 fn configure<A, S, R: Runtime, E, H>(
     server: stoppable::Server<A, S, R, E, H>,
     options: &Options,
+    shared: bool,
 ) -> stoppable::Server<A, S, R, E, H> {
-    let server = server.drain_delay(options.drain_delay);
+    let mut server = server.drain_delay(options.drain_delay);
+    if shared {
+        server = server.shared_listener();
+    }
     match options.grace {
         Some(grace) => server.grace(grace),
         None => server,
     }
 }
 
-fn on_tokio(options: Options) -> io::Result<()> {
+fn on_tokio(options: Options, listening: Listening) -> io::Result<()> {
+    let Listening { listener, shared } = listening;
     tokio::runtime::Runtime::new()?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(options.addr).await?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         announce(listener.local_addr()?, &options)?;
         let app = App::new(
             |d| Box::pin(tokio::time::sleep(d)),
@@ -161,12 +172,15 @@ fn on_tokio(options: Options) -> io::Result<()> {
         };
         let served = match options.tls.clone() {
             Some(tls) => {
-                let server =
-                    configure(stoppable_tokio::serve_tls(listener, tls, service), &options);
+                let server = configure(
+                    stoppable_tokio::serve_tls(listener, tls, service),
+                    &options,
+                    shared,
+                );
                 tokio::spawn(server_until_stopped(server, app, on_signals))
             }
             None => {
-                let server = configure(stoppable_tokio::serve(listener, service), &options);
+                let server = configure(stoppable_tokio::serve(listener, service), &options, shared);
                 tokio::spawn(server_until_stopped(server, app, on_signals))
             }
         };
@@ -174,7 +188,8 @@ fn on_tokio(options: Options) -> io::Result<()> {
     })
 }
 
-fn on_smol(options: Options) -> io::Result<()> {
+fn on_smol(options: Options, listening: Listening) -> io::Result<()> {
+    let Listening { listener, shared } = listening;
     // One executor, run on every core, as a smol server would.
     let executor = Arc::new(smol::Executor::new());
     for _ in 1..std::thread::available_parallelism().map_or(1, |n| n.get()) {
@@ -182,7 +197,7 @@ fn on_smol(options: Options) -> io::Result<()> {
         std::thread::spawn(move || smol::block_on(executor.run(std::future::pending::<()>())));
     }
     smol::block_on(executor.run(async {
-        let listener = smol::net::TcpListener::bind(options.addr).await?;
+        let listener = smol::net::TcpListener::try_from(listener)?;
         announce(listener.local_addr()?, &options)?;
         let tasks = executor.clone();
         let app = App::new(
@@ -208,12 +223,12 @@ fn on_smol(options: Options) -> io::Result<()> {
         match options.tls.clone() {
             Some(tls) => {
                 let server = stoppable_smol::serve_tls_on(tasks, listener, tls, service);
-                let server = configure(server, &options);
+                let server = configure(server, &options, shared);
                 executor.spawn(server_until_stopped(server, app, on_signals))
             }
             None => {
-                let server =
-                    configure(stoppable_smol::serve_on(tasks, listener, service), &options);
+                let server = stoppable_smol::serve_on(tasks, listener, service);
+                let server = configure(server, &options, shared);
                 executor.spawn(server_until_stopped(server, app, on_signals))
             }
         }
@@ -221,9 +236,10 @@ fn on_smol(options: Options) -> io::Result<()> {
     }))
 }
 
-fn on_async_std(options: Options) -> io::Result<()> {
+fn on_async_std(options: Options, listening: Listening) -> io::Result<()> {
+    let Listening { listener, shared } = listening;
     async_std::task::block_on(async {
-        let listener = async_std::net::TcpListener::bind(options.addr).await?;
+        let listener = async_std::net::TcpListener::from(listener);
         announce(listener.local_addr()?, &options)?;
         let app = App::new(
             |d| Box::pin(async move { async_std::task::sleep(d).await }),
@@ -244,11 +260,12 @@ fn on_async_std(options: Options) -> io::Result<()> {
         match options.tls.clone() {
             Some(tls) => {
                 let server = stoppable_async_std::serve_tls(listener, tls, service)?;
-                let server = configure(server, &options);
+                let server = configure(server, &options, shared);
                 async_std::task::spawn(server_until_stopped(server, app, on_signals))
             }
             None => {
-                let server = configure(stoppable_async_std::serve(listener, service)?, &options);
+                let server = stoppable_async_std::serve(listener, service)?;
+                let server = configure(server, &options, shared);
                 async_std::task::spawn(server_until_stopped(server, app, on_signals))
             }
         }

@@ -10,6 +10,8 @@ macro_rules! event {
     };
 }
 
+#[cfg(unix)]
+pub mod activation;
 #[cfg(feature = "async-io")]
 mod async_io;
 #[cfg(feature = "tls-async-io")]

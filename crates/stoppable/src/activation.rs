@@ -1,0 +1,208 @@
+//! Socket activation: the listening sockets a service manager (systemd) or
+//! the previous process of a restart passes down, by systemd's convention
+//! (`LISTEN_FDS`, `LISTEN_PID`, `LISTEN_FDNAMES`; sd_listen_fds(3)).
+//!
+//! ```no_run
+//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // SAFETY: called first thing in `main`; nothing else in the process
+//! // took or closed the descriptors the environment names.
+//! let inherited = unsafe { stoppable::activation::take() }?;
+//! for socket in inherited {
+//!     let listener = socket.into_tcp()?; // non-blocking, ready for a runtime
+//!     // serve it, marked shared: `serve(..).shared_listener()` (B22)
+//! #   drop(listener);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Such a socket has other owners (the service manager keeps it, so that
+//! it can start the server again; a restart hands it on): serve it with
+//! [`Server::shared_listener`](crate::Server::shared_listener), or drain it
+//! with [`ListenerDrain::shared`](crate::ListenerDrain::shared), so a stop
+//! leaves it working for them (B22).
+
+use std::fmt;
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The first descriptor passed (`SD_LISTEN_FDS_START`).
+const FIRST_FD: RawFd = 3;
+
+/// At most this many passed descriptors are believed; more is a bad value.
+const MAX_FDS: usize = 1024;
+
+/// The descriptors were taken: a second take would own them twice.
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// A listening socket passed down to this process.
+#[derive(Debug)]
+pub struct Inherited {
+    socket: socket2::Socket,
+    name: Option<String>,
+}
+
+/// Why the passed sockets could not be taken.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ActivationError {
+    /// `LISTEN_FDS` or `LISTEN_PID` is not a number.
+    BadVariable {
+        /// The variable's name.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// The descriptors were already taken in this process.
+    AlreadyTaken,
+    /// A passed descriptor is not a listening stream socket.
+    NotAListener {
+        /// The descriptor.
+        fd: RawFd,
+        /// What the system said, if it said anything.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ActivationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ActivationError::BadVariable { name, value } => {
+                write!(
+                    f,
+                    "{name}={value:?} is not a descriptor count or process id"
+                )
+            }
+            ActivationError::AlreadyTaken => {
+                f.write_str("the passed sockets were already taken in this process")
+            }
+            ActivationError::NotAListener { fd, reason } => {
+                write!(
+                    f,
+                    "passed descriptor {fd} is not a listening socket: {reason}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ActivationError {}
+
+/// Takes the listening sockets passed to this process, in order; empty when
+/// none were passed (no `LISTEN_FDS`, or `LISTEN_PID` names another
+/// process, a parent's leftover). Each is made close-on-exec, so the
+/// process's own children do not inherit it by accident.
+///
+/// # Safety
+///
+/// The descriptors `3..3 + LISTEN_FDS` must be the ones passed to this
+/// process and owned by nothing else in it: call this first thing in
+/// `main`, before anything opens or closes descriptors (a descriptor
+/// closed and reused would be taken over, and closed here). A second call
+/// is refused ([`ActivationError::AlreadyTaken`]), never a second owner.
+#[allow(unsafe_code)]
+pub unsafe fn take() -> Result<Vec<Inherited>, ActivationError> {
+    let Some(count) = passed_count()? else {
+        return Ok(Vec::new());
+    };
+    if TAKEN.swap(true, Ordering::AcqRel) {
+        return Err(ActivationError::AlreadyTaken);
+    }
+    let fds = FIRST_FD..FIRST_FD + count as RawFd;
+    // All are checked before any is owned: on an error none is closed.
+    for fd in fds.clone() {
+        // SAFETY: the caller vouches that the descriptor was passed to this
+        // process; it stays open for this call.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        check_listener(socket2::SockRef::from(&borrowed))
+            .map_err(|reason| ActivationError::NotAListener { fd, reason })?;
+    }
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    let mut names = names.split(':');
+    let taken = fds.map(|fd| {
+        // SAFETY: as above, and nothing else in the process owns it.
+        let socket = socket2::Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let name = names.next().filter(|n| !n.is_empty()).map(str::to_owned);
+        Inherited { socket, name }
+    });
+    Ok(taken.collect())
+}
+
+/// How many descriptors the environment says were passed to this process.
+fn passed_count() -> Result<Option<usize>, ActivationError> {
+    let Ok(fds) = std::env::var("LISTEN_FDS") else {
+        return Ok(None);
+    };
+    if let Ok(pid) = std::env::var("LISTEN_PID") {
+        let pid: u32 = pid
+            .trim()
+            .parse()
+            .map_err(|_| ActivationError::BadVariable {
+                name: "LISTEN_PID",
+                value: pid.clone(),
+            })?;
+        if pid != std::process::id() {
+            return Ok(None);
+        }
+    }
+    match fds.trim().parse::<usize>() {
+        Ok(n) if n <= MAX_FDS => Ok(Some(n).filter(|&n| n > 0)),
+        _ => Err(ActivationError::BadVariable {
+            name: "LISTEN_FDS",
+            value: fds,
+        }),
+    }
+}
+
+/// A stream socket that listens, made close-on-exec; the reason if not.
+fn check_listener(socket: socket2::SockRef<'_>) -> Result<(), String> {
+    let kind = socket.r#type().map_err(|e| e.to_string())?;
+    if kind != socket2::Type::STREAM {
+        return Err("not a stream socket".into());
+    }
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    if !socket.is_listener().map_err(|e| e.to_string())? {
+        return Err("not listening".into());
+    }
+    socket.set_cloexec(true).map_err(|e| e.to_string())?;
+    socket.set_nonblocking(true).map_err(|e| e.to_string())
+}
+
+impl Inherited {
+    /// The name systemd gave it (`FileDescriptorName=`), if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Whether it is a TCP socket (IPv4 or IPv6).
+    pub fn is_tcp(&self) -> bool {
+        self.socket
+            .local_addr()
+            .is_ok_and(|addr| addr.as_socket().is_some())
+    }
+
+    /// The TCP listener, non-blocking; an error if it is not TCP.
+    pub fn into_tcp(self) -> std::io::Result<std::net::TcpListener> {
+        if !self.is_tcp() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the passed socket is not a TCP socket",
+            ));
+        }
+        Ok(self.socket.into())
+    }
+
+    /// The Unix domain listener, non-blocking; an error if it is not one.
+    pub fn into_unix(self) -> std::io::Result<std::os::unix::net::UnixListener> {
+        let unix = self
+            .socket
+            .local_addr()
+            .is_ok_and(|addr| addr.domain() == socket2::Domain::UNIX);
+        if !unix {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the passed socket is not a Unix domain socket",
+            ));
+        }
+        Ok(self.socket.into())
+    }
+}
