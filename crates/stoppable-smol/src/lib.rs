@@ -41,6 +41,15 @@ use std::time::Instant;
 use smol::Executor;
 use stoppable::rt::{async_io_builder, AsyncIoListener, AsyncIoSleep, SpawnExecutor};
 
+/// Socket activation: the listening sockets passed down (B22).
+#[cfg(unix)]
+pub use stoppable::activation;
+/// Handing the listening sockets to a new process (feature `handoff`).
+#[cfg(all(unix, feature = "handoff"))]
+pub use stoppable::handoff;
+/// systemd's readiness protocol (feature `sd-notify`).
+#[cfg(all(unix, feature = "sd-notify"))]
+pub use stoppable::notify;
 /// The rustls handshake and stream on async-io (feature `tls`).
 #[cfg(feature = "tls")]
 pub use stoppable::rt::{Accepting, AsyncIoTlsStream, TlsAcceptor};

@@ -43,6 +43,15 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 
+/// Socket activation: the listening sockets passed down (B22).
+#[cfg(unix)]
+pub use stoppable::activation;
+/// Handing the listening sockets to a new process (feature `handoff`).
+#[cfg(all(unix, feature = "handoff"))]
+pub use stoppable::handoff;
+/// systemd's readiness protocol (feature `sd-notify`).
+#[cfg(all(unix, feature = "sd-notify"))]
+pub use stoppable::notify;
 pub use stoppable::{
     ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Handshaking, ListenerDrain, Options,
     Phase, RawConn, Report, Stopper, Stopping, Tracked, Tracker,

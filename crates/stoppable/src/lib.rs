@@ -18,9 +18,13 @@ mod async_io;
 mod async_io_tls;
 mod conn;
 mod h2_frames;
+#[cfg(all(unix, feature = "handoff"))]
+pub mod handoff;
 mod handshake;
 mod io;
 mod listener_drain;
+#[cfg(all(unix, feature = "sd-notify"))]
+pub mod notify;
 mod options;
 mod raw;
 mod runtime;

@@ -1,0 +1,180 @@
+//! Handing the listening sockets to a new process while this one drains
+//! (B22), the way systemd passes them (`LISTEN_FDS`): the new process
+//! takes them with [`activation::take`](crate::activation::take), serves,
+//! and says so with [`notify::ready`](crate::notify::ready); then this one
+//! stops. The sockets never close, so no client sees a refused connect or
+//! waits on a dropped SYN: until this process stops both accept, then the
+//! new one alone.
+//!
+//! ```no_run
+//! # fn run(listener: &std::net::TcpListener, stopper: stoppable::Stopper)
+//! # -> std::io::Result<()> {
+//! use std::os::fd::AsFd;
+//! use std::time::Duration;
+//! let next = std::process::Command::new(std::env::current_exe()?);
+//! // Blocking: from a thread of its own, or `spawn_blocking`.
+//! let child = stoppable::handoff::start(next, &[listener.as_fd()], Duration::from_secs(30))?;
+//! stoppable::notify::main_pid(child.id())?; // under systemd
+//! stopper.share_listener();
+//! stopper.request_stop();
+//! # Ok(()) }
+//! ```
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The variable naming the socket on which a new process started by
+/// [`start`] tells its readiness; [`notify::ready`](crate::notify::ready)
+/// writes to it.
+pub const READY_SOCKET: &str = crate::notify::READY_SOCKET;
+
+/// The first descriptor passed (`SD_LISTEN_FDS_START`).
+const FIRST_FD: RawFd = 3;
+
+/// How often the wait for readiness looks whether the child died.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Starts `command` with `listeners` passed as descriptors 3, 4, … and
+/// `LISTEN_FDS` set (`LISTEN_PID` and `LISTEN_FDNAMES` removed: the child
+/// cannot know its pid before it runs), and waits until it says `READY=1`
+/// on a private socket ([`READY_SOCKET`]). It then serves on the same
+/// sockets: stop this process (after
+/// [`Stopper::share_listener`](crate::Stopper::share_listener)).
+///
+/// An error if it cannot start, exits, or is not ready within `timeout`
+/// (then it is killed): this process goes on serving. Blocking.
+pub fn start(
+    mut command: Command,
+    listeners: &[BorrowedFd<'_>],
+    timeout: Duration,
+) -> io::Result<Child> {
+    let ready = ReadySocket::bind()?;
+    // Copies above the target range, so that no dup2 in the child
+    // overwrites a listener not yet moved; close-on-exec, so only the
+    // targets reach the new program.
+    let above = FIRST_FD + listeners.len() as RawFd;
+    let copies = listeners
+        .iter()
+        .map(|fd| dup_at_least(*fd, above))
+        .collect::<io::Result<Vec<OwnedFd>>>()?;
+    let raw: Vec<RawFd> = copies.iter().map(|fd| fd.as_raw_fd()).collect();
+    command
+        .env("LISTEN_FDS", listeners.len().to_string())
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDNAMES")
+        .env(READY_SOCKET, &ready.path);
+    move_fds_on_exec(&mut command, raw);
+    let mut child = command.spawn()?;
+    drop(copies);
+    match ready.wait(&mut child, timeout) {
+        Ok(()) => Ok(child),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
+    }
+}
+
+/// In the child, between fork and exec: `raw[i]` becomes descriptor 3 + i.
+#[allow(unsafe_code)]
+fn move_fds_on_exec(command: &mut Command, raw: Vec<RawFd>) {
+    // SAFETY: the closure only calls dup2, async-signal-safe, on the
+    // child's own copy of the descriptor table; `raw` was allocated before
+    // the fork.
+    unsafe {
+        command.pre_exec(move || {
+            for (i, &fd) in raw.iter().enumerate() {
+                if libc::dup2(fd, FIRST_FD + i as RawFd) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A close-on-exec copy of `fd` numbered `min` or above.
+#[allow(unsafe_code)]
+fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: `fd` is open (borrowed); fcntl makes a new descriptor.
+    let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if copy == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fcntl just made `copy`, owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+}
+
+/// The private datagram socket a new process says `READY=1` on.
+struct ReadySocket {
+    socket: UnixDatagram,
+    path: PathBuf,
+}
+
+impl ReadySocket {
+    fn bind() -> io::Result<Self> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "stoppable-ready-{}-{}.sock",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_file(&path);
+        let socket = UnixDatagram::bind(&path)?;
+        socket.set_read_timeout(Some(POLL))?;
+        Ok(ReadySocket { socket, path })
+    }
+
+    /// Until the child says `READY=1`; an error if it exits first or the
+    /// time runs out.
+    fn wait(&self, child: &mut Child, timeout: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0; 4096];
+        loop {
+            match self.socket.recv(&mut buf) {
+                Ok(n) if says_ready(&buf[..n]) => return Ok(()),
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+            if let Some(status) = child.try_wait()? {
+                return Err(io::Error::other(format!(
+                    "the new process exited before it was ready: {status}"
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the new process was not ready in time",
+                ));
+            }
+        }
+    }
+}
+
+impl Drop for ReadySocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether a notification carries `READY=1` (one assignment per line).
+fn says_ready(message: &[u8]) -> bool {
+    message
+        .split(|&b| b == b'\n')
+        .any(|line| line == b"READY=1")
+}
