@@ -7,8 +7,9 @@ use std::net::{SocketAddr, TcpListener};
 /// The listening socket, non-blocking, and whether others hold it too.
 pub struct Listening {
     pub listener: TcpListener,
-    /// Inherited: other owners (the service manager, a sibling server, the
-    /// next process of a restart) keep accepting on it after this stop.
+    /// Passed by a service manager (not by a handoff, whose previous
+    /// process lets go of it): other owners (the manager, sibling servers)
+    /// keep accepting on it after this stop.
     pub shared: bool,
 }
 
@@ -18,7 +19,7 @@ pub fn listen(addr: SocketAddr) -> io::Result<Listening> {
     if let Some(listener) = inherited()? {
         return Ok(Listening {
             listener,
-            shared: true,
+            shared: !from_handoff(),
         });
     }
     let socket = socket2::Socket::new(
@@ -47,9 +48,19 @@ fn inherited() -> io::Result<Option<TcpListener>> {
         0 => Ok(None),
         1 => passed.pop().map(|socket| socket.into_tcp()).transpose(),
         n => Err(io::Error::other(format!(
-            "LISTEN_FDS={n}: the example server serves one socket"
+            "LISTEN_FDS={n}: this server serves one socket"
         ))),
     }
+}
+
+#[cfg(unix)]
+fn from_handoff() -> bool {
+    stoppable::activation::from_handoff()
+}
+
+#[cfg(not(unix))]
+fn from_handoff() -> bool {
+    false
 }
 
 #[cfg(not(unix))]

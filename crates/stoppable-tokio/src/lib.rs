@@ -130,6 +130,9 @@ pub fn try_accept(listener: &TcpListener) -> Option<TcpStream> {
 }
 
 fn accept_queued(listener: &TcpListener) -> Option<io::Result<TcpStream>> {
+    // Outside the runtime (a server dropped after it) tokio cannot take a
+    // stream, and nothing could serve one: the queue is left to the close.
+    Handle::try_current().ok()?;
     match socket2::SockRef::from(listener).accept() {
         Ok((socket, _)) => {
             let stream = std::net::TcpStream::from(socket);
@@ -271,8 +274,8 @@ impl stoppable::Accept for Listener {
             .map_ok(|(stream, _)| accepted(stream))
     }
 
-    fn socket(&self) -> Option<stoppable::RawSocket> {
-        Some(stoppable::raw_socket(&self.0))
+    fn socket(&self) -> Option<stoppable::BorrowedSocket<'_>> {
+        Some(stoppable::borrow_socket(&self.0))
     }
 
     fn accept_queued(&mut self) -> Option<io::Result<stoppable::Accepted<Self::Io>>> {

@@ -24,6 +24,7 @@
 use std::fmt;
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 /// The first descriptor passed (`SD_LISTEN_FDS_START`).
 const FIRST_FD: RawFd = 3;
@@ -33,6 +34,13 @@ const MAX_FDS: usize = 1024;
 
 /// The descriptors were taken: a second take would own them twice.
 static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// The handoff's ready socket, read from the environment by [`take`].
+static HANDED_OVER_BY: OnceLock<Option<std::ffi::OsString>> = OnceLock::new();
+
+/// The variable naming the socket on which a handoff's new process says
+/// READY=1 (`handoff::READY_SOCKET`).
+pub(crate) const READY_SOCKET: &str = "STOPPABLE_READY_SOCKET";
 
 /// A listening socket passed down to this process.
 #[derive(Debug)]
@@ -89,8 +97,10 @@ impl std::error::Error for ActivationError {}
 
 /// Takes the listening sockets passed to this process, in order; empty when
 /// none were passed (no `LISTEN_FDS`, or `LISTEN_PID` names another
-/// process, a parent's leftover). Each is made close-on-exec, so the
-/// process's own children do not inherit it by accident.
+/// process, a parent's leftover). Each is made close-on-exec and
+/// non-blocking, and the variables are removed from the environment, so the
+/// process's own children neither inherit the sockets by accident nor try
+/// to take them.
 ///
 /// # Safety
 ///
@@ -108,23 +118,58 @@ pub unsafe fn take() -> Result<Vec<Inherited>, ActivationError> {
         return Err(ActivationError::AlreadyTaken);
     }
     let fds = FIRST_FD..FIRST_FD + count as RawFd;
-    // All are checked before any is owned: on an error none is closed.
+    // All are checked before any is owned or changed: on an error none is
+    // closed, and a retry sees the same.
     for fd in fds.clone() {
         // SAFETY: the caller vouches that the descriptor was passed to this
         // process; it stays open for this call.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        check_listener(socket2::SockRef::from(&borrowed))
-            .map_err(|reason| ActivationError::NotAListener { fd, reason })?;
+        if let Err(reason) = check_listener(socket2::SockRef::from(&borrowed)) {
+            TAKEN.store(false, Ordering::Release);
+            return Err(ActivationError::NotAListener { fd, reason });
+        }
     }
     let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
     let mut names = names.split(':');
-    let taken = fds.map(|fd| {
+    let mut taken = Vec::with_capacity(count);
+    for fd in fds {
         // SAFETY: as above, and nothing else in the process owns it.
         let socket = socket2::Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        // Not for this process's own children; ready for a runtime.
+        let prepared = socket
+            .set_cloexec(true)
+            .and_then(|()| socket.set_nonblocking(true));
+        if let Err(e) = prepared {
+            return Err(ActivationError::NotAListener {
+                fd,
+                reason: e.to_string(),
+            });
+        }
         let name = names.next().filter(|n| !n.is_empty()).map(str::to_owned);
-        Inherited { socket, name }
-    });
-    Ok(taken.collect())
+        taken.push(Inherited { socket, name });
+    }
+    // The handoff that passed them, if one did, is told READY=1 later.
+    let _ = HANDED_OVER_BY.set(std::env::var_os(READY_SOCKET));
+    // Taken: the process's own children must not take them again.
+    for name in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", READY_SOCKET] {
+        std::env::remove_var(name);
+    }
+    Ok(taken)
+}
+
+/// Whether the sockets [`take`] took came from a handoff
+/// ([`handoff::start`](crate::handoff)) rather than from a service manager.
+pub fn from_handoff() -> bool {
+    ready_target().is_some()
+}
+
+/// Where to say READY=1 to the process that handed the sockets over: kept
+/// by [`take`], which clears the environment; the environment otherwise.
+pub(crate) fn ready_target() -> Option<std::ffi::OsString> {
+    match HANDED_OVER_BY.get() {
+        Some(target) => target.clone(),
+        None => std::env::var_os(READY_SOCKET),
+    }
 }
 
 /// How many descriptors the environment says were passed to this process.
@@ -153,7 +198,7 @@ fn passed_count() -> Result<Option<usize>, ActivationError> {
     }
 }
 
-/// A stream socket that listens, made close-on-exec; the reason if not.
+/// A stream socket that listens; the reason if not. Changes nothing.
 fn check_listener(socket: socket2::SockRef<'_>) -> Result<(), String> {
     let kind = socket.r#type().map_err(|e| e.to_string())?;
     if kind != socket2::Type::STREAM {
@@ -163,8 +208,7 @@ fn check_listener(socket: socket2::SockRef<'_>) -> Result<(), String> {
     if !socket.is_listener().map_err(|e| e.to_string())? {
         return Err("not listening".into());
     }
-    socket.set_cloexec(true).map_err(|e| e.to_string())?;
-    socket.set_nonblocking(true).map_err(|e| e.to_string())
+    Ok(())
 }
 
 impl Inherited {

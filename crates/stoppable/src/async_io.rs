@@ -18,7 +18,7 @@ use hyper::rt::{Executor, Read, ReadBufCursor, Sleep};
 use hyper_util::server::conn::auto::Builder;
 
 use crate::runtime::{Accept, Accepted, Runtime};
-use crate::socket::{raw_socket, RawSocket};
+use crate::socket::{borrow_socket, raw_socket, BorrowedSocket, RawSocket};
 
 /// A TCP listener on async-io's reactor.
 #[derive(Debug)]
@@ -27,8 +27,8 @@ pub struct AsyncIoListener(pub Arc<Async<TcpListener>>);
 impl Accept for AsyncIoListener {
     type Io = AsyncIoStream;
 
-    fn socket(&self) -> Option<RawSocket> {
-        Some(raw_socket(self.0.get_ref()))
+    fn socket(&self) -> Option<BorrowedSocket<'_>> {
+        Some(borrow_socket(self.0.get_ref()))
     }
 
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Accepted<AsyncIoStream>>> {

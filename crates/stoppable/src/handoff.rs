@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 /// The variable naming the socket on which a new process started by
 /// [`start`] tells its readiness; [`notify::ready`](crate::notify::ready)
 /// writes to it.
-pub const READY_SOCKET: &str = crate::notify::READY_SOCKET;
+pub const READY_SOCKET: &str = crate::activation::READY_SOCKET;
 
 /// The first descriptor passed (`SD_LISTEN_FDS_START`).
 const FIRST_FD: RawFd = 3;
@@ -68,7 +68,7 @@ pub fn start(
         .env("LISTEN_FDS", listeners.len().to_string())
         .env_remove("LISTEN_PID")
         .env_remove("LISTEN_FDNAMES")
-        .env(READY_SOCKET, &ready.path);
+        .env(READY_SOCKET, &ready.target);
     move_fds_on_exec(&mut command, raw);
     let mut child = command.spawn()?;
     drop(copies);
@@ -112,25 +112,35 @@ fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(copy) })
 }
 
-/// The private datagram socket a new process says `READY=1` on.
+/// The private datagram socket a new process says `READY=1` on: an
+/// abstract name on Linux (nothing in the file system to race on or leave
+/// behind), else a path in a directory of its own, readable by this user
+/// alone.
 struct ReadySocket {
     socket: UnixDatagram,
-    path: PathBuf,
+    /// What the child is told (`@name` for an abstract name).
+    target: std::ffi::OsString,
+    /// The directory to remove afterwards, if one was made.
+    dir: Option<PathBuf>,
 }
 
 impl ReadySocket {
     fn bind() -> io::Result<Self> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "stoppable-ready-{}-{}.sock",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
+        // Unpredictable, so no one can take the name first or guess where
+        // to send a false READY=1.
+        let random = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
         );
-        let path = std::env::temp_dir().join(name);
-        let _ = std::fs::remove_file(&path);
-        let socket = UnixDatagram::bind(&path)?;
+        let name = format!("stoppable-ready-{}-{random:016x}", std::process::id());
+        let (socket, target, dir) = bind_named(&name)?;
         socket.set_read_timeout(Some(POLL))?;
-        Ok(ReadySocket { socket, path })
+        Ok(ReadySocket {
+            socket,
+            target,
+            dir,
+        })
     }
 
     /// Until the child says `READY=1`; an error if it exits first or the
@@ -168,8 +178,32 @@ impl ReadySocket {
 
 impl Drop for ReadySocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn bind_named(name: &str) -> io::Result<(UnixDatagram, std::ffi::OsString, Option<PathBuf>)> {
+    #[cfg(target_os = "android")]
+    use std::os::android::net::SocketAddrExt;
+    #[cfg(target_os = "linux")]
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    let socket = UnixDatagram::bind_addr(&addr)?;
+    Ok((socket, format!("@{name}").into(), None))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn bind_named(name: &str) -> io::Result<(UnixDatagram, std::ffi::OsString, Option<PathBuf>)> {
+    use std::os::unix::fs::DirBuilderExt;
+    // A new directory (creation fails if the name exists), mode 0700.
+    let dir = std::env::temp_dir().join(name);
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    let path = dir.join("ready.sock");
+    let socket = UnixDatagram::bind(&path)?;
+    Ok((socket, path.into_os_string(), Some(dir)))
 }
 
 /// Whether a notification carries `READY=1` (one assignment per line).

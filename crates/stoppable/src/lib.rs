@@ -61,7 +61,7 @@ pub use service::{TrackedBody, TrackedFuture, TrackedService};
 pub use signal::stop_on;
 #[cfg(feature = "signal")]
 pub use signal::stop_on_signals;
-pub use socket::{raw_socket, RawSocket};
+pub use socket::{borrow_socket, raw_socket, BorrowedSocket, RawSocket};
 
 /// hyper on async-io (smol, async-std): listener, stream, timer, executor.
 #[cfg(feature = "async-io")]

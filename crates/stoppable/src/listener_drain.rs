@@ -9,12 +9,18 @@ use std::time::{Duration, Instant};
 
 use crate::runtime::{Accept, Accepted, Runtime};
 use crate::shared::Shared;
-use crate::socket::{self, RawSocket};
+use crate::socket;
 
 /// Accept failures in a row that end the drain (out of descriptors, say):
 /// one failure (a client that gave up while queued) must not end it, or
 /// the rest of the queue would be reset.
 const MAX_FAILURES: u32 = 64;
+
+/// Connections one drain takes from the queue at most (Linux's largest
+/// default backlog): where no filter refuses new attempts (another system,
+/// or a drain that cannot wait), clients connecting faster than the drain
+/// accepts must not hold it forever.
+const MAX_QUEUED: u32 = 4096;
 
 /// Once new connection attempts are refused, how long handshakes already
 /// under way get to land in the accept queue before its last drain.
@@ -45,11 +51,14 @@ pub struct ListenerDrain<A, R: Runtime> {
     shared_socket: bool,
     runtime: R,
     shared: Arc<Shared>,
-    /// The socket, while the SYN filter is on it: the filter must come off
-    /// before the close.
-    refusing: Option<RawSocket>,
+    /// While the SYN filter is on the socket: what takes it off, before the
+    /// close (a plain function, so that a drop can call it without the
+    /// bounds `Drop` cannot ask for).
+    refusing: Option<fn(&A)>,
     stage: Stage<R::Sleep>,
     failures: u32,
+    /// Connections taken from the queue so far ([`MAX_QUEUED`]).
+    queued: u32,
 }
 
 /// Where a drain is.
@@ -72,6 +81,7 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
             refusing: None,
             stage: Stage::Start,
             failures: 0,
+            queued: 0,
         }
     }
 
@@ -99,10 +109,11 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
             }
             // From now on new attempts are refused; handshakes under way
             // land in the queue meanwhile and are accepted below.
-            self.refusing = listener
+            let refusing = listener
                 .socket()
-                .filter(|&socket| socket::refuse_new_connections(socket));
-            self.stage = if self.refusing.is_some() {
+                .is_some_and(socket::refuse_new_connections);
+            self.refusing = refusing.then_some(stop_refusing::<A>);
+            self.stage = if refusing {
                 let until = Instant::now() + HANDSHAKE_SETTLE;
                 Stage::Settling(Box::pin(self.runtime.sleep_until(until)))
             } else {
@@ -112,7 +123,10 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
         if let Stage::Settling(settle) = &mut self.stage {
             while settle.as_mut().poll(cx).is_pending() {
                 match listener.poll_accept(cx) {
-                    Poll::Ready(Ok(accepted)) => return Poll::Ready(Some(accepted)),
+                    Poll::Ready(Ok(accepted)) => {
+                        self.failures = 0;
+                        return Poll::Ready(Some(accepted));
+                    }
                     Poll::Ready(Err(_)) if self.failures < MAX_FAILURES => self.failures += 1,
                     Poll::Ready(Err(_)) => break,
                     Poll::Pending => return Poll::Pending,
@@ -134,10 +148,14 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
             return None;
         }
         // Asking the kernel itself: the runtime may not know yet.
-        while let Some(accepted) = listener.accept_queued() {
+        while self.queued < MAX_QUEUED {
+            let Some(accepted) = listener.accept_queued() else {
+                break;
+            };
             match accepted {
                 Ok(accepted) => {
                     self.failures = 0;
+                    self.queued += 1;
                     return Some(accepted);
                 }
                 Err(_) if self.failures < MAX_FAILURES => self.failures += 1,
@@ -155,9 +173,8 @@ impl<A, R: Runtime> ListenerDrain<A, R> {
         let Some(listener) = self.listener.take() else {
             return;
         };
-        if let Some(socket) = self.refusing.take() {
-            // The listener is still open: its socket is this one.
-            socket::accept_new_connections(socket);
+        if let Some(stop_refusing) = self.refusing.take() {
+            stop_refusing(&listener);
         }
         drop(listener);
         self.shared.listener_closed();
@@ -167,5 +184,12 @@ impl<A, R: Runtime> ListenerDrain<A, R> {
 impl<A, R: Runtime> Drop for ListenerDrain<A, R> {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// Takes the SYN filter off the listener's socket (B22).
+fn stop_refusing<A: Accept>(listener: &A) {
+    if let Some(socket) = listener.socket() {
+        socket::accept_new_connections(socket);
     }
 }

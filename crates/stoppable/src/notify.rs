@@ -20,21 +20,16 @@ use std::os::unix::net::UnixDatagram;
 /// Tells the service manager that the server is ready (`READY=1`), and
 /// the process that handed it its sockets, if one did
 /// ([`handoff::start`](crate::handoff::start)): that one stops then.
+///
+/// The previous process may have given up waiting (and killed this one, or
+/// gone on serving): an error telling it is not this process's error, so
+/// only the service manager's is returned.
 pub fn ready() -> io::Result<bool> {
     let told_manager = notify("READY=1")?;
-    let told_previous = match std::env::var_os(READY_SOCKET) {
-        Some(path) => {
-            UnixDatagram::unbound()?.send_to(b"READY=1", path)?;
-            true
-        }
-        None => false,
-    };
+    let told_previous =
+        crate::activation::ready_target().is_some_and(|target| send(&target, "READY=1").is_ok());
     Ok(told_manager || told_previous)
 }
-
-/// The variable naming the socket of a handoff's previous process
-/// (`handoff::READY_SOCKET`).
-pub(crate) const READY_SOCKET: &str = "STOPPABLE_READY_SOCKET";
 
 /// Tells the service manager that the server is stopping (`STOPPING=1`).
 pub fn stopping() -> io::Result<bool> {
@@ -55,6 +50,12 @@ pub fn notify(state: &str) -> io::Result<bool> {
     let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
         return Ok(false);
     };
+    send(&target, state)?;
+    Ok(true)
+}
+
+/// One datagram to `target`: a path, or an abstract name after `@`.
+pub(crate) fn send(target: &std::ffi::OsStr, state: &str) -> io::Result<()> {
     let socket = UnixDatagram::unbound()?;
     match target.as_encoded_bytes() {
         [] => return Err(io::Error::other("NOTIFY_SOCKET is empty")),
@@ -68,8 +69,8 @@ pub fn notify(state: &str) -> io::Result<bool> {
             socket.send_to_addr(state.as_bytes(), &addr)?;
         }
         _ => {
-            socket.send_to(state.as_bytes(), &target)?;
+            socket.send_to(state.as_bytes(), target)?;
         }
     }
-    Ok(true)
+    Ok(())
 }

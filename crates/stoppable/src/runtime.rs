@@ -5,7 +5,7 @@ use std::io;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::socket::RawSocket;
+use crate::socket::{BorrowedSocket, RawSocket};
 
 /// Spawning and timers of one async runtime.
 pub trait Runtime: Clone + Send + Sync + 'static {
@@ -38,9 +38,9 @@ pub trait Accept: Send + Unpin + 'static {
     /// Accepts the next connection; `Pending` when none is queued.
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Accepted<Self::Io>>>;
 
-    /// The listening socket, so the stop can refuse new connection attempts
-    /// while it drains the accept queue (B1). `None` gives that up.
-    fn socket(&self) -> Option<RawSocket> {
+    /// The listening socket, lent so the stop can refuse new connection
+    /// attempts while it drains the accept queue (B1). `None` gives that up.
+    fn socket(&self) -> Option<BorrowedSocket<'_>> {
         None
     }
 

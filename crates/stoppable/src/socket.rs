@@ -7,6 +7,26 @@ pub type RawSocket = std::os::fd::RawFd;
 #[cfg(windows)]
 pub type RawSocket = std::os::windows::io::RawSocket;
 
+/// A socket handle borrowed from its owner: the library can reach a
+/// listener's socket only while its owner lends it.
+#[cfg(unix)]
+pub type BorrowedSocket<'a> = std::os::fd::BorrowedFd<'a>;
+/// A socket handle borrowed from its owner.
+#[cfg(windows)]
+pub type BorrowedSocket<'a> = std::os::windows::io::BorrowedSocket<'a>;
+
+/// Borrows the OS socket of `socket` (for [`Accept::socket`](crate::Accept::socket)).
+#[cfg(unix)]
+pub fn borrow_socket(socket: &impl std::os::fd::AsFd) -> BorrowedSocket<'_> {
+    socket.as_fd()
+}
+
+/// Borrows the OS socket of `socket` (for [`Accept::socket`](crate::Accept::socket)).
+#[cfg(windows)]
+pub fn borrow_socket(socket: &impl std::os::windows::io::AsSocket) -> BorrowedSocket<'_> {
+    socket.as_socket()
+}
+
 /// The OS handle of a socket.
 #[cfg(unix)]
 pub fn raw_socket(socket: &impl std::os::fd::AsRawFd) -> RawSocket {
@@ -80,13 +100,9 @@ pub(crate) fn shutdown(socket: RawSocket) {
 /// closes, or a socket shared with another owner stays deaf (B22). Linux
 /// only (a classic BPF socket filter); elsewhere it does nothing and
 /// returns false.
-///
-/// Callers own the listener, open for this call.
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-pub(crate) fn refuse_new_connections(listener: RawSocket) -> bool {
+pub(crate) fn refuse_new_connections(listener: BorrowedSocket<'_>) -> bool {
     use socket2::SockFilter;
-    use std::os::fd::BorrowedFd;
     // skb data starts at the TCP header; byte 13 holds the flags.
     const PROGRAM: [SockFilter; 5] = [
         SockFilter::new(0x30, 0, 0, 13),       // ldb [13]
@@ -95,28 +111,24 @@ pub(crate) fn refuse_new_connections(listener: RawSocket) -> bool {
         SockFilter::new(0x06, 0, 0, 0),        // drop: ret #0
         SockFilter::new(0x06, 0, 0, u32::MAX), // keep: ret #-1
     ];
-    // SAFETY: the caller owns the listener, open for this call.
-    let fd = unsafe { BorrowedFd::borrow_raw(listener) };
-    socket2::SockRef::from(&fd).attach_filter(&PROGRAM).is_ok()
+    socket2::SockRef::from(&listener)
+        .attach_filter(&PROGRAM)
+        .is_ok()
 }
 
 /// Removes what [`refuse_new_connections`] attached: the socket accepts new
 /// connections again, for whoever else holds it.
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-pub(crate) fn accept_new_connections(listener: RawSocket) {
-    use std::os::fd::BorrowedFd;
-    // SAFETY: as for `refuse_new_connections`.
-    let fd = unsafe { BorrowedFd::borrow_raw(listener) };
-    let _ = socket2::SockRef::from(&fd).detach_filter();
+pub(crate) fn accept_new_connections(listener: BorrowedSocket<'_>) {
+    let _ = socket2::SockRef::from(&listener).detach_filter();
 }
 
 /// Elsewhere than Linux: nothing (see the Linux version).
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn refuse_new_connections(_listener: RawSocket) -> bool {
+pub(crate) fn refuse_new_connections(_listener: BorrowedSocket<'_>) -> bool {
     false
 }
 
 /// Elsewhere than Linux: nothing (see the Linux version).
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn accept_new_connections(_listener: RawSocket) {}
+pub(crate) fn accept_new_connections(_listener: BorrowedSocket<'_>) {}

@@ -132,7 +132,8 @@ impl<R: Runtime> Tracker<R> {
     /// it ends, the listener is closed and the stop told (no
     /// [`listener_closed`](Tracker::listener_closed) to call). For a
     /// socket others hold too, mark it [`shared`](ListenerDrain::shared)
-    /// (B22).
+    /// (B22). One listener per tracker: several listeners under one stop
+    /// are not supported yet (the first to close ends the tracking).
     pub fn drain_listener<A: Accept>(&self, listener: A) -> ListenerDrain<A, R> {
         ListenerDrain::new(listener, self.runtime.clone(), self.shared.clone())
     }

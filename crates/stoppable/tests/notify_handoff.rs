@@ -26,10 +26,17 @@ const CHILD: &str = "NOTIFY_HANDOFF_CHILD";
 fn be_the_new_process() -> ! {
     // SAFETY: first thing this process does with descriptors: the passed
     // one is still its own.
-    let passed = unsafe { stoppable::activation::take() }.expect("the passed socket");
-    assert_eq!(passed.len(), 1);
-    let listener = passed.into_iter().next().unwrap().into_tcp().unwrap();
-    assert!(listener.local_addr().is_ok());
+    let passed = unsafe { stoppable::activation::take() }.expect("the passed sockets");
+    let found: Vec<String> = passed
+        .into_iter()
+        .map(|socket| socket.into_tcp().unwrap().local_addr().unwrap().to_string())
+        .collect();
+    let expected = std::env::var("EXPECTED_ADDRS").expect("the addresses to find");
+    assert_eq!(found.join(","), expected, "each in its place, in order");
+    assert!(
+        std::env::var_os("LISTEN_FDS").is_none(),
+        "taken: not left for children"
+    );
     assert!(stoppable::notify::ready().unwrap());
     std::process::exit(0);
 }
@@ -94,15 +101,26 @@ fn notifications_reach_the_manager_and_the_previous_process() {
     let slow = stoppable::handoff::start(sleeper, &[listener.as_fd()], Duration::from_millis(200));
     let e = slow.expect_err("a process never ready is not a successor");
     assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
-    // A new process that takes the passed socket and says READY=1.
+    // A new process that takes the passed sockets (two: the second may sit
+    // where the first must go) and says READY=1.
+    let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut ready = Command::new(std::env::current_exe().unwrap());
     ready
         .args([
             "--exact",
             "notifications_reach_the_manager_and_the_previous_process",
         ])
-        .env(CHILD, "1");
-    let mut child = stoppable::handoff::start(ready, &[listener.as_fd()], Duration::from_secs(10))
+        .env(CHILD, "1")
+        .env(
+            "EXPECTED_ADDRS",
+            format!(
+                "{},{}",
+                listener.local_addr().unwrap(),
+                second.local_addr().unwrap()
+            ),
+        );
+    let both = [listener.as_fd(), second.as_fd()];
+    let mut child = stoppable::handoff::start(ready, &both, Duration::from_secs(10))
         .expect("the new process says it is ready");
     assert!(child.wait().unwrap().success());
     assert!(

@@ -320,7 +320,7 @@ impl<A: stoppable::Accept> stoppable::Accept for NoSockets<A> {
         self.0.poll_accept(cx).map_ok(forget_socket)
     }
 
-    fn socket(&self) -> Option<stoppable::RawSocket> {
+    fn socket(&self) -> Option<stoppable::BorrowedSocket<'_>> {
         self.0.socket()
     }
 
