@@ -16,6 +16,10 @@ tasks:
   stress [--stops N]
                     N stops per runtime (default 100) under 200 clients; every
                     request classified; fails if any was lost
+  stress --handoff N [--runtime R]
+                    the listening socket handed from process to process N
+                    times under load (examples/restart.rs); fails on any
+                    refused or timed-out connect, lost request or bad handoff
   stress --chaos N [--seed S] [--runtime R]
                     a randomized campaign: N stops per runtime, each with
                     options, a stop method and clients drawn from the seed,

@@ -4,12 +4,11 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::Tally;
+use super::{Run, Tally};
 use crate::http1::{read_response, Response};
 
 /// `n` connections, each one request then closed, 50 at a time.
@@ -41,13 +40,12 @@ pub async fn short_connections(addr: SocketAddr, n: usize) {
     }
 }
 
-/// Requests until connects are refused, or for at most 5 s.
-pub async fn client(addr: SocketAddr, tally: Arc<Tally>, seed: usize) {
-    let deadline = Instant::now() + Duration::from_secs(5);
+/// Requests until connects are refused (or time out), or `run` ends.
+pub async fn client(addr: SocketAddr, tally: Arc<Tally>, seed: usize, run: Run) {
     let mut conn: Option<TcpStream> = None;
     let mut buf = vec![0u8; 4096];
     let mut n = seed;
-    while Instant::now() < deadline {
+    while run.going() {
         n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
         // A new connection one time in four, else reuse the idle one.
         if n.is_multiple_of(4) {
@@ -55,13 +53,10 @@ pub async fn client(addr: SocketAddr, tally: Arc<Tally>, seed: usize) {
         }
         let fresh = conn.is_none();
         if fresh {
-            match TcpStream::connect(addr).await {
-                Ok(stream) => conn = Some(stream),
-                Err(_) => {
-                    tally.refused.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-            }
+            let Some(stream) = run.connect(addr, &tally).await else {
+                return;
+            };
+            conn = Some(stream);
         }
         let stream = conn.as_mut().expect("connected");
         let path: &[u8] = if n.is_multiple_of(5) {

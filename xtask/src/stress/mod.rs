@@ -23,6 +23,7 @@
 mod churn;
 mod faults;
 mod grace;
+mod handoff;
 mod http1;
 mod http2;
 
@@ -48,14 +49,70 @@ struct Tally {
     /// Of those, the first request of a fresh connection.
     fresh_h2_not_processed: AtomicU64,
     faults: AtomicU64,
+    /// A connect not completed within `Run::connect_timeout`: its SYN was
+    /// dropped (a handoff must have none).
+    connect_timeouts: AtomicU64,
     lost: AtomicU64,
     /// Stops without a graceful report and a clean exit.
     bad_stops: AtomicU64,
 }
 
+/// How long a stress client goes on, and how long it waits on a connect.
+#[derive(Clone)]
+struct Run {
+    until: std::time::Instant,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    connect_timeout: Option<Duration>,
+}
+
+impl Run {
+    /// For at most `limit`.
+    fn for_at_most(limit: Duration) -> Run {
+        Run {
+            until: std::time::Instant::now() + limit,
+            done: Arc::default(),
+            connect_timeout: None,
+        }
+    }
+
+    fn going(&self) -> bool {
+        std::time::Instant::now() < self.until && !self.done.load(Ordering::Relaxed)
+    }
+
+    /// Connects, within the timeout if there is one: `None` if refused or
+    /// timed out (each counted).
+    async fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+        tally: &Tally,
+    ) -> Option<tokio::net::TcpStream> {
+        let connecting = tokio::net::TcpStream::connect(addr);
+        let connected = match self.connect_timeout {
+            Some(limit) => match tokio::time::timeout(limit, connecting).await {
+                Ok(connected) => connected,
+                Err(_) => {
+                    tally.connect_timeouts.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            },
+            None => connecting.await,
+        };
+        match connected {
+            Ok(stream) => Some(stream),
+            Err(_) => {
+                tally.refused.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
 pub fn run(args: &[String]) -> ExitCode {
     if args.iter().any(|a| a == "--chaos") {
         return crate::chaos::run(args);
+    }
+    if args.iter().any(|a| a == "--handoff") {
+        return handoff::run(args);
     }
     let (mut stops, mut growth, mut churn) = (100, 20_000, 10_000);
     let mut iter = args.iter();
@@ -191,12 +248,13 @@ async fn one_stop(bin: &std::path::Path, runtime: &str, tally: &Arc<Tally>, i: u
     let mut server = Server::start(bin, Side::Stoppable, runtime);
     let addr = server.addr;
     // Of every ten clients: six HTTP/1.1, three HTTP/2, one faulty.
+    let run = Run::for_at_most(Duration::from_secs(5));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let tally = tally.clone();
             match c % 10 {
-                0..=5 => tokio::spawn(http1::client(addr, tally, c)),
-                6..=8 => tokio::spawn(http2::client(addr, tally, c)),
+                0..=5 => tokio::spawn(http1::client(addr, tally, c, run.clone())),
+                6..=8 => tokio::spawn(http2::client(addr, tally, c, run.clone())),
                 _ => tokio::spawn(faults::client(addr, tally, c)),
             }
         })
