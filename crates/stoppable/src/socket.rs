@@ -132,3 +132,37 @@ pub(crate) fn refuse_new_connections(_listener: BorrowedSocket<'_>) -> bool {
 /// Elsewhere than Linux: nothing (see the Linux version).
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn accept_new_connections(_listener: BorrowedSocket<'_>) {}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    use super::{accept_new_connections, borrow_socket, refuse_new_connections};
+
+    /// Well under a client's first SYN retry (1 s): a connect that takes
+    /// longer had its SYN dropped.
+    const NO_RETRY: Duration = Duration::from_millis(300);
+
+    /// The filter B1 relies on, on a real socket: while it is on, a new
+    /// connect is not completed (its SYN is dropped); once it is off, the
+    /// socket takes connections again (B22). A connect already completed
+    /// before stays in the queue.
+    #[test]
+    fn the_filter_drops_new_syns_and_comes_off() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let before = TcpStream::connect_timeout(&addr, NO_RETRY).expect("no filter yet");
+        assert!(refuse_new_connections(borrow_socket(&listener)));
+        let refused = TcpStream::connect_timeout(&addr, NO_RETRY);
+        assert!(refused.is_err(), "a connect completed through the filter");
+        accept_new_connections(borrow_socket(&listener));
+        let after = TcpStream::connect_timeout(&addr, NO_RETRY).expect("the filter is off");
+        // The first and the last are queued; the dropped one never was
+        // (its SYN's retry may still land later: not waited for).
+        let (first, _) = listener.accept().unwrap();
+        assert_eq!(first.peer_addr().unwrap(), before.local_addr().unwrap());
+        let (second, _) = listener.accept().unwrap();
+        assert_eq!(second.peer_addr().unwrap(), after.local_addr().unwrap());
+    }
+}
