@@ -7,27 +7,36 @@ mod stress;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <task>
+const USAGE: &str = "usage: cargo xtask <task> [options]   (--help after any task: this text)
 
 tasks:
   bench [--quick]   stoppable against plain hyper and hyper-util's GracefulShutdown,
                     on tokio, smol and async-std; markdown on stdout, JSON in
                     target/bench/latest.json (--quick: a short smoke run)
-  stress [--stops N]
+  stress [--stops N] [--growth N] [--churn N]
                     N stops per runtime (default 100) under 200 clients; every
-                    request classified; fails if any was lost
+                    request classified; fails if any was lost; then connections
+                    churned during a stop (default 10,000), the grace under
+                    stuck work, memory over short connections (default 20,000)
   stress --handoff N [--runtime R]
                     the listening socket handed from process to process N
                     times under load (examples/restart.rs); fails on any
                     refused or timed-out connect, lost request or bad handoff
-  stress --chaos N [--seed S] [--runtime R]
+  stress --chaos N [--seed S] [--runtime R] [--only I,J,..]
                     a randomized campaign: N stops per runtime, each with
                     options, a stop method and clients drawn from the seed,
-                    judged by an oracle from the clients' side
-  help              this text";
+                    judged by an oracle from the clients' side; --only keeps
+                    those clients of each drawn stop (to replay a shrunk one)
+  help              this text
+
+R is tokio, smol or async-std.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     match args.first().map(String::as_str) {
         None | Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
