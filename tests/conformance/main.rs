@@ -9,6 +9,7 @@ mod fresh_state_cases;
 mod h2_raw;
 mod http2;
 mod lines;
+mod rollout_cases;
 mod runtimes;
 mod shared_listener_cases;
 mod tls;
@@ -77,6 +78,8 @@ macro_rules! all_cases {
             b21_request_queued_when_the_server_future_is_dropped_is_served,
             b22_socket_held_by_another_owner_takes_connections_after_the_stop,
             b22_shared_listener_never_drops_a_connect_during_the_stop,
+            b23_clients_are_asked_to_move_on_during_the_delay,
+            b23_a_fresh_connection_is_not_closed_by_the_move_on,
             tls_b3_idle_connection_gets_close_notify_at_stop,
             tls_b3_unfinished_handshake_closes_after_window,
             tls_b4_handshake_under_way_at_stop_is_served,

@@ -72,8 +72,12 @@ impl<C: GracefulConnection> Future for ConnDriver<C> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        let stop = this.shared.is_draining();
-        this.slot.register_cached(&mut this.waker, cx.waker(), stop);
+        // Once connections may be told to finish, each order takes the
+        // waker: register it on every poll (B23's orders come before the
+        // drain).
+        let orders = this.shared.finishing();
+        this.slot
+            .register_cached(&mut this.waker, cx.waker(), orders);
         loop {
             let command = this.command();
             if command == Command::Shutdown && !this.shutdown_sent {

@@ -14,6 +14,7 @@ pub struct Options {
     pub(crate) config: Config,
     pub(crate) grace: Option<Duration>,
     pub(crate) drain_signal_in_requests: bool,
+    pub(crate) move_on_in_delay: bool,
 }
 
 impl Options {
@@ -59,6 +60,18 @@ impl Options {
     /// map), which capturing `Stopper::drain_signal` in the service does not.
     pub fn drain_signal_in_requests(mut self, on: bool) -> Self {
         self.drain_signal_in_requests = on;
+        self
+    }
+
+    /// During the readiness delay, ask clients to move on while still
+    /// accepting and serving (B23): HTTP/1.1 responses say
+    /// `Connection: close`, idle keep-alive connections close, and HTTP/2
+    /// connections open when the stop came get a GOAWAY (their streams
+    /// finish). Long-lived clients then reconnect, through a load balancer
+    /// that by then sends them to the new instances, before the drain.
+    /// Off by default; nothing without a [`drain_delay`](Options::drain_delay).
+    pub fn ask_clients_to_move_on(mut self, on: bool) -> Self {
+        self.move_on_in_delay = on;
         self
     }
 

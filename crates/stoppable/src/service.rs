@@ -122,8 +122,9 @@ where
             if let Some(guard) = &guard {
                 guard.0.request_started(false);
             }
-        } else if *this.http1 && this.shared.is_draining() {
-            // B6: a head written after the stop says the connection closes.
+        } else if *this.http1 && this.shared.finishing() {
+            // B6: a head written after the stop says the connection closes
+            // (B23: from the stop already, when clients move on).
             response
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));

@@ -34,6 +34,14 @@ pub(crate) struct Shared {
     draining: AtomicBool,
     /// Requests carry a `DrainSignal` (fixed once serving starts).
     pub(crate) signal_in_requests: AtomicBool,
+    /// Connections are being asked to finish: from the drain's start (B6),
+    /// or from the stop when clients are asked to move on during the delay
+    /// (B23). HTTP/1.1 responses say `Connection: close` (the one relaxed
+    /// load per response), and drivers register their waker on every poll,
+    /// since each order takes it.
+    finishing: AtomicBool,
+    /// Ask clients to move on during the delay (fixed once serving starts).
+    move_on_in_delay: AtomicBool,
     inner: Mutex<Inner>,
     /// Notified when the drain begins and when the stop completes.
     changed: Event,
@@ -64,6 +72,8 @@ impl Shared {
         Ok(Arc::new(Shared {
             draining: AtomicBool::new(false),
             signal_in_requests: AtomicBool::new(false),
+            finishing: AtomicBool::new(false),
+            move_on_in_delay: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 core,
                 serving: false,
@@ -109,7 +119,13 @@ impl Shared {
     /// Installs the options before serving, so that even a stop that comes
     /// before the first poll honours them. Ignored once serving started or
     /// a stop began; bad options wait for [`start`](Shared::start).
-    pub(crate) fn configure(&self, config: Config, grace: Option<Duration>, signal: bool) {
+    pub(crate) fn configure(
+        &self,
+        config: Config,
+        grace: Option<Duration>,
+        signal: bool,
+        move_on: bool,
+    ) {
         let mut inner = self.lock();
         if inner.serving || inner.core.phase() != Phase::Serving {
             return;
@@ -120,6 +136,7 @@ impl Shared {
         }
         inner.default_grace = grace;
         self.signal_in_requests.store(signal, Ordering::Relaxed);
+        self.move_on_in_delay.store(move_on, Ordering::Relaxed);
     }
 
     /// Serving starts: an error if a stop already completed (B2).
@@ -186,12 +203,39 @@ impl Shared {
             );
             let began = inner.core.phase() == Phase::Serving;
             inner.core.stop(grace, now);
+            let delaying = inner.core.phase() == Phase::Delaying;
+            if began && delaying && self.move_on_in_delay.load(Ordering::Relaxed) {
+                self.ask_to_move_on(inner);
+            }
             wake(&inner.server_waker);
             began
         });
         if began {
             (self.spawn_timers)(self.clone());
         }
+    }
+
+    /// B23: every connection open at the stop that has served a request is
+    /// asked to finish, as at a drain's start, and every response from now
+    /// on says `Connection: close`, while the server still accepts and
+    /// serves. A connection that has sent nothing yet is left alone: its
+    /// client may be about to send its first request (B4), and its response
+    /// will say `Connection: close`.
+    fn ask_to_move_on(&self, inner: &mut Inner) {
+        self.finishing.store(true, Ordering::Release);
+        let ids: Vec<_> = inner.core.open_connections().collect();
+        for id in ids {
+            if let Some(slot) = inner.core.observer().get(id) {
+                if slot.progress().started > 0 {
+                    slot.order(Command::Shutdown);
+                }
+            }
+        }
+    }
+
+    /// Whether connections are being asked to finish (B6, B23).
+    pub(crate) fn finishing(&self) -> bool {
+        self.finishing.load(Ordering::Relaxed)
     }
 
     /// Fires the core's due timeouts.
@@ -266,6 +310,7 @@ impl Shared {
                         "stoppable: drain started"
                     );
                     inner.stop_accepting = true;
+                    self.finishing.store(true, Ordering::Release);
                     self.draining.store(true, Ordering::Release);
                     self.changed.notify(usize::MAX);
                     wake(&inner.server_waker);

@@ -317,12 +317,13 @@ impl ConnSlot {
     }
 
     /// Registers the driver's waker, skipping it while it is the one the
-    /// slot already holds (`cached`) and no stop runs: nothing takes it then.
-    /// Once a stop runs, every order takes the stored waker (`wake`), so a
-    /// driver registers on each poll, or a second order would wake nothing.
-    pub(crate) fn register_cached(&self, cached: &mut Option<Waker>, waker: &Waker, stop: bool) {
+    /// slot already holds (`cached`) and no order can come: nothing takes it
+    /// then. Once orders can come, every order takes the stored waker
+    /// (`wake`), so a driver registers on each poll, or a second order would
+    /// wake nothing.
+    pub(crate) fn register_cached(&self, cached: &mut Option<Waker>, waker: &Waker, orders: bool) {
         let same = cached.as_ref().is_some_and(|w| w.will_wake(waker));
-        if same && !stop {
+        if same && !orders {
             return;
         }
         self.register(waker);

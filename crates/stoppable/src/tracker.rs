@@ -64,9 +64,10 @@ impl<R: Runtime> Tracker<R> {
             config,
             grace,
             drain_signal_in_requests,
+            move_on_in_delay,
         } = options;
         self.shared
-            .configure(config, grace, drain_signal_in_requests);
+            .configure(config, grace, drain_signal_in_requests, move_on_in_delay);
     }
 
     /// Starts serving with the options [`configure`](Tracker::configure)

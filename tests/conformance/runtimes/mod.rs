@@ -35,6 +35,8 @@ pub struct Options {
     pub other_owner: bool,
     /// The server is told its listening socket is shared (B22).
     pub shared_listener: bool,
+    /// Clients are asked to move on during the delay (B23).
+    pub move_on: bool,
 }
 
 /// The server's listening socket on 127.0.0.1, port 0, non-blocking; and a
@@ -73,7 +75,9 @@ impl Options {
         if let Some(timeout) = self.goaway_timeout {
             options = options.goaway_timeout(timeout);
         }
-        options.drain_signal_in_requests(self.drain_signal_in_requests)
+        options
+            .drain_signal_in_requests(self.drain_signal_in_requests)
+            .ask_clients_to_move_on(self.move_on)
     }
 }
 
