@@ -22,11 +22,12 @@ tasks:
                     the listening socket handed from process to process N
                     times under load (examples/restart.rs); fails on any
                     refused or timed-out connect, lost request or bad handoff
-  stress --chaos N [--seed S] [--runtime R] [--only I,J,..]
+  stress --chaos N [--seed S | --replay STOP_SEED] [--runtime R] [--only I,J,..]
                     a randomized campaign: N stops per runtime, each with
                     options, a stop method and clients drawn from the seed,
                     judged by an oracle from the clients' side; --only keeps
-                    those clients of each drawn stop (to replay a shrunk one)
+                    those clients of each drawn stop (to replay a shrunk one);
+                    --replay runs the one stop a failure printed, N times
   help              this text
 
 R is tokio, smol or async-std.";

@@ -34,8 +34,9 @@ use server::ChaosServer;
 
 const RUNTIMES: [&str; 3] = ["tokio", "smol", "async-std"];
 
-const USAGE: &str = "usage: cargo xtask stress --chaos N [--seed S] [--runtime tokio|smol|async-std] [--only I,J,..]
+const USAGE: &str = "usage: cargo xtask stress --chaos N [--seed S | --replay STOP_SEED] [--runtime tokio|smol|async-std] [--only I,J,..]
   N stops per runtime, each drawn from the seed (printed; a fresh one unless given);
+  --replay runs the one stop a failure printed (its own seed) N times;
   --only keeps the scenario's clients I, J, .. (to replay a shrunk case)";
 
 struct Args {
@@ -43,6 +44,8 @@ struct Args {
     seed: u64,
     runtimes: Vec<&'static str>,
     only: Option<Vec<usize>>,
+    /// One stop's own seed, as a failure prints it: that stop, N times.
+    replay: Option<u64>,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -51,6 +54,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         seed: fresh_seed(),
         runtimes: RUNTIMES.to_vec(),
         only: None,
+        replay: None,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -63,6 +67,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         match arg.as_str() {
             "--chaos" => parsed.stops = number()?,
             "--seed" => parsed.seed = number()?,
+            "--replay" => parsed.replay = Some(number()?),
             "--runtime" => {
                 let runtime = RUNTIMES.iter().find(|r| **r == value);
                 parsed.runtimes = vec![*runtime.ok_or(format!("unknown runtime {value:?}"))?];
@@ -118,7 +123,10 @@ pub fn run(args: &[String]) -> ExitCode {
             if i % 50 == 0 {
                 eprintln!("[chaos] {runtime}: stop {i} of {}", args.stops);
             }
-            let seed = Rng::new(args.seed ^ ((r as u64) << 40) ^ i).next();
+            let seed = match args.replay {
+                Some(seed) => seed,
+                None => Rng::new(args.seed ^ ((r as u64) << 40) ^ i).next(),
+            };
             let mut s = Scenario::draw(seed, runtime);
             if let Some(only) = &args.only {
                 s.clients = only
