@@ -160,7 +160,7 @@ struct Judged {
     cut_while_serving: Vec<(Instant, Instant)>,
     /// Connections the grace may have forced without their client seeing
     /// a cut: a fault not yet arrived at the deadline, a request sent just
-    /// before it whose answer never began.
+    /// before it whose answer never began, an answer that ended at it.
     maybe_forced: HashSet<u64>,
     /// The connections the report must count closed: at least, at most.
     closed_in_stop: (u64, u64),
@@ -216,7 +216,15 @@ impl Judged {
             match seen.outcome {
                 Outcome::Answered => {
                     j.stats.answered += 1;
-                    j.completed_in_stop.0 += u64::from(seen.sent > stop);
+                    // The grace's cut may land after the answer's last
+                    // byte left but before its unit of work ended (a
+                    // handler's last step, a guard's drop): the server
+                    // rightly counts that work forced, not completed.
+                    let racing_the_cut = at_deadline(seen.ended);
+                    if racing_the_cut {
+                        j.maybe_forced.insert(seen.conn);
+                    }
+                    j.completed_in_stop.0 += u64::from(seen.sent > stop && !racing_the_cut);
                     j.completed_in_stop.1 += u64::from(after_stop);
                 }
                 Outcome::Refused => j.stats.refused += 1,
@@ -257,5 +265,96 @@ impl Judged {
             j.closed_in_stop.1 += u64::from(span.closed + CLOSE_LAG > trigger);
         }
         j
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::judge;
+    use crate::chaos::scenario::{Client, Scenario, StopBy};
+    use crate::chaos::seen::{Outcome, Record, Seen, Span};
+    use crate::chaos::server::Report;
+
+    fn scenario(grace: u64) -> Scenario {
+        Scenario {
+            seed: 1,
+            runtime: "smol",
+            grace: Some(grace),
+            delay: 0,
+            header_timeout: 500,
+            window: 200,
+            goaway: 200,
+            tls: false,
+            stop_by: StopBy::Call,
+            stop_after: 50,
+            clients: vec![Client::Lines { hold: 100 }],
+        }
+    }
+
+    /// One line connection, open before the stop, whose last unit ended
+    /// `ended_after` the trigger as `outcome`, then closed.
+    fn record(trigger: Instant, ended_after: Duration, outcome: Outcome) -> Record {
+        let mut record = Record::default();
+        record.kinds.insert(0, "lines");
+        let ended = trigger + ended_after;
+        record.requests.push(Seen {
+            lines: true,
+            conn: 0,
+            sent: trigger - Duration::from_millis(30),
+            ended,
+            outcome,
+        });
+        record.spans.push(Span {
+            lines: true,
+            closed: ended,
+        });
+        record
+    }
+
+    /// A stop with nothing to do: the HTTP side of these cases.
+    fn nothing() -> Report {
+        Report {
+            graceful: true,
+            ..Report::default()
+        }
+    }
+
+    fn forced_once() -> Report {
+        Report {
+            force_closed: 1,
+            elapsed_ms: 140,
+            ..Report::default()
+        }
+    }
+
+    /// Seen in the campaign (smol, stop seed 4891514975014288681): a held
+    /// line's second half came at the grace deadline; the echo went out,
+    /// then the cut landed before the unit's guard dropped. Counting it
+    /// forced is right; the client cannot tell.
+    #[test]
+    fn an_answer_ended_at_the_deadline_may_count_forced() {
+        let trigger = Instant::now();
+        let record = record(trigger, Duration::from_millis(141), Outcome::Answered);
+        let reports = Some((nothing(), forced_once()));
+        let (failures, _) = judge(&scenario(140), trigger, reports, &record, true);
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+
+    /// The same count with the answer long before the deadline is a
+    /// report that says more was cut than was.
+    #[test]
+    fn an_answer_ended_well_before_the_deadline_may_not() {
+        let trigger = Instant::now();
+        let record = record(trigger, Duration::from_millis(10), Outcome::Answered);
+        let reports = Some((nothing(), forced_once()));
+        let (failures, _) = judge(&scenario(400), trigger, reports, &record, true);
+        assert!(
+            failures
+                .iter()
+                .any(|f| f.contains("clients saw at most 0 cut")),
+            "{failures:?}"
+        );
     }
 }
