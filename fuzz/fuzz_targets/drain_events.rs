@@ -28,7 +28,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// Four bytes of configuration, then two bytes per event, weighted about as
+/// Five bytes of configuration (an odd fifth byte sets a maximum
+/// connection age, B23), then two bytes per event, weighted about as
 /// in the property test. The top bit of an event's first byte says whether
 /// the driver reports a change.
 fn decode(data: &[u8]) -> (Config, Vec<Op>) {
@@ -41,9 +42,10 @@ fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         } else {
             byte(2) * 2
         }))
-        .with_goaway_timeout(Duration::from_millis(1 + byte(3) * 2));
+        .with_goaway_timeout(Duration::from_millis(1 + byte(3) * 2))
+        .with_max_connection_age((byte(4) % 2 == 1).then(|| Duration::from_millis(1 + byte(4) * 2)));
     let ops = data
-        .get(4..)
+        .get(5..)
         .unwrap_or_default()
         .chunks_exact(2)
         .take(200)

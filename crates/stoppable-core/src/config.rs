@@ -25,6 +25,13 @@ pub struct Config {
     /// that never acknowledges the GOAWAY's PING, a vanished peer. Go's
     /// `goAwayTimeout`; it holds with or without a grace.
     pub goaway_timeout: Duration,
+    /// While serving, a connection this old (give or take a tenth, so that
+    /// connections opened together do not all end together) is asked to
+    /// finish once it has served a request, as a drain would ask it (B23):
+    /// long-lived keep-alive and HTTP/2 clients reconnect, and a load
+    /// balancer spreads them over the instances it has now. gRPC's
+    /// `MaxConnectionAge`. `None` (the default): no age limit.
+    pub max_connection_age: Option<Duration>,
 }
 
 impl Default for Config {
@@ -34,6 +41,7 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(10),
             drain_delay: Duration::ZERO,
             goaway_timeout: Duration::from_secs(1),
+            max_connection_age: None,
         }
     }
 }
@@ -67,6 +75,12 @@ impl Config {
         self
     }
 
+    /// Sets the maximum connection age while serving (B23).
+    pub fn with_max_connection_age(mut self, age: Option<Duration>) -> Self {
+        self.max_connection_age = age;
+        self
+    }
+
     /// Checks the options, naming the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.first_request_window > MAX_FIRST_REQUEST_WINDOW {
@@ -79,6 +93,9 @@ impl Config {
         }
         if self.goaway_timeout.is_zero() {
             return Err(ConfigError::ZeroGoawayTimeout);
+        }
+        if self.max_connection_age.is_some_and(|age| age.is_zero()) {
+            return Err(ConfigError::ZeroMaxConnectionAge);
         }
         Ok(())
     }
@@ -95,6 +112,8 @@ pub enum ConfigError {
     /// A zero GOAWAY timeout would close an HTTP/2 connection before its
     /// client could learn of the GOAWAY.
     ZeroGoawayTimeout,
+    /// A zero maximum connection age would end every connection at once.
+    ZeroMaxConnectionAge,
 }
 
 impl fmt::Display for ConfigError {
@@ -109,6 +128,9 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::ZeroGoawayTimeout => {
                 write!(f, "GOAWAY timeout must be greater than zero")
+            }
+            ConfigError::ZeroMaxConnectionAge => {
+                write!(f, "maximum connection age must be greater than zero")
             }
         }
     }

@@ -5,6 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::age::Ages;
 use crate::conn::{Clock, Conn, ConnState, Progress, Step, Told};
 use crate::{Config, ConfigError, ConnId, Counts, Error, Observe, Phase, Report};
 
@@ -19,7 +20,8 @@ pub enum Action {
     /// Finish the current work, then close: HTTP/1.1 answers what it has
     /// read with `Connection: close` (B6), HTTP/2 sends GOAWAY (B7); an idle
     /// connection closes at once (B3). A driver must not cut a request head
-    /// it is still reading ([`Progress::arrived`]).
+    /// it is still reading ([`Progress::arrived`]). Also ordered while
+    /// serving, to a connection past its maximum age (B23).
     Shutdown(ConnId),
     /// Close now, politely: the connection has no work (no first request in
     /// its window, B4; idle at the grace deadline, B9; or told to finish
@@ -128,6 +130,8 @@ pub struct Drain<O = ()> {
     /// When to look at a connection again. Only the entry that matches its
     /// connection's `wake_at` counts; the others are stale and skipped.
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    /// While serving: when each connection reaches its maximum age (B23).
+    ages: Ages,
     actions: VecDeque<Action>,
     counts: Counts,
     tally: Tally,
@@ -156,6 +160,7 @@ impl<O: Observe> Drain<O> {
             stop: None,
             listener_closed: false,
             timers: BinaryHeap::new(),
+            ages: Ages::default(),
             actions: VecDeque::new(),
             counts: Counts::default(),
             tally: Tally::default(),
@@ -272,6 +277,11 @@ impl<O: Observe> Drain<O> {
         self.counts.idle += 1;
         if self.is_draining() {
             self.decide(id, now);
+        } else if let Some(age) = self.config.max_connection_age {
+            let open = self.counts.open;
+            let slots = &self.slots;
+            self.ages.sweep(open, |id| is_open(slots, id));
+            self.ages.arm(id, now, age);
         }
         Ok(id)
     }
@@ -346,6 +356,9 @@ impl<O: Observe> Drain<O> {
 
     /// Time passed. Spurious calls do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::Serving | Phase::Delaying) {
+            self.age_connections(now);
+        }
         let Some(stop) = self.stop else { return };
         if self.phase == Phase::Delaying {
             match stop.began_at.checked_add(self.config.drain_delay) {
@@ -374,6 +387,28 @@ impl<O: Observe> Drain<O> {
         }
     }
 
+    /// While serving (B23): each connection past its maximum age that has
+    /// served a request is asked to finish; one that has not yet is looked
+    /// at again an age later (its client may be about to send its first
+    /// request: closing it would lose that, B4).
+    fn age_connections(&mut self, now: Instant) {
+        let Some(age) = self.config.max_connection_age else {
+            return;
+        };
+        while let Some(id) = self.ages.pop_due(now) {
+            if !self.look(id, now) {
+                continue;
+            }
+            match self.conn(id) {
+                Ok(conn) if conn.started > 0 || conn.upgraded => {
+                    self.actions.push_back(Action::Shutdown(id));
+                }
+                Ok(_) => self.ages.arm(id, now, age),
+                Err(_) => {}
+            }
+        }
+    }
+
     /// Reads every open connection through the observer, so the counts are
     /// fresh; during a drain, decides about each as well. A driver calls it
     /// for the live counts (B18); it adds no timer.
@@ -395,9 +430,14 @@ impl<O: Observe> Drain<O> {
 
     /// When to call [`handle_timeout`](Drain::handle_timeout) next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let stop = self.stop?;
+        let Some(stop) = self.stop else {
+            return self.ages.next();
+        };
         match self.phase {
-            Phase::Delaying => stop.began_at.checked_add(self.config.drain_delay),
+            Phase::Delaying => shortest(
+                stop.began_at.checked_add(self.config.drain_delay),
+                self.ages.next(),
+            ),
             Phase::Draining => {
                 let conn_timer = self.timers.peek().map(|Reverse((at, _))| *at);
                 shortest(stop.deadline, conn_timer)
@@ -423,6 +463,7 @@ impl<O: Observe> Drain<O> {
         // A grace too long to represent is no limit.
         stop.deadline = stop.grace.and_then(|g| started_at.checked_add(g));
         let deadline = stop.deadline;
+        self.ages.clear();
         self.set_phase(Phase::Draining);
         self.actions.push_back(Action::StopAccepting);
         if deadline.is_some_and(|d| d <= now) {
@@ -640,6 +681,13 @@ impl<O: Observe> Drain<O> {
         self.counts.open -= 1;
         Ok(conn)
     }
+}
+
+/// Whether `id` names an open connection.
+fn is_open(slots: &[Slot], id: ConnId) -> bool {
+    slots
+        .get(id.index as usize)
+        .is_some_and(|slot| slot.generation == id.generation && slot.conn.is_some())
 }
 
 enum Sign {

@@ -25,6 +25,7 @@
 //! [stoppable]: https://github.com/stoppable-rs/stoppable
 #![forbid(unsafe_code)]
 
+mod age;
 mod config;
 mod conn;
 mod drain;

@@ -38,12 +38,14 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn config() -> impl Strategy<Value = Config> {
     let delay = prop_oneof![Just(0u64), 1u64..600];
-    (0u64..300, 1u64..500, delay, 1u64..500).prop_map(|(w, h, d, g)| {
+    let age = prop::option::of(1u64..500);
+    (0u64..300, 1u64..500, delay, 1u64..500, age).prop_map(|(w, h, d, g, a)| {
         Config::default()
             .with_first_request_window(Duration::from_millis(w))
             .with_header_read_timeout(Duration::from_millis(h))
             .with_drain_delay(Duration::from_millis(d))
             .with_goaway_timeout(Duration::from_millis(g))
+            .with_max_connection_age(a.map(Duration::from_millis))
     })
 }
 

@@ -907,3 +907,70 @@ fn b4_a_close_the_driver_declines_becomes_a_shutdown() {
         (1, 1)
     );
 }
+
+fn aged(age: Duration) -> (Drain, Instant) {
+    let config = Config::default().with_max_connection_age(Some(age));
+    (Drain::new(config).unwrap(), Instant::now())
+}
+
+#[test]
+fn b23_a_connection_past_its_age_is_asked_to_finish_while_serving() {
+    let (mut drain, t0) = aged(1000 * MS);
+    let id = drain.accept(t0).unwrap();
+    progress(&mut drain, id, idle_after_one_request(), t0);
+    let due = drain.poll_timeout().expect("an age deadline");
+    assert!(
+        due >= t0 + 900 * MS && due <= t0 + 1100 * MS,
+        "{:?}",
+        due - t0
+    );
+    drain.handle_timeout(due - MS);
+    assert_eq!(actions(&mut drain), vec![]);
+    drain.handle_timeout(due);
+    assert_eq!(actions(&mut drain), vec![Action::Shutdown(id)]);
+    assert_eq!(drain.phase(), Phase::Serving);
+    // Once asked, never again while serving.
+    assert_eq!(drain.poll_timeout(), None);
+}
+
+#[test]
+fn b23_a_connection_that_sent_nothing_is_not_aged_until_it_has() {
+    let (mut drain, t0) = aged(1000 * MS);
+    let id = drain.accept(t0).unwrap();
+    let due = drain.poll_timeout().unwrap();
+    drain.handle_timeout(due);
+    assert_eq!(
+        actions(&mut drain),
+        vec![],
+        "its first request may be coming (B4)"
+    );
+    let again = drain.poll_timeout().expect("looked at again");
+    assert!(again > due);
+    progress(&mut drain, id, in_flight(1), again - MS);
+    drain.handle_timeout(again);
+    assert_eq!(actions(&mut drain), vec![Action::Shutdown(id)]);
+}
+
+#[test]
+fn b23_ages_end_when_the_drain_begins() {
+    let (mut drain, t0) = aged(1000 * MS);
+    let id = drain.accept(t0).unwrap();
+    progress(&mut drain, id, in_flight(1), t0);
+    drain.stop(None, t0 + 10 * MS);
+    assert_eq!(
+        actions(&mut drain),
+        vec![Action::StopAccepting, Action::Shutdown(id)]
+    );
+    // Past its age: the drain decides alone, nothing is asked twice.
+    drain.handle_timeout(t0 + 1100 * MS);
+    assert_eq!(actions(&mut drain), vec![]);
+}
+
+#[test]
+fn b23_a_zero_age_is_refused() {
+    let config = Config::default().with_max_connection_age(Some(Duration::ZERO));
+    assert!(matches!(
+        Drain::new(config),
+        Err(ConfigError::ZeroMaxConnectionAge)
+    ));
+}

@@ -103,6 +103,10 @@ impl Observe for Truth {
 struct Tracked {
     id: ConnId,
     earlier: Progress,
+    accepted_at: Instant,
+    /// Since when it has served a request (or was upgraded): from then on
+    /// its maximum age applies (B23).
+    working_since: Option<Instant>,
 }
 
 /// What a run produced, to compare two runs of the same inputs.
@@ -126,6 +130,8 @@ struct Run {
     /// Closes ordered, not yet carried out: with the `arrived` the core saw.
     to_close: Vec<(ConnId, u64)>,
     listener_closed: bool,
+    /// The drain began (`StopAccepting` taken): no more ageing.
+    drain_began: bool,
     stop_at: Option<Instant>,
     deadline: Option<Instant>,
     /// The last op other than time passing.
@@ -149,6 +155,7 @@ impl Run {
             shut_down: HashSet::new(),
             to_close: Vec::new(),
             listener_closed: false,
+            drain_began: false,
             stop_at: None,
             deadline: None,
             last_event: t0,
@@ -190,12 +197,16 @@ impl Run {
             // The driver read the bytes that waited.
             truth.unread.remove(&id);
         }
-        if p.arrived > p.started {
+        // A head waiting unread is still arriving, whatever else changed.
+        if p.arrived > p.started || truth.unread.contains(&id) {
             truth.head_since.entry(id).or_insert(now);
         } else {
             truth.head_since.remove(&id);
         }
         truth.progress.insert(id, p);
+        if p.started > 0 || p.upgraded {
+            self.conns[i].working_since.get_or_insert(now);
+        }
         if report {
             self.conns[i].earlier = before;
             self.drain
@@ -228,6 +239,8 @@ impl Run {
                 Ok(id) => self.conns.push(Tracked {
                     id,
                     earlier: Progress::default(),
+                    accepted_at: self.now,
+                    working_since: None,
                 }),
                 Err(_) => prop_assert!(self.listener_closed || self.stopped.is_some()),
             },
@@ -351,7 +364,11 @@ impl Run {
         while let Some(action) = self.drain.poll_action() {
             self.trace.push((step, action));
             match action {
-                Action::StopAccepting => prop_assert!(self.stop_at.is_some()),
+                Action::StopAccepting => {
+                    prop_assert!(self.stop_at.is_some());
+                    self.drain_began = true;
+                }
+                Action::Shutdown(id) if !self.drain_began => self.check_aged(id)?,
                 Action::Close(id) => {
                     let at_deadline = self.deadline.is_some_and(|d| d <= self.now);
                     prop_assert!(
@@ -407,6 +424,53 @@ impl Run {
         Ok(())
     }
 
+    /// A shutdown before the drain comes from the maximum age (B23): only
+    /// to a connection that served a request, no earlier than its age less
+    /// a tenth.
+    fn check_aged(&mut self, id: ConnId) -> Result<(), TestCaseError> {
+        let age = self.config.max_connection_age;
+        prop_assert!(age.is_some(), "a shutdown while serving, with no age limit");
+        let age = age.unwrap_or_default();
+        let conn = self.conns.iter().find(|c| c.id == id);
+        prop_assert!(conn.is_some(), "an age shutdown of a closed connection");
+        let conn = conn.expect("checked");
+        prop_assert!(
+            conn.working_since.is_some(),
+            "aged before its first request"
+        );
+        prop_assert!(
+            self.now >= conn.accepted_at + age - age / 10,
+            "aged {:?} after its accept, age {age:?}",
+            self.now - conn.accepted_at
+        );
+        prop_assert!(self.shut_down.insert(id), "aged twice");
+        Ok(())
+    }
+
+    /// While serving, a connection that served a request is asked to
+    /// finish within its age and a tenth of the first request (B23).
+    fn check_ages(&self) -> Result<(), TestCaseError> {
+        let Some(age) = self.config.max_connection_age else {
+            return Ok(());
+        };
+        if self.drain_began {
+            return Ok(());
+        }
+        for conn in &self.conns {
+            let Some(since) = conn.working_since else {
+                continue;
+            };
+            if self.now >= since + age + age / 10 {
+                prop_assert!(
+                    self.shut_down.contains(&conn.id),
+                    "not asked to finish {:?} after its accept (age {age:?})",
+                    self.now - conn.accepted_at
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// A head is cut (B8) no earlier than the header-read timeout after it
     /// began, or after the drain began (the delay serves as usual, B16).
     fn check_head_was_late(&self, id: ConnId) -> Result<(), TestCaseError> {
@@ -452,6 +516,7 @@ impl Run {
                 prop_assert!(next <= deadline, "a timeout armed past the grace deadline");
             }
         }
+        self.check_ages()?;
         self.check_bounded()
     }
 
