@@ -1,6 +1,7 @@
 //! B23: during the readiness delay the server can ask its clients to move
 //! on (to the new instances a load balancer now sends them to) while it
-//! still accepts and serves.
+//! still accepts and serves; while serving, connections can have a maximum
+//! age.
 
 use std::time::Duration;
 
@@ -62,4 +63,107 @@ pub fn b23_a_fresh_connection_is_not_closed_by_the_move_on<R: TestRuntime>() {
     assert_eq!((resp.status, resp.says_close()), (200, true));
     assert_eq!(server.stopper.phase(), Phase::Delaying);
     assert!(server.finished().graceful);
+}
+
+/// A maximum age short enough for a test, long enough that a request sent
+/// at once is well under way when it comes (±10 %).
+const AGE: Duration = Duration::from_millis(300);
+
+/// While serving, connections past their age are asked to finish: the
+/// response in flight completes and says close, then the connection ends;
+/// HTTP/2 gets a GOAWAY and its stream completes. Nothing is cut, and the
+/// server goes on serving.
+pub fn b23_a_connection_past_its_maximum_age_finishes_its_work_and_closes<R: TestRuntime>() {
+    let server = R::start(Options {
+        max_age: Some(AGE),
+        ..Options::default()
+    });
+    let mut keep_alive = Conn::open(server.addr);
+    keep_alive.get("/");
+    assert!(!keep_alive.response().expect("served").says_close());
+    // In flight when the age comes (at 270 to 330 ms).
+    keep_alive.get("/sleep/600");
+    let mut h2 = RawH2::open(server.addr);
+    h2.get(1, "/sleep/600");
+    let resp = keep_alive
+        .response()
+        .expect("the request in flight completes");
+    assert_eq!(resp.status, 200);
+    assert!(resp.says_close(), "its response says close");
+    assert_eq!(keep_alive.end().0, End::Eof, "then the connection ends");
+    match h2.response(1, true) {
+        StreamEnd::Complete(body) => assert_eq!(body, b"slept 600"),
+        StreamEnd::Cut => panic!("the HTTP/2 stream was cut"),
+    }
+    assert!(
+        h2.saw(GOAWAY),
+        "HTTP/2 was told to go away before its stream ended"
+    );
+    assert!(
+        h2.until_closed(true),
+        "the HTTP/2 connection ends with a FIN"
+    );
+    assert_eq!(server.stopper.phase(), Phase::Serving);
+    let mut fresh = Conn::open(server.addr);
+    fresh.get("/");
+    assert_eq!(fresh.response().expect("still serving").status, 200);
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
+}
+
+/// A connection that has sent nothing yet is not closed for its age: its
+/// first request may be on the way (B4).
+pub fn b23_a_connection_that_sent_nothing_is_not_closed_for_its_age<R: TestRuntime>() {
+    let server = R::start(Options {
+        max_age: Some(AGE),
+        ..Options::default()
+    });
+    let mut quiet = Conn::open(server.addr);
+    crate::wait::until("the connection is tracked", || {
+        server.stopper.counts().open == 1
+    });
+    // Past its age and the tenth either way.
+    std::thread::sleep(AGE * 3 / 2);
+    quiet.get("/");
+    let resp = quiet.response().expect("its first request is served");
+    assert_eq!(resp.status, 200);
+    assert!(server.stop().graceful);
+}
+
+/// A raw connection's `closing` resolves at its age, between units of
+/// work, as at a drain (B20): an idle line connection closes.
+pub fn b23_a_raw_connection_closes_between_units_at_its_age<R: TestRuntime>() {
+    use std::io::{BufRead, BufReader};
+    let server = R::start_lines(Options {
+        max_age: Some(AGE),
+        ..Options::default()
+    });
+    let mut lines = Conn::open(server.addr);
+    lines.send(b"one\n");
+    let mut echoed = String::new();
+    BufReader::new(&lines.stream)
+        .read_line(&mut echoed)
+        .unwrap();
+    assert_eq!(echoed, "one\n");
+    assert_eq!(lines.end().0, End::Eof, "closed at its age, between lines");
+    assert_eq!(server.stopper.phase(), Phase::Serving);
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
+}
+
+/// The ages' timer task runs from the start of serving; it ends with the
+/// stop, as every task of the server does (B19).
+pub fn b23_the_age_timer_ends_with_the_stop<R: TestRuntime>() {
+    let server = R::start(Options {
+        max_age: Some(Duration::from_secs(60)),
+        ..Options::default()
+    });
+    let mut conn = Conn::open(server.addr);
+    conn.get("/");
+    assert_eq!(conn.response().expect("served").status, 200);
+    assert!(server.control.any_task_left(), "serving, its tasks run");
+    assert!(server.stop().graceful);
+    crate::wait::until("every task of the server ended", || {
+        !server.control.any_task_left()
+    });
 }

@@ -72,10 +72,10 @@ impl<C: GracefulConnection> Future for ConnDriver<C> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        // Once connections may be told to finish, each order takes the
+        // Once this connection may be told to finish, each order takes the
         // waker: register it on every poll (B23's orders come before the
-        // drain).
-        let orders = this.shared.finishing();
+        // drain: to all at the stop, or to this one at its age).
+        let orders = this.shared.finishing() || this.slot.command() != Command::None;
         this.slot
             .register_cached(&mut this.waker, cx.waker(), orders);
         loop {

@@ -75,6 +75,23 @@ impl Options {
         self
     }
 
+    /// While serving, a connection `age` old (give or take a tenth, so that
+    /// connections opened together do not end together) is asked to finish
+    /// once it has served a request, as a drain asks (B23): its request in
+    /// flight completes with `Connection: close` on HTTP/1.1, an idle
+    /// keep-alive connection closes, HTTP/2 gets a GOAWAY and its streams
+    /// finish; a raw connection's [`closing`](crate::ConnHandle::closing)
+    /// resolves. Clients reconnect, and a load balancer spreads them over
+    /// the instances it has now: long-lived keep-alive and HTTP/2 clients
+    /// move to new instances during a rollout. A connection that has sent
+    /// nothing yet is left alone until it has (B4). Nothing is ever cut for
+    /// its age. gRPC's `MaxConnectionAge`. Default: no limit; must not be
+    /// zero.
+    pub fn max_connection_age(mut self, age: Duration) -> Self {
+        self.config.max_connection_age = Some(age);
+        self
+    }
+
     /// The readiness delay (B16): after a stop call, keep serving for
     /// `delay` (the phase is already `Delaying`, so readiness probes can
     /// fail) before draining. Default 0.

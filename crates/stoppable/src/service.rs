@@ -1,6 +1,6 @@
 //! Wraps the user's service: counts requests in flight on the connection's
 //! own memory, marks upgrades (B14), and answers with `Connection: close`
-//! once the drain began (B6).
+//! once the drain began (B6) or the connection was told to finish (B23).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -48,6 +48,11 @@ impl Drop for FinishGuard {
             self.0.wake();
         }
     }
+}
+
+/// This request's connection was told to finish (its maximum age, B23).
+fn told_to_finish(guard: &FinishGuard) -> bool {
+    guard.0.command() != Command::None
 }
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for TrackedService<S>
@@ -122,9 +127,12 @@ where
             if let Some(guard) = &guard {
                 guard.0.request_started(false);
             }
-        } else if *this.http1 && this.shared.finishing() {
+        } else if *this.http1
+            && (this.shared.finishing() || guard.as_ref().is_some_and(told_to_finish))
+        {
             // B6: a head written after the stop says the connection closes
-            // (B23: from the stop already, when clients move on).
+            // (B23: from the stop already, when clients move on; or from
+            // this connection's maximum age).
             response
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));

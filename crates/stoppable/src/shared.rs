@@ -26,8 +26,8 @@ use crate::slot::{Command, ConnSlot};
 use crate::slots::Slots;
 use crate::socket::RawSocket;
 
-/// Starts the stop's timer task on the server's runtime.
-pub(crate) type SpawnTimers = Box<dyn Fn(Arc<Shared>) + Send + Sync>;
+/// Starts the timer task on the server's runtime.
+pub(crate) type SpawnTimers = Box<dyn Fn(&Arc<Shared>) + Send + Sync>;
 
 pub(crate) struct Shared {
     /// Set when the drain begins: the one relaxed load on the hot path (B15).
@@ -62,8 +62,11 @@ struct Inner {
     default_grace: Option<Duration>,
     /// The accept loop, to wake when it must drain its listener or resolve.
     server_waker: Option<Waker>,
-    /// The stop's timer task, to wake when the next timeout moves.
+    /// The timer task, to wake when the next timeout moves.
     timer_waker: Option<Waker>,
+    /// The timer task runs: from the start of serving when connections
+    /// have a maximum age (B23), else from the stop.
+    timers_running: bool,
 }
 
 impl Shared {
@@ -82,6 +85,7 @@ impl Shared {
                 default_grace: None,
                 server_waker: None,
                 timer_waker: None,
+                timers_running: false,
             }),
             changed: Event::new(),
             spawn_timers,
@@ -139,13 +143,21 @@ impl Shared {
         self.move_on_in_delay.store(move_on, Ordering::Relaxed);
     }
 
-    /// Serving starts: an error if a stop already completed (B2).
-    pub(crate) fn start(&self) -> Result<(), crate::Error> {
-        let mut inner = self.lock();
-        if inner.core.report().is_some() {
-            return Err(crate::Error::Stopped);
+    /// Serving starts: an error if a stop already completed (B2). With a
+    /// maximum connection age the timer task starts now (B23).
+    pub(crate) fn start(self: &Arc<Self>) -> Result<(), crate::Error> {
+        let spawn = {
+            let mut inner = self.lock();
+            if inner.core.report().is_some() {
+                return Err(crate::Error::Stopped);
+            }
+            inner.serving = true;
+            let ageing = inner.core.config().max_connection_age.is_some();
+            ageing && !std::mem::replace(&mut inner.timers_running, true)
+        };
+        if spawn {
+            (self.spawn_timers)(self);
         }
-        inner.serving = true;
         Ok(())
     }
 
@@ -194,7 +206,7 @@ impl Shared {
     /// The stop that begins here starts its own timer task, so it ends
     /// whether or not anything else is still polled (B21).
     pub(crate) fn stop(self: &Arc<Self>, grace: Option<Duration>) {
-        let began = self.decide(|inner, now| {
+        let spawn = self.decide(|inner, now| {
             let grace = grace.or(inner.default_grace);
             event!(
                 info,
@@ -208,10 +220,10 @@ impl Shared {
                 self.ask_to_move_on(inner);
             }
             wake(&inner.server_waker);
-            began
+            began && !std::mem::replace(&mut inner.timers_running, true)
         });
-        if began {
-            (self.spawn_timers)(self.clone());
+        if spawn {
+            (self.spawn_timers)(self);
         }
     }
 
@@ -359,6 +371,16 @@ impl Shared {
                 }
                 _ => {}
             }
+        }
+    }
+}
+
+impl Drop for Shared {
+    /// A timer task still waiting on this server (serving, never stopped)
+    /// wakes, finds it gone, and ends.
+    fn drop(&mut self) {
+        if let Some(waker) = self.lock().timer_waker.take() {
+            waker.wake();
         }
     }
 }

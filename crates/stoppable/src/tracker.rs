@@ -20,7 +20,7 @@ use crate::shared::Shared;
 use crate::slot::ConnSlot;
 use crate::socket::RawSocket;
 use crate::stopper::{Stopper, Stopping};
-use crate::timer::StopTimers;
+use crate::timer::Timers;
 use crate::{Error, Options};
 
 /// Tracks the connections of an accept loop you write yourself.
@@ -51,7 +51,7 @@ impl<R: Runtime> Tracker<R> {
     /// A tracker whose serving has not started (see [`Tracker::start`]).
     pub(crate) fn unstarted(runtime: R) -> Self {
         let timers = runtime.clone();
-        let spawn_timers = Box::new(move |shared| StopTimers::spawn(&timers, shared));
+        let spawn_timers = Box::new(move |shared: &Arc<Shared>| Timers::spawn(&timers, shared));
         let shared = Shared::new(Options::default().config, spawn_timers)
             .expect("the default config is valid");
         Tracker { shared, runtime }

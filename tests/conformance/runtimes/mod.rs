@@ -37,6 +37,8 @@ pub struct Options {
     pub shared_listener: bool,
     /// Clients are asked to move on during the delay (B23).
     pub move_on: bool,
+    /// Connections have a maximum age while serving (B23).
+    pub max_age: Option<Duration>,
 }
 
 /// The server's listening socket on 127.0.0.1, port 0, non-blocking; and a
@@ -74,6 +76,9 @@ impl Options {
         }
         if let Some(timeout) = self.goaway_timeout {
             options = options.goaway_timeout(timeout);
+        }
+        if let Some(age) = self.max_age {
+            options = options.max_connection_age(age);
         }
         options
             .drain_signal_in_requests(self.drain_signal_in_requests)
