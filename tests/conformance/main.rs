@@ -84,6 +84,7 @@ macro_rules! all_cases {
             b23_a_connection_that_sent_nothing_is_not_closed_for_its_age,
             b23_a_raw_connection_closes_between_units_at_its_age,
             b23_the_age_timer_ends_with_the_stop,
+            b23_an_aged_connection_still_hears_the_drain,
             tls_b3_idle_connection_gets_close_notify_at_stop,
             tls_b3_unfinished_handshake_closes_after_window,
             tls_b4_handshake_under_way_at_stop_is_served,

@@ -167,3 +167,23 @@ pub fn b23_the_age_timer_ends_with_the_stop<R: TestRuntime>() {
         !server.control.any_task_left()
     });
 }
+
+/// An HTTP/2 client that never answers the PING of its age's GOAWAY keeps
+/// its connection open; at the stop the GOAWAY timeout closes it (B7),
+/// though its driver already had an order (the age's) and nothing else
+/// wakes it (B21).
+pub fn b23_an_aged_connection_still_hears_the_drain<R: TestRuntime>() {
+    let server = R::start(Options {
+        max_age: Some(AGE),
+        goaway_timeout: Some(Duration::from_millis(200)),
+        ..Options::default()
+    });
+    let mut h2 = RawH2::open(server.addr);
+    h2.get(1, "/");
+    assert!(matches!(h2.response(1, false), StreamEnd::Complete(_)));
+    h2.until(false, "the age's GOAWAY", |f| f.kind == GOAWAY);
+    assert_eq!(server.stopper.counts().open, 1, "left open by its client");
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
+    assert!(h2.until_closed(false), "closed with a FIN");
+}
