@@ -9,25 +9,20 @@
 //! a connect slower than that had one). Refused connects, connect timeouts,
 //! lost requests and handoffs without a graceful report must all be 0.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::UnboundedReceiver;
-
+use super::process::{build_example, lines, next_line, signal};
 use super::{http1, http2, Run, Tally, RUNTIMES};
 
 const USAGE: &str = "usage: cargo xtask stress --handoff N [--runtime tokio|smol|async-std]";
 
 /// Clients loading each run: six in ten HTTP/1.1, the rest HTTP/2.
 const CLIENTS: usize = 40;
-
-/// How long any line of the processes may take: a deadline, not a sleep.
-const LINE_DEADLINE: Duration = Duration::from_secs(30);
 
 pub fn run(args: &[String]) -> ExitCode {
     let mut handoffs = None;
@@ -54,7 +49,7 @@ pub fn run(args: &[String]) -> ExitCode {
         eprintln!("stress: {USAGE}");
         return ExitCode::from(2);
     };
-    let Some(bin) = build() else {
+    let Some(bin) = build_example("restart") else {
         return ExitCode::FAILURE;
     };
     let client = tokio::runtime::Builder::new_multi_thread()
@@ -86,23 +81,6 @@ pub fn run(args: &[String]) -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
-}
-
-fn build() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    eprintln!("[handoff] building the restart example (release)");
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--example", "restart"])
-        .current_dir(&root)
-        .status();
-    if !matches!(built, Ok(status) if status.success()) {
-        eprintln!("stress: the restart example does not build");
-        return None;
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    Some(target.join("release").join("examples").join("restart"))
 }
 
 /// One chain of processes: started, loaded, handed over `handoffs` times,
@@ -176,38 +154,9 @@ async fn handoffs_under_load(
     bad
 }
 
-/// The processes' stdout, a line at a time (all of them write to it).
-fn lines(stdout: std::process::ChildStdout) -> UnboundedReceiver<String> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-async fn next_line(lines: &mut UnboundedReceiver<String>) -> Option<String> {
-    tokio::time::timeout(LINE_DEADLINE, lines.recv())
-        .await
-        .ok()
-        .flatten()
-}
-
 /// `listening on http://ADDR (pid N)`: the address and the pid.
 fn listening(line: &str) -> Option<(SocketAddr, u32)> {
     let rest = line.strip_prefix("listening on http://")?;
     let (addr, pid) = rest.split_once(" (pid ")?;
     Some((addr.parse().ok()?, pid.trim_end_matches(')').parse().ok()?))
-}
-
-fn signal(pid: u32, signal: libc::c_int) {
-    // SAFETY: kill(2) on a pid this run started (or its successor).
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(pid as libc::pid_t, signal);
-    }
 }

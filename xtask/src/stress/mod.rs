@@ -26,9 +26,10 @@ mod grace;
 mod handoff;
 mod http1;
 mod http2;
+mod process;
+mod rollout;
 
-use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +115,9 @@ pub fn run(args: &[String]) -> ExitCode {
     if args.iter().any(|a| a == "--handoff") {
         return handoff::run(args);
     }
+    if args.iter().any(|a| a == "--rollout") {
+        return rollout::run(args);
+    }
     let (mut stops, mut growth, mut churn) = (100, 20_000, 10_000);
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -129,20 +133,14 @@ pub fn run(args: &[String]) -> ExitCode {
             }
         }
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    eprintln!("[stress] building the example server (release)");
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--example", "server"])
-        .current_dir(&root)
-        .status();
-    if !matches!(built, Ok(status) if status.success()) {
-        eprintln!("stress: the example server does not build");
+    let Some(server) = process::build_example("server") else {
         return ExitCode::FAILURE;
-    }
-    let bin = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("release");
+    };
+    let bin = server
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("target/release")
+        .to_path_buf();
     let client = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
