@@ -22,6 +22,12 @@ tasks:
                     the listening socket handed from process to process N
                     times under load (examples/restart.rs); fails on any
                     refused or timed-out connect, lost request or bad handoff
+  stress --rollout N [--runtime R]
+                    a rolling update behind HAProxy (installed from Debian's
+                    packages when missing): three example servers, N replaced
+                    one by one under load; fails if any request through the
+                    balancer fails with the readiness delay; the same run
+                    without it gives figures
   stress --chaos N [--seed S | --replay STOP_SEED] [--runtime R] [--only I,J,..]
                     a randomized campaign: N stops per runtime, each with
                     options, a stop method and clients drawn from the seed,

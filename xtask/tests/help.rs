@@ -20,11 +20,17 @@ fn every_task_answers_help_with_the_full_usage() {
         &["stress", "-h"],
         &["stress", "--chaos", "10", "--help"],
         &["stress", "--handoff", "5", "--help"],
+        &["stress", "--rollout", "5", "--help"],
     ] {
         let out = xtask(args);
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         let usage = String::from_utf8_lossy(&out.stdout);
-        for task in ["bench [--quick]", "stress --handoff N", "stress --chaos N"] {
+        for task in [
+            "bench [--quick]",
+            "stress --handoff N",
+            "stress --rollout N",
+            "stress --chaos N",
+        ] {
             assert!(usage.contains(task), "{args:?}: {task} missing in {usage}");
         }
     }
@@ -32,7 +38,12 @@ fn every_task_answers_help_with_the_full_usage() {
 
 #[test]
 fn unknown_options_exit_2() {
-    for args in [&["bench", "--fast"][..], &["stress", "--stops"], &["nope"]] {
+    for args in [
+        &["bench", "--fast"][..],
+        &["stress", "--stops"],
+        &["stress", "--rollout", "x"],
+        &["nope"],
+    ] {
         let out = xtask(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(!out.stderr.is_empty(), "{args:?}: an error on stderr");
