@@ -197,6 +197,23 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+impl Conn<std::os::unix::net::UnixStream> {
+    /// A connection over a Unix domain socket.
+    pub fn open_unix(path: &std::path::Path) -> Self {
+        let stream = std::os::unix::net::UnixStream::connect(path).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        Conn::over(stream)
+    }
+}
+
+/// True when a connect to a Unix domain socket is refused (B1).
+pub fn unix_refused(path: &std::path::Path) -> bool {
+    match std::os::unix::net::UnixStream::connect(path) {
+        Err(e) => e.kind() == ErrorKind::ConnectionRefused,
+        Ok(_) => false,
+    }
+}
+
 /// True when a connect is refused (B1).
 pub fn refused(addr: SocketAddr) -> bool {
     match TcpStream::connect_timeout(&addr, DEADLINE) {

@@ -9,6 +9,7 @@ mod fresh_state_cases;
 mod h2_raw;
 mod http2;
 mod lines;
+mod listeners_cases;
 mod rollout_cases;
 mod runtimes;
 mod shared_listener_cases;
@@ -78,6 +79,8 @@ macro_rules! all_cases {
             b21_request_queued_when_the_server_future_is_dropped_is_served,
             b22_socket_held_by_another_owner_takes_connections_after_the_stop,
             b22_shared_listener_never_drops_a_connect_during_the_stop,
+            b22_tcp_and_unix_listeners_are_both_served,
+            b1_every_listener_queue_is_served_at_the_stop,
             b23_clients_are_asked_to_move_on_during_the_delay,
             b23_a_fresh_connection_is_not_closed_by_the_move_on,
             b23_a_connection_past_its_maximum_age_finishes_its_work_and_closes,

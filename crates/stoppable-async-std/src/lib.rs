@@ -59,23 +59,85 @@ pub use stoppable::stop_on_signals;
 #[cfg(feature = "tls")]
 pub use stoppable::tls::{server_config, server_config_from_files};
 pub use stoppable::{
-    ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Handshaking, ListenerDrain, Options,
-    Phase, RawConn, Report, Stopper, Stopping, Tracked, Tracker,
+    ConnHandle, Counts, DrainSignal, Draining, Drive, EitherIo, EitherListener, Error, Handshaking,
+    ListenerDrain, Listeners, Options, Phase, RawConn, Report, Stopper, Stopping, Tracked, Tracker,
 };
 
-/// A server on async-std; see [`stoppable::Server`] for its options.
-pub type Server<S> = stoppable::Server<AsyncIoListener, S, AsyncStd, SpawnExecutor<AsyncStd>>;
+/// A server on async-std (on a TCP listener unless `L` says otherwise);
+/// see [`stoppable::Server`] for its options.
+pub type Server<S, L = AsyncIoListener> =
+    stoppable::Server<L, S, AsyncStd, SpawnExecutor<AsyncStd>>;
 
 /// Serves `service` on `listener` until a stop completes. Await the server
-/// (or spawn it) to serve. Fails only if the listener cannot be moved to
+/// (or spawn it) to serve. Fails only if a listener cannot be moved to
 /// async-io's reactor.
-pub fn serve<S>(listener: async_std::net::TcpListener, service: S) -> io::Result<Server<S>> {
+///
+/// `listener` is an async-std `TcpListener` or `UnixListener`, or several
+/// under one stop: a `Vec` of one kind, a pair of two kinds (each drained
+/// at the stop as B1 says; the stop completes once all are closed).
+pub fn serve<L: IntoListener, S>(listener: L, service: S) -> io::Result<Server<S, L::Listener>> {
     Ok(stoppable::Server::new(
-        async_io_listener(listener)?,
+        listener.into_listener()?,
         service,
         AsyncStd,
         async_io_builder(AsyncStd),
     ))
+}
+
+/// What [`serve`] serves on: an async-std TCP or Unix listener, or several
+/// under one stop (a `Vec` of one kind, a pair of two kinds).
+pub trait IntoListener {
+    /// The listener as the server accepts from it.
+    type Listener: stoppable::Accept;
+
+    /// Converts it: moved to async-io's reactor.
+    fn into_listener(self) -> io::Result<Self::Listener>;
+}
+
+impl IntoListener for async_std::net::TcpListener {
+    type Listener = AsyncIoListener;
+
+    fn into_listener(self) -> io::Result<AsyncIoListener> {
+        async_io_listener(self)
+    }
+}
+
+#[cfg(unix)]
+impl IntoListener for async_std::os::unix::net::UnixListener {
+    type Listener = AsyncIoListener<std::os::unix::net::UnixListener>;
+
+    fn into_listener(self) -> io::Result<Self::Listener> {
+        let listener = std::os::unix::net::UnixListener::try_from(self)?;
+        Ok(AsyncIoListener(Arc::new(async_io::Async::new(listener)?)))
+    }
+}
+
+impl<L: stoppable::rt::ListenerSocket> IntoListener for AsyncIoListener<L> {
+    type Listener = Self;
+
+    fn into_listener(self) -> io::Result<Self> {
+        Ok(self)
+    }
+}
+
+impl<L: IntoListener> IntoListener for Vec<L> {
+    type Listener = stoppable::Listeners<L::Listener>;
+
+    fn into_listener(self) -> io::Result<Self::Listener> {
+        let all = self
+            .into_iter()
+            .map(L::into_listener)
+            .collect::<io::Result<Vec<L::Listener>>>()?;
+        Ok(all.into())
+    }
+}
+
+impl<A: IntoListener, B: IntoListener> IntoListener for (A, B) {
+    type Listener = stoppable::EitherListener<A::Listener, B::Listener>;
+
+    fn into_listener(self) -> io::Result<Self::Listener> {
+        Ok((self.0.into_listener()?, self.1.into_listener()?).into())
+    }
 }
 
 /// A server over TLS on async-std; see [`stoppable::Server`] for its options.

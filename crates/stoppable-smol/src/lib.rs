@@ -61,36 +61,96 @@ pub use stoppable::stop_on_signals;
 #[cfg(feature = "tls")]
 pub use stoppable::tls::{server_config, server_config_from_files};
 pub use stoppable::{
-    ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Handshaking, ListenerDrain, Options,
-    Phase, RawConn, Report, Stopper, Stopping, Tracked, Tracker,
+    ConnHandle, Counts, DrainSignal, Draining, Drive, EitherIo, EitherListener, Error, Handshaking,
+    ListenerDrain, Listeners, Options, Phase, RawConn, Report, Stopper, Stopping, Tracked, Tracker,
 };
 
-/// A server on smol; see [`stoppable::Server`] for its options.
-pub type Server<S> = stoppable::Server<AsyncIoListener, S, Smol, SpawnExecutor<Smol>>;
+/// A server on smol (on a TCP listener unless `L` says otherwise); see
+/// [`stoppable::Server`] for its options.
+pub type Server<S, L = AsyncIoListener> = stoppable::Server<L, S, Smol, SpawnExecutor<Smol>>;
 
 /// Serves `service` on `listener` until a stop completes, spawning on
 /// smol's global executor. Await the server (or spawn it) to serve.
-pub fn serve<S>(listener: smol::net::TcpListener, service: S) -> Server<S> {
+///
+/// `listener` is a smol `TcpListener` or `UnixListener`, or several under
+/// one stop: a `Vec` of one kind, a pair of two kinds (each drained at the
+/// stop as B1 says; the stop completes once all are closed).
+pub fn serve<L: IntoListener, S>(listener: L, service: S) -> Server<S, L::Listener> {
     serve_with(Smol::global(), listener, service)
 }
 
 /// Like [`serve`], spawning connection tasks on `executor`.
-pub fn serve_on<S>(
+pub fn serve_on<L: IntoListener, S>(
     executor: Arc<Executor<'static>>,
-    listener: smol::net::TcpListener,
+    listener: L,
     service: S,
-) -> Server<S> {
+) -> Server<S, L::Listener> {
     serve_with(Smol::on(executor), listener, service)
 }
 
-fn serve_with<S>(runtime: Smol, listener: smol::net::TcpListener, service: S) -> Server<S> {
-    let listener = AsyncIoListener(listener.into());
+fn serve_with<L: IntoListener, S>(
+    runtime: Smol,
+    listener: L,
+    service: S,
+) -> Server<S, L::Listener> {
     stoppable::Server::new(
-        listener,
+        listener.into_listener(),
         service,
         runtime.clone(),
         async_io_builder(runtime),
     )
+}
+
+/// What [`serve`] serves on: a smol TCP or Unix listener, or several under
+/// one stop (a `Vec` of one kind, a pair of two kinds).
+pub trait IntoListener {
+    /// The listener as the server accepts from it.
+    type Listener: stoppable::Accept;
+
+    /// Converts it.
+    fn into_listener(self) -> Self::Listener;
+}
+
+impl IntoListener for smol::net::TcpListener {
+    type Listener = AsyncIoListener;
+
+    fn into_listener(self) -> AsyncIoListener {
+        AsyncIoListener(self.into())
+    }
+}
+
+#[cfg(unix)]
+impl IntoListener for smol::net::unix::UnixListener {
+    type Listener = AsyncIoListener<std::os::unix::net::UnixListener>;
+
+    fn into_listener(self) -> Self::Listener {
+        AsyncIoListener(self.into())
+    }
+}
+
+impl<L: stoppable::rt::ListenerSocket> IntoListener for AsyncIoListener<L> {
+    type Listener = Self;
+
+    fn into_listener(self) -> Self {
+        self
+    }
+}
+
+impl<L: IntoListener> IntoListener for Vec<L> {
+    type Listener = stoppable::Listeners<L::Listener>;
+
+    fn into_listener(self) -> Self::Listener {
+        let all: Vec<L::Listener> = self.into_iter().map(L::into_listener).collect();
+        all.into()
+    }
+}
+
+impl<A: IntoListener, B: IntoListener> IntoListener for (A, B) {
+    type Listener = stoppable::EitherListener<A::Listener, B::Listener>;
+
+    fn into_listener(self) -> Self::Listener {
+        (self.0.into_listener(), self.1.into_listener()).into()
+    }
 }
 
 /// A server over TLS on smol; see [`stoppable::Server`] for its options.

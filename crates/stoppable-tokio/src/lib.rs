@@ -53,24 +53,107 @@ pub use stoppable::handoff;
 #[cfg(all(unix, feature = "sd-notify"))]
 pub use stoppable::notify;
 pub use stoppable::{
-    ConnHandle, Counts, DrainSignal, Draining, Drive, Error, Handshaking, ListenerDrain, Options,
-    Phase, RawConn, Report, Stopper, Stopping, Tracked, Tracker,
+    ConnHandle, Counts, DrainSignal, Draining, Drive, EitherIo, EitherListener, Error, Handshaking,
+    ListenerDrain, Listeners, Options, Phase, RawConn, Report, Stopper, Stopping, Tracked, Tracker,
 };
 #[cfg(feature = "tls")]
 pub use tls::{serve_tls, server_config, server_config_from_files, TlsAcceptor, TlsServer};
 
-/// A server on tokio; see [`stoppable::Server`] for its options.
-pub type Server<S> = stoppable::Server<Listener, S, Tokio, TokioExecutor>;
+/// A server on tokio (on a TCP listener unless `L` says otherwise); see
+/// [`stoppable::Server`] for its options.
+pub type Server<S, L = Listener> = stoppable::Server<L, S, Tokio, TokioExecutor>;
 
 /// Serves `service` on `listener` until a stop completes. Await the server
 /// (or spawn it) to serve; take a [`Stopper`] first.
 ///
+/// `listener` is a tokio `TcpListener` or `UnixListener`, or several under
+/// one stop: a `Vec` of one kind, a pair of two kinds (each drained at the
+/// stop as B1 says; the stop completes once all are closed):
+///
+/// ```no_run
+/// # use std::convert::Infallible;
+/// # use bytes::Bytes;
+/// # use http_body_util::Full;
+/// # use hyper::{Request, Response, body::Incoming, service::service_fn};
+/// # async fn run() -> std::io::Result<()> {
+/// let hello = service_fn(|_req: Request<Incoming>| async {
+///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("hello"))))
+/// });
+/// let tcp = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// let unix = tokio::net::UnixListener::bind("/tmp/app.sock")?;
+/// let server = stoppable_tokio::serve((tcp, unix), hello);
+/// let stopper = server.stopper();
+/// tokio::spawn(server);
+/// # Ok(()) }
+/// ```
+///
 /// hyper's builder has no timer, as in hyper-util's default; see
 /// [`stoppable::Server::builder_mut`] to add `TokioTimer` and hyper's own
 /// timeouts.
-pub fn serve<S>(listener: TcpListener, service: S) -> Server<S> {
+pub fn serve<L: IntoListener, S>(listener: L, service: S) -> Server<S, L::Listener> {
     let builder = Builder::new(TokioExecutor::new());
-    stoppable::Server::new(Listener(listener), service, Tokio::current(), builder)
+    stoppable::Server::new(listener.into_listener(), service, Tokio::current(), builder)
+}
+
+/// What [`serve`] serves on: a tokio TCP or Unix listener, or several
+/// under one stop (a `Vec` of one kind, a pair of two kinds).
+pub trait IntoListener {
+    /// The listener as the server accepts from it.
+    type Listener: stoppable::Accept;
+
+    /// Converts it.
+    fn into_listener(self) -> Self::Listener;
+}
+
+impl IntoListener for TcpListener {
+    type Listener = Listener;
+
+    fn into_listener(self) -> Listener {
+        Listener(self)
+    }
+}
+
+impl IntoListener for Listener {
+    type Listener = Listener;
+
+    fn into_listener(self) -> Listener {
+        self
+    }
+}
+
+#[cfg(unix)]
+impl IntoListener for tokio::net::UnixListener {
+    type Listener = UnixListener;
+
+    fn into_listener(self) -> UnixListener {
+        UnixListener(self)
+    }
+}
+
+#[cfg(unix)]
+impl IntoListener for UnixListener {
+    type Listener = UnixListener;
+
+    fn into_listener(self) -> UnixListener {
+        self
+    }
+}
+
+impl<L: IntoListener> IntoListener for Vec<L> {
+    type Listener = stoppable::Listeners<L::Listener>;
+
+    fn into_listener(self) -> Self::Listener {
+        let all: Vec<L::Listener> = self.into_iter().map(L::into_listener).collect();
+        all.into()
+    }
+}
+
+impl<A: IntoListener, B: IntoListener> IntoListener for (A, B) {
+    type Listener = stoppable::EitherListener<A::Listener, B::Listener>;
+
+    fn into_listener(self) -> Self::Listener {
+        (self.0.into_listener(), self.1.into_listener()).into()
+    }
 }
 
 /// Tracks the connections of your own accept loop, for users with their own
@@ -280,6 +363,56 @@ impl stoppable::Accept for Listener {
 
     fn accept_queued(&mut self) -> Option<io::Result<stoppable::Accepted<Self::Io>>> {
         Some(accept_queued(&self.0)?.map(accepted))
+    }
+}
+
+/// A tokio `UnixListener` as a source of connections.
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct UnixListener(pub tokio::net::UnixListener);
+
+#[cfg(unix)]
+impl stoppable::Accept for UnixListener {
+    type Io = TokioIo<tokio::net::UnixStream>;
+
+    fn poll_accept(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<stoppable::Accepted<Self::Io>>> {
+        self.0
+            .poll_accept(cx)
+            .map_ok(|(stream, _)| unix_accepted(stream))
+    }
+
+    fn socket(&self) -> Option<stoppable::BorrowedSocket<'_>> {
+        Some(stoppable::borrow_socket(&self.0))
+    }
+
+    fn accept_queued(&mut self) -> Option<io::Result<stoppable::Accepted<Self::Io>>> {
+        // As for TCP: tokio cannot take a stream outside its runtime.
+        Handle::try_current().ok()?;
+        match socket2::SockRef::from(&self.0).accept() {
+            Ok((socket, _)) => {
+                let stream =
+                    std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(socket));
+                let stream = stream
+                    .set_nonblocking(true)
+                    .and_then(|()| tokio::net::UnixStream::from_std(stream));
+                Some(stream.map(unix_accepted))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn unix_accepted(
+    stream: tokio::net::UnixStream,
+) -> stoppable::Accepted<TokioIo<tokio::net::UnixStream>> {
+    stoppable::Accepted {
+        socket: Some(stoppable::raw_socket(&stream)),
+        io: TokioIo::new(stream),
     }
 }
 

@@ -145,6 +145,9 @@ pub unsafe fn take() -> Result<Vec<Inherited>, ActivationError> {
                 reason: e.to_string(),
             });
         }
+        // Others (the service manager, a previous process) hold it too: a
+        // stop never refuses connections on it (B22).
+        crate::socket::held_elsewhere_too(crate::socket::borrow_socket(&socket));
         let name = names.next().filter(|n| !n.is_empty()).map(str::to_owned);
         taken.push(Inherited { socket, name });
     }

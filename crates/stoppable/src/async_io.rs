@@ -19,25 +19,28 @@ use hyper_util::server::conn::auto::Builder;
 
 use crate::runtime::{Accept, Accepted, Runtime};
 use crate::socket::{borrow_socket, raw_socket, BorrowedSocket, RawSocket};
+#[cfg(unix)]
+use std::os::fd::AsFd as AsSource;
+#[cfg(windows)]
+use std::os::windows::io::AsSocket as AsSource;
 
-/// A TCP listener on async-io's reactor.
+/// A listener on async-io's reactor: TCP (the default) or, on Unix, a Unix
+/// domain socket (`AsyncIoListener<std::os::unix::net::UnixListener>`).
 #[derive(Debug)]
-pub struct AsyncIoListener(pub Arc<Async<TcpListener>>);
+pub struct AsyncIoListener<L = TcpListener>(pub Arc<Async<L>>);
 
-impl Accept for AsyncIoListener {
-    type Io = AsyncIoStream;
+impl<L: ListenerSocket> Accept for AsyncIoListener<L> {
+    type Io = AsyncIoStream<L::Stream>;
 
     fn socket(&self) -> Option<BorrowedSocket<'_>> {
-        Some(borrow_socket(self.0.get_ref()))
+        Some(self.0.get_ref().borrow())
     }
 
-    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Accepted<AsyncIoStream>>> {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Accepted<Self::Io>>> {
         loop {
-            match self.0.get_ref().accept() {
-                Ok((stream, _)) => {
-                    // Small responses go out at once, as hyper servers usually do.
-                    let _ = stream.set_nodelay(true);
-                    let socket: Option<RawSocket> = Some(raw_socket(&stream));
+            match self.0.get_ref().accept_one() {
+                Ok(stream) => {
+                    let socket: Option<RawSocket> = Some(stream.raw());
                     return Poll::Ready(Async::new(stream).map(|io| Accepted {
                         io: AsyncIoStream(io),
                         socket,
@@ -51,11 +54,12 @@ impl Accept for AsyncIoListener {
     }
 }
 
-/// A TCP stream on async-io's reactor, as hyper reads and writes it.
+/// A stream on async-io's reactor, as hyper reads and writes it: TCP (the
+/// default) or Unix domain.
 #[derive(Debug)]
-pub struct AsyncIoStream(pub Async<TcpStream>);
+pub struct AsyncIoStream<S = TcpStream>(pub Async<S>);
 
-impl Read for AsyncIoStream {
+impl<S: StreamSocket> Read for AsyncIoStream<S> {
     #[allow(unsafe_code)]
     fn poll_read(
         self: Pin<&mut Self>,
@@ -65,7 +69,7 @@ impl Read for AsyncIoStream {
         loop {
             // SAFETY: `recv` writes only initialised bytes into the buffer,
             // and the cursor advances by exactly the count it wrote.
-            let received = socket2::SockRef::from(self.0.get_ref()).recv(unsafe { buf.as_mut() });
+            let received = self.0.get_ref().sock().recv(unsafe { buf.as_mut() });
             match received {
                 Ok(n) => {
                     // SAFETY: see above.
@@ -80,11 +84,11 @@ impl Read for AsyncIoStream {
     }
 }
 
-impl AsyncIoStream {
+impl<S> AsyncIoStream<S> {
     fn poll_io<T>(
         &self,
         cx: &mut Context<'_>,
-        mut op: impl FnMut(&TcpStream) -> io::Result<T>,
+        mut op: impl FnMut(&S) -> io::Result<T>,
     ) -> Poll<io::Result<T>> {
         loop {
             match op(self.0.get_ref()) {
@@ -96,13 +100,13 @@ impl AsyncIoStream {
     }
 }
 
-impl hyper::rt::Write for AsyncIoStream {
+impl<S: StreamSocket> hyper::rt::Write for AsyncIoStream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, |mut s| s.write(buf))
+        self.poll_io(cx, |s| s.write(buf))
     }
 
     fn poll_write_vectored(
@@ -110,7 +114,7 @@ impl hyper::rt::Write for AsyncIoStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, |mut s| s.write_vectored(bufs))
+        self.poll_io(cx, |s| s.write_vectored(bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -122,10 +126,114 @@ impl hyper::rt::Write for AsyncIoStream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.0.get_ref().shutdown(Shutdown::Write) {
+        match self.0.get_ref().sock().shutdown(Shutdown::Write) {
             Err(e) if e.kind() != ErrorKind::NotConnected => Poll::Ready(Err(e)),
             _ => Poll::Ready(Ok(())),
         }
+    }
+}
+
+/// A listening socket async-io listeners accept from: std's TCP listener,
+/// and on Unix std's Unix domain listener. Sealed.
+pub trait ListenerSocket: sealed::Sealed + Send + Sync + Unpin + 'static {
+    /// What it accepts.
+    type Stream: StreamSocket;
+
+    /// Accepts one connection, without waiting.
+    fn accept_one(&self) -> io::Result<Self::Stream>;
+
+    /// The socket, lent to the stop (B1).
+    fn borrow(&self) -> BorrowedSocket<'_>;
+}
+
+/// A connected socket an [`AsyncIoStream`] reads and writes: std's TCP
+/// stream, and on Unix std's Unix domain stream. Sealed.
+pub trait StreamSocket: sealed::Sealed + AsSource + Send + Sync + Unpin + 'static {
+    /// The socket, for reads straight into hyper's buffer and shutdowns.
+    fn sock(&self) -> socket2::SockRef<'_>;
+
+    /// Writes, as std's `Write` does.
+    fn write(&self, buf: &[u8]) -> io::Result<usize>;
+
+    /// Writes several buffers, as std's `Write` does.
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+
+    /// The OS handle, so the stop can shut it down (B9).
+    fn raw(&self) -> RawSocket;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for std::net::TcpListener {}
+    impl Sealed for std::net::TcpStream {}
+    #[cfg(unix)]
+    impl Sealed for std::os::unix::net::UnixListener {}
+    #[cfg(unix)]
+    impl Sealed for std::os::unix::net::UnixStream {}
+}
+
+impl ListenerSocket for TcpListener {
+    type Stream = TcpStream;
+
+    fn accept_one(&self) -> io::Result<TcpStream> {
+        let (stream, _) = self.accept()?;
+        // Small responses go out at once, as hyper servers usually do.
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    fn borrow(&self) -> BorrowedSocket<'_> {
+        borrow_socket(self)
+    }
+}
+
+impl StreamSocket for TcpStream {
+    fn sock(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(self)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        Write::write(&mut &*self, buf)
+    }
+
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Write::write_vectored(&mut &*self, bufs)
+    }
+
+    fn raw(&self) -> RawSocket {
+        raw_socket(self)
+    }
+}
+
+#[cfg(unix)]
+impl ListenerSocket for std::os::unix::net::UnixListener {
+    type Stream = std::os::unix::net::UnixStream;
+
+    fn accept_one(&self) -> io::Result<Self::Stream> {
+        self.accept().map(|(stream, _)| stream)
+    }
+
+    fn borrow(&self) -> BorrowedSocket<'_> {
+        borrow_socket(self)
+    }
+}
+
+#[cfg(unix)]
+impl StreamSocket for std::os::unix::net::UnixStream {
+    fn sock(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(self)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        Write::write(&mut &*self, buf)
+    }
+
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Write::write_vectored(&mut &*self, bufs)
+    }
+
+    fn raw(&self) -> RawSocket {
+        raw_socket(self)
     }
 }
 

@@ -54,6 +54,11 @@ pub fn start(
     listeners: &[BorrowedFd<'_>],
     timeout: Duration,
 ) -> io::Result<Child> {
+    // From now on the next process holds them too: this process's stop
+    // never refuses connections on them (B22), marked shared or not.
+    for fd in listeners {
+        crate::socket::held_elsewhere_too(*fd);
+    }
     let ready = ReadySocket::bind()?;
     // Copies above the target range, so that no dup2 in the child
     // overwrites a listener not yet moved; close-on-exec, so only the

@@ -23,6 +23,7 @@ pub mod handoff;
 mod handshake;
 mod io;
 mod listener_drain;
+mod listeners;
 #[cfg(all(unix, feature = "sd-notify"))]
 pub mod notify;
 mod options;
@@ -53,6 +54,7 @@ pub use conn::ConnDriver;
 pub use handshake::{Handshake, Handshaking, Plain, Started};
 pub use io::TrackedIo;
 pub use listener_drain::ListenerDrain;
+pub use listeners::{EitherIo, EitherListener, Listeners};
 pub use options::Options;
 pub use raw::{Closing, ConnHandle, RawConn, Work};
 pub use runtime::{Accept, Accepted, Runtime};
@@ -67,7 +69,8 @@ pub use socket::{borrow_socket, raw_socket, BorrowedSocket, RawSocket};
 #[cfg(feature = "async-io")]
 pub mod rt {
     pub use crate::async_io::{
-        async_io_builder, AsyncIoListener, AsyncIoSleep, AsyncIoStream, AsyncIoTimer, SpawnExecutor,
+        async_io_builder, AsyncIoListener, AsyncIoSleep, AsyncIoStream, AsyncIoTimer,
+        ListenerSocket, SpawnExecutor, StreamSocket,
     };
     #[cfg(feature = "tls-async-io")]
     pub use crate::async_io_tls::{Accepting, AsyncIoTlsStream, TlsAcceptor};

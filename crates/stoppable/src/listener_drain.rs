@@ -51,15 +51,19 @@ pub struct ListenerDrain<A, R: Runtime> {
     shared_socket: bool,
     runtime: R,
     shared: Arc<Shared>,
-    /// While the SYN filter is on the socket: what takes it off, before the
+    /// While new attempts are refused: what lets them in again, before the
     /// close (a plain function, so that a drop can call it without the
-    /// bounds `Drop` cannot ask for).
-    refusing: Option<fn(&A)>,
+    /// bounds `Drop` cannot ask for), and on which of the sockets.
+    refusing: Option<Refusing<A>>,
     stage: Stage<R::Sleep>,
     failures: u32,
     /// Connections taken from the queue so far ([`MAX_QUEUED`]).
     queued: u32,
 }
+
+/// What lets new attempts in again, and on which of the listener's
+/// sockets (their indices in [`Accept::sockets`]).
+type Refusing<A> = (fn(&A, &[usize]), Vec<usize>);
 
 /// Where a drain is.
 enum Stage<Sleep> {
@@ -99,27 +103,17 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
     /// The next connection to serve: `Ready(None)` once the listener is
     /// closed and the stop told.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Accepted<A::Io>>> {
-        let Some(listener) = self.listener.as_mut() else {
-            return Poll::Ready(None);
-        };
         if let Stage::Start = self.stage {
-            if self.shared_socket || self.shared.listener_shared() {
+            // Sockets other processes hold too are left to them (B22).
+            if self.left_to_others() {
                 self.close();
                 return Poll::Ready(None);
             }
-            // From now on new attempts are refused; handshakes under way
-            // land in the queue meanwhile and are accepted below.
-            let refusing = listener
-                .socket()
-                .is_some_and(socket::refuse_new_connections);
-            self.refusing = refusing.then_some(stop_refusing::<A>);
-            self.stage = if refusing {
-                let until = Instant::now() + HANDSHAKE_SETTLE;
-                Stage::Settling(Box::pin(self.runtime.sleep_until(until)))
-            } else {
-                Stage::Queue
-            };
+            self.start_refusing();
         }
+        let Some(listener) = self.listener.as_mut() else {
+            return Poll::Ready(None);
+        };
         if let Stage::Settling(settle) = &mut self.stage {
             while settle.as_mut().poll(cx).is_pending() {
                 match listener.poll_accept(cx) {
@@ -141,12 +135,11 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
     /// first: for a drain that cannot wait (the server future is being
     /// dropped). Closes the listener when nothing is left.
     pub(crate) fn next_queued(&mut self) -> Option<Accepted<A::Io>> {
-        let listener = self.listener.as_mut()?;
-        let unpolled = matches!(self.stage, Stage::Start);
-        if unpolled && (self.shared_socket || self.shared.listener_shared()) {
+        if matches!(self.stage, Stage::Start) && self.left_to_others() {
             self.close();
             return None;
         }
+        let listener = self.listener.as_mut()?;
         // Asking the kernel itself: the runtime may not know yet.
         while self.queued < MAX_QUEUED {
             let Some(accepted) = listener.accept_queued() else {
@@ -167,14 +160,51 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
     }
 }
 
+impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
+    /// Others hold the sockets too (marked so, or passed between processes):
+    /// what is queued is theirs, and nothing is done to the sockets (B22).
+    fn left_to_others(&self) -> bool {
+        let Some(listener) = self.listener.as_ref() else {
+            return false;
+        };
+        if self.shared_socket || self.shared.listener_shared() {
+            return true;
+        }
+        let sockets = listener.sockets();
+        !sockets.is_empty() && sockets.into_iter().all(socket::is_held_elsewhere)
+    }
+
+    /// From now on new attempts are refused on the sockets this process
+    /// holds alone; handshakes under way land in the queue meanwhile, and
+    /// are accepted while the drain settles.
+    fn start_refusing(&mut self) {
+        let Some(listener) = self.listener.as_ref() else {
+            return;
+        };
+        let sockets = listener.sockets();
+        let refused: Vec<usize> = (0..sockets.len())
+            .filter(|&i| !socket::is_held_elsewhere(sockets[i]))
+            .filter(|&i| socket::refuse_new_connections(sockets[i]))
+            .collect();
+        drop(sockets);
+        self.stage = if refused.is_empty() {
+            Stage::Queue
+        } else {
+            let until = Instant::now() + HANDSHAKE_SETTLE;
+            Stage::Settling(Box::pin(self.runtime.sleep_until(until)))
+        };
+        self.refusing = (!refused.is_empty()).then_some((stop_refusing::<A>, refused));
+    }
+}
+
 impl<A, R: Runtime> ListenerDrain<A, R> {
     /// Takes the filter off (B22), closes the listener, tells the stop.
     fn close(&mut self) {
         let Some(listener) = self.listener.take() else {
             return;
         };
-        if let Some(stop_refusing) = self.refusing.take() {
-            stop_refusing(&listener);
+        if let Some((stop_refusing, refused)) = self.refusing.take() {
+            stop_refusing(&listener, &refused);
         }
         drop(listener);
         self.shared.listener_closed();
@@ -187,9 +217,12 @@ impl<A, R: Runtime> Drop for ListenerDrain<A, R> {
     }
 }
 
-/// Takes the SYN filter off the listener's socket (B22).
-fn stop_refusing<A: Accept>(listener: &A) {
-    if let Some(socket) = listener.socket() {
-        socket::accept_new_connections(socket);
+/// Lets new attempts in again on the sockets refused (B22).
+fn stop_refusing<A: Accept>(listener: &A, refused: &[usize]) {
+    let sockets = listener.sockets();
+    for &i in refused {
+        if let Some(&socket) = sockets.get(i) {
+            socket::accept_new_connections(socket);
+        }
     }
 }

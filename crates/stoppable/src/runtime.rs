@@ -44,6 +44,14 @@ pub trait Accept: Send + Unpin + 'static {
         None
     }
 
+    /// Every listening socket, for a listener made of several
+    /// ([`Listeners`](crate::Listeners), [`EitherListener`](crate::EitherListener)):
+    /// the stop refuses new attempts on each while it drains (B1). The
+    /// order must not change. Defaults to [`socket`](Accept::socket).
+    fn sockets(&self) -> Vec<BorrowedSocket<'_>> {
+        self.socket().into_iter().collect()
+    }
+
     /// Accepts a connection the kernel has already queued, without waiting:
     /// `None` when the queue is empty. For the accept-queue drain at the
     /// stop (B1), so it must ask the kernel: a listener whose runtime caches

@@ -90,16 +90,22 @@ pub(crate) fn shutdown(socket: RawSocket) {
     let _ = socket2::SockRef::from(&socket).shutdown(std::net::Shutdown::Both);
 }
 
-/// Makes a listening socket drop new connection attempts (bare SYNs) while
-/// the handshakes already under way still complete into the accept queue,
-/// so that queue can be drained before the listener closes (B1): without
-/// it, a connect completing between the last accept and the close is reset.
-/// A dropped SYN is retried by the client and then refused, once the
+/// Makes a listening socket refuse new connection attempts while what is
+/// already under way still lands in the accept queue, so that queue can be
+/// drained before the listener closes (B1): without it, a connect
+/// completing between the last accept and the close is reset.
+///
+/// TCP: a filter drops new SYNs (bare SYNs; handshakes under way complete);
+/// a dropped SYN is retried by the client and then refused, once the
 /// listener is closed. The filter belongs to the socket, not to this
 /// process: [`accept_new_connections`] must remove it before the listener
-/// closes, or a socket shared with another owner stays deaf (B22). Linux
-/// only (a classic BPF socket filter); elsewhere it does nothing and
-/// returns false.
+/// closes, or a socket shared with another owner stays deaf (B22).
+///
+/// Unix domain: `shutdown(SHUT_RD)`: a connect is refused at once, what is
+/// queued can still be accepted. It cannot be undone, so it is never done
+/// to a socket others may hold (the drain's caller sees to that).
+///
+/// Linux only; elsewhere it does nothing and returns false.
 #[cfg(target_os = "linux")]
 pub(crate) fn refuse_new_connections(listener: BorrowedSocket<'_>) -> bool {
     use socket2::SockFilter;
@@ -111,16 +117,28 @@ pub(crate) fn refuse_new_connections(listener: BorrowedSocket<'_>) -> bool {
         SockFilter::new(0x06, 0, 0, 0),        // drop: ret #0
         SockFilter::new(0x06, 0, 0, u32::MAX), // keep: ret #-1
     ];
-    socket2::SockRef::from(&listener)
-        .attach_filter(&PROGRAM)
-        .is_ok()
+    let socket = socket2::SockRef::from(&listener);
+    if is_unix(&socket) {
+        return socket.shutdown(std::net::Shutdown::Read).is_ok();
+    }
+    socket.attach_filter(&PROGRAM).is_ok()
 }
 
-/// Removes what [`refuse_new_connections`] attached: the socket accepts new
-/// connections again, for whoever else holds it.
+/// Removes what [`refuse_new_connections`] attached: a TCP socket accepts
+/// new connections again, for whoever else holds it. (A Unix socket's
+/// refusal is for good: it is only ever refused when this server holds it
+/// alone.)
 #[cfg(target_os = "linux")]
 pub(crate) fn accept_new_connections(listener: BorrowedSocket<'_>) {
-    let _ = socket2::SockRef::from(&listener).detach_filter();
+    let socket = socket2::SockRef::from(&listener);
+    if !is_unix(&socket) {
+        let _ = socket.detach_filter();
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn is_unix(socket: &socket2::SockRef<'_>) -> bool {
+    socket.domain().is_ok_and(|d| d == socket2::Domain::UNIX)
 }
 
 /// Elsewhere than Linux: nothing (see the Linux version).
@@ -133,12 +151,57 @@ pub(crate) fn refuse_new_connections(_listener: BorrowedSocket<'_>) -> bool {
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn accept_new_connections(_listener: BorrowedSocket<'_>) {}
 
+/// The sockets this process got from another (socket activation, a
+/// handoff) or gave to another (a handoff), by device and inode: others
+/// may hold them, so a stop never refuses connections on them (B22), even
+/// when nobody marked them shared.
+#[cfg(unix)]
+static ELSEWHERE_TOO: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// The socket's identity (device and inode), which every descriptor of it
+/// shares, in any process.
+#[cfg(unix)]
+fn identity(socket: BorrowedSocket<'_>) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    // A duplicate, closed again at once: std reads metadata from a file.
+    let file = std::fs::File::from(socket.try_clone_to_owned().ok()?);
+    let metadata = file.metadata().ok()?;
+    Some((metadata.dev(), metadata.ino()))
+}
+
+/// Records that other processes may hold `socket` too (B22).
+#[cfg(unix)]
+pub(crate) fn held_elsewhere_too(socket: BorrowedSocket<'_>) {
+    if let Some(id) = identity(socket) {
+        let mut known = ELSEWHERE_TOO.lock().unwrap_or_else(|e| e.into_inner());
+        if !known.contains(&id) {
+            known.push(id);
+        }
+    }
+}
+
+/// Whether other processes may hold `socket` too (see [`held_elsewhere_too`]).
+#[cfg(unix)]
+pub(crate) fn is_held_elsewhere(socket: BorrowedSocket<'_>) -> bool {
+    let known = ELSEWHERE_TOO.lock().unwrap_or_else(|e| e.into_inner());
+    !known.is_empty() && identity(socket).is_some_and(|id| known.contains(&id))
+}
+
+/// Elsewhere than Unix no socket is passed between processes.
+#[cfg(not(unix))]
+pub(crate) fn is_held_elsewhere(_socket: BorrowedSocket<'_>) -> bool {
+    false
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::time::Duration;
 
-    use super::{accept_new_connections, borrow_socket, refuse_new_connections};
+    use super::{
+        accept_new_connections, borrow_socket, held_elsewhere_too, is_held_elsewhere,
+        refuse_new_connections,
+    };
 
     /// Well under a client's first SYN retry (1 s): a connect that takes
     /// longer had its SYN dropped.
@@ -164,5 +227,38 @@ mod tests {
         assert_eq!(first.peer_addr().unwrap(), before.local_addr().unwrap());
         let (second, _) = listener.accept().unwrap();
         assert_eq!(second.peer_addr().unwrap(), after.local_addr().unwrap());
+    }
+
+    /// A socket passed between processes is known by its identity, so
+    /// every descriptor of it (a duplicate, another process's) counts.
+    #[test]
+    fn a_socket_held_elsewhere_is_known_by_any_of_its_descriptors() {
+        let passed = TcpListener::bind("127.0.0.1:0").unwrap();
+        let own = TcpListener::bind("127.0.0.1:0").unwrap();
+        held_elsewhere_too(borrow_socket(&passed));
+        let duplicate = passed.try_clone().unwrap();
+        assert!(is_held_elsewhere(borrow_socket(&passed)));
+        assert!(is_held_elsewhere(borrow_socket(&duplicate)));
+        assert!(!is_held_elsewhere(borrow_socket(&own)));
+    }
+
+    /// A Unix domain listener refuses new connects at once, and what its
+    /// queue holds can still be accepted (B1).
+    #[test]
+    fn a_unix_listener_refuses_new_connects_and_keeps_its_queue() {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let path = std::env::temp_dir().join(format!("stoppable-unit-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        let queued = UnixStream::connect(&path).unwrap();
+        assert!(refuse_new_connections(borrow_socket(&listener)));
+        let refused = UnixStream::connect(&path);
+        assert_eq!(
+            refused.map(|_| ()).unwrap_err().kind(),
+            std::io::ErrorKind::ConnectionRefused
+        );
+        listener.accept().expect("the queue is kept");
+        drop(queued);
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -81,6 +81,8 @@ impl TestRuntime for Rt {
             tasks.load(Ordering::SeqCst) > 0
         }));
         let (listener, other_owner) = super::bind(&options);
+        let unix = super::bind_unix(&options);
+        let unix_path = unix.as_ref().map(|(_, path)| path.clone());
         async_std::task::spawn(async move {
             let addr = listener.local_addr().expect("addr");
             let listener =
@@ -101,6 +103,11 @@ impl TestRuntime for Rt {
                 let listener = NoSockets(listener);
                 let server = stoppable::Server::new(listener, service, runtime, builder);
                 run(server, options, &app, addr, setup_tx, drop_rx).await
+            } else if let Some((unix, _)) = unix {
+                let unix = AsyncIoListener(Arc::new(async_io::Async::new(unix).expect("async-io")));
+                let both = stoppable::EitherListener::from((listener, unix));
+                let server = stoppable::Server::new(both, service, runtime, builder);
+                run(server, options, &app, addr, setup_tx, drop_rx).await
             } else {
                 let server = stoppable::Server::new(listener, service, runtime, builder);
                 run(server, options, &app, addr, setup_tx, drop_rx).await
@@ -109,7 +116,9 @@ impl TestRuntime for Rt {
                 let _ = done_tx.send(served);
             }
         });
-        TestServer::when_started(setup_rx, done, control_tx, drop_tx, other_owner)
+        let mut server = TestServer::when_started(setup_rx, done, control_tx, drop_tx, other_owner);
+        server.unix = unix_path;
+        server
     }
 
     fn start_lines(options: Options) -> TestServer {

@@ -39,6 +39,28 @@ pub struct Options {
     pub move_on: bool,
     /// Connections have a maximum age while serving (B23).
     pub max_age: Option<Duration>,
+    /// The server also serves a Unix domain socket (`TestServer::unix`),
+    /// under the same stop.
+    pub unix: bool,
+}
+
+/// The server's Unix domain listener, when the options ask for one: bound
+/// to a path of its own in the temporary directory, non-blocking.
+pub fn bind_unix(
+    options: &Options,
+) -> Option<(std::os::unix::net::UnixListener, std::path::PathBuf)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    if !options.unix {
+        return None;
+    }
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path =
+        std::env::temp_dir().join(format!("stoppable-suite-{}-{n}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind a Unix socket");
+    listener.set_nonblocking(true).expect("non-blocking");
+    Some((listener, path))
 }
 
 /// The server's listening socket on 127.0.0.1, port 0, non-blocking; and a
@@ -127,6 +149,16 @@ pub struct TestServer {
     drop_tx: async_channel::Sender<()>,
     /// The test's own handle on the listening socket (`Options::other_owner`).
     pub other_owner: Option<std::net::TcpListener>,
+    /// The path of its Unix domain listener (`Options::unix`).
+    pub unix: Option<std::path::PathBuf>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(path) = &self.unix {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// The channel that drops a server future: see [`TestServer::drop_server`].
@@ -210,6 +242,7 @@ impl TestServer {
             control: Control(control),
             drop_tx,
             other_owner,
+            unix: None,
         }
     }
 

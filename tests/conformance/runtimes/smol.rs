@@ -31,6 +31,8 @@ impl TestRuntime for Rt {
         let (control_tx, control_rx) = async_channel::unbounded();
         let (drop_tx, drop_rx) = drop_channel();
         let (listener, other_owner) = super::bind(&options);
+        let unix = super::bind_unix(&options);
+        let unix_path = unix.as_ref().map(|(_, path)| path.clone());
         std::thread::spawn(move || {
             let executor = Arc::new(Executor::new());
             let local = LocalExecutor::new();
@@ -54,6 +56,11 @@ impl TestRuntime for Rt {
                     let builder = async_io_builder(runtime.clone());
                     let server = stoppable::Server::new(listener, service, runtime, builder);
                     run(server, options, &app, addr, setup_tx, drop_rx).await
+                } else if let Some((unix, _)) = unix {
+                    let unix =
+                        smol::net::unix::UnixListener::try_from(unix).expect("smol listener");
+                    let server = stoppable_smol::serve_on(executor, (listener, unix), service);
+                    run(server, options, &app, addr, setup_tx, drop_rx).await
                 } else {
                     let server = stoppable_smol::serve_on(executor, listener, service);
                     run(server, options, &app, addr, setup_tx, drop_rx).await
@@ -65,7 +72,9 @@ impl TestRuntime for Rt {
             };
             smol::block_on(local.run(executor.run(main)));
         });
-        TestServer::when_started(setup_rx, done, control_tx, drop_tx, other_owner)
+        let mut server = TestServer::when_started(setup_rx, done, control_tx, drop_tx, other_owner);
+        server.unix = unix_path;
+        server
     }
 
     fn start_lines(options: Options) -> TestServer {

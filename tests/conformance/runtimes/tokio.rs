@@ -47,6 +47,8 @@ impl TestRuntime for Rt {
         let (control_tx, control_rx) = async_channel::unbounded();
         let (drop_tx, drop_rx) = drop_channel();
         let (listener, other_owner) = super::bind(&options);
+        let unix = super::bind_unix(&options);
+        let unix_path = unix.as_ref().map(|(_, path)| path.clone());
         std::thread::spawn(move || {
             runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
@@ -66,6 +68,10 @@ impl TestRuntime for Rt {
                     let tokio = stoppable_tokio::Tokio::default();
                     let server = stoppable::Server::new(listener, service, tokio, builder);
                     run(server, options, &app, addr, setup_tx, drop_rx).await
+                } else if let Some((unix, _)) = unix {
+                    let unix = tokio::net::UnixListener::from_std(unix).expect("tokio listener");
+                    let server = stoppable_tokio::serve((listener, unix), service);
+                    run(server, options, &app, addr, setup_tx, drop_rx).await
                 } else {
                     let server = stoppable_tokio::serve(listener, service);
                     run(server, options, &app, addr, setup_tx, drop_rx).await
@@ -77,7 +83,9 @@ impl TestRuntime for Rt {
                 let _ = control.await;
             })
         });
-        TestServer::when_started(setup_rx, done, control_tx, drop_tx, other_owner)
+        let mut server = TestServer::when_started(setup_rx, done, control_tx, drop_tx, other_owner);
+        server.unix = unix_path;
+        server
     }
 
     fn start_lines(options: Options) -> TestServer {

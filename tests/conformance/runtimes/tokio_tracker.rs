@@ -24,6 +24,8 @@ impl TestRuntime for Rt {
         let (drop_tx, drop_rx) = drop_channel();
         let drop_tx_inner = drop_tx.clone();
         let (listener, other_owner) = super::bind(&o);
+        let unix = super::bind_unix(&o);
+        let unix_path = unix.as_ref().map(|(_, path)| path.clone());
         std::thread::spawn(move || {
             runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
@@ -80,21 +82,52 @@ impl TestRuntime for Rt {
                         });
                     }
                 };
+                // Unix connections: served as TCP ones, without TLS.
+                let serve_unix = |stream: tokio::net::UnixStream| {
+                    let socket = Some(stoppable::raw_socket(&stream));
+                    if let Some(conn) = tracker.track(TokioIo::new(stream), socket) {
+                        tokio::spawn(conn.serve(service.clone(), |io, service| {
+                            builder
+                                .serve_connection_with_upgrades(io, service)
+                                .into_owned()
+                        }));
+                    }
+                };
+                let unix = unix.map(|(unix, _)| {
+                    tokio::net::UnixListener::from_std(unix).expect("tokio listener")
+                });
+                let accept_unix = || async {
+                    match &unix {
+                        Some(unix) => unix.accept().await.map(|(stream, _)| stream),
+                        None => std::future::pending().await,
+                    }
+                };
                 loop {
                     tokio::select! {
                         accepted = listener.accept() => match accepted {
                             Ok((stream, _)) => serve(stream),
                             Err(_) => continue,
                         },
+                        accepted = accept_unix() => if let Ok(stream) = accepted {
+                            serve_unix(stream);
+                        },
                         () = stopper.draining() => break,
                     }
                 }
-                let mut queued = tracker.drain_listener(stoppable_tokio::Listener(listener));
+                // Both listeners under one drain: the stop waits for both.
+                let listeners = stoppable::EitherListener::from((
+                    stoppable_tokio::Listener(listener),
+                    unix.map(stoppable_tokio::UnixListener),
+                ));
+                let mut queued = tracker.drain_listener(listeners);
                 if o.shared_listener {
                     queued = queued.shared();
                 }
                 while let Some(accepted) = queued.next().await {
-                    serve(accepted.io.into_inner());
+                    match accepted.io {
+                        stoppable::EitherIo::Left(io) => serve(io.into_inner()),
+                        stoppable::EitherIo::Right(io) => serve_unix(io.into_inner()),
+                    }
                 }
                 if let Some(report) = report.await.expect("drive ends") {
                     let _ = done_tx.send(Ok(report));
@@ -102,7 +135,9 @@ impl TestRuntime for Rt {
                 let _ = control.await;
             })
         });
-        TestServer::when_started(setup_rx, done, control_tx, drop_tx, other_owner)
+        let mut server = TestServer::when_started(setup_rx, done, control_tx, drop_tx, other_owner);
+        server.unix = unix_path;
+        server
     }
 
     fn start_lines(options: Options) -> TestServer {

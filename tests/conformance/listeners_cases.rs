@@ -1,0 +1,92 @@
+//! Several listeners under one stop, Unix domain sockets among them (B1,
+//! B22): each is served, each is drained at the stop (what its kernel
+//! queue holds is answered, later connects are refused), and the stop
+//! completes once all are closed.
+
+use crate::client::{refused, unix_refused, Conn, End};
+use crate::runtimes::{Options, TestRuntime, TestServer};
+
+fn with_unix() -> Options {
+    Options {
+        unix: true,
+        ..Options::default()
+    }
+}
+
+fn unix_path(server: &TestServer) -> &std::path::Path {
+    server
+        .unix
+        .as_deref()
+        .expect("the server has a Unix listener")
+}
+
+/// A request over the Unix socket and one over TCP, each on its own
+/// keep-alive connection, are answered.
+pub fn b22_tcp_and_unix_listeners_are_both_served<R: TestRuntime>() {
+    let server = R::start(with_unix());
+    let mut unix = Conn::open_unix(unix_path(&server));
+    unix.get("/");
+    let resp = unix.response().expect("answered over the Unix socket");
+    assert_eq!((resp.status, resp.text().as_str()), (200, "hello"));
+    let mut tcp = Conn::open(server.addr);
+    tcp.get("/");
+    assert_eq!(tcp.response().expect("answered over TCP").status, 200);
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
+    assert_eq!(
+        report.closed_idle, 2,
+        "both idle connections closed: {report:?}"
+    );
+    assert_eq!(unix.end().0, End::Eof);
+    assert_eq!(tcp.end().0, End::Eof);
+}
+
+/// At the stop, what both listeners' queues hold is answered (B1), then
+/// both refuse connects; the stop waits for both.
+pub fn b1_every_listener_queue_is_served_at_the_stop<R: TestRuntime>() {
+    let server = R::start(with_unix());
+    let path = unix_path(&server).to_owned();
+    // Hold the executor, so these connections wait in the accept queues.
+    let blocked = server.control.block();
+    let mut unix: Vec<_> = (0..3)
+        .map(|_| {
+            let mut conn = Conn::open_unix(&path);
+            conn.get("/");
+            conn
+        })
+        .collect();
+    let mut tcp: Vec<_> = (0..3)
+        .map(|_| {
+            let mut conn = Conn::open(server.addr);
+            conn.get("/");
+            conn
+        })
+        .collect();
+    server.stopper.request_stop();
+    drop(blocked);
+    for conn in &mut unix {
+        let resp = conn
+            .response()
+            .expect("a queued Unix connection is answered");
+        assert_eq!((resp.status, resp.says_close()), (200, true));
+        assert_eq!(conn.end().0, End::Eof);
+    }
+    for conn in &mut tcp {
+        let resp = conn
+            .response()
+            .expect("a queued TCP connection is answered");
+        assert_eq!((resp.status, resp.says_close()), (200, true));
+        assert_eq!(conn.end().0, End::Eof);
+    }
+    let report = server.finished();
+    assert!(report.graceful, "{report:?}");
+    assert_eq!(report.requests_completed, 6, "{report:?}");
+    assert!(
+        unix_refused(&path),
+        "the Unix socket refuses connects after the stop"
+    );
+    assert!(
+        refused(server.addr),
+        "the TCP socket refuses connects after the stop"
+    );
+}
