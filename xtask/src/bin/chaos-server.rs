@@ -37,7 +37,8 @@ use stoppable::{Options, RawConn, Report, Runtime, Stopper};
 
 const USAGE: &str = "usage: chaos-server --runtime tokio|smol|async-std [--grace-ms N]
   [--drain-delay-ms N] [--header-read-timeout-ms N] [--first-request-window-ms N]
-  [--goaway-timeout-ms N] [--tls-cert FILE --tls-key FILE]
+  [--goaway-timeout-ms N] [--max-connection-age-ms N] [--move-on]
+  [--tls-cert FILE --tls-key FILE]
 stdin: stop | stop-within MS | drop";
 
 struct Args {
@@ -73,6 +74,8 @@ fn parse() -> Result<Args, String> {
             "--header-read-timeout-ms" => o.header_read_timeout(millis()?),
             "--first-request-window-ms" => o.first_request_window(millis()?),
             "--goaway-timeout-ms" => o.goaway_timeout(millis()?),
+            "--max-connection-age-ms" => o.max_connection_age(millis()?),
+            "--move-on" => o.ask_clients_to_move_on(true),
             "--tls-cert" => {
                 cert = Some(value()?);
                 o

@@ -2,8 +2,9 @@
 //!
 //! Each stop draws, from a seed, the server's options (grace none, short or
 //! long; a readiness delay from none to past the header-read timeout; the
-//! header-read timeout, the first-request window, the GOAWAY timeout; TLS
-//! or not), how the stop comes (a signal, a call with a grace, a handler,
+//! header-read timeout, the first-request window, the GOAWAY timeout; a
+//! maximum connection age and asking clients to move on, B23; TLS or
+//! not), how the stop comes (a signal, a call with a grace, a handler,
 //! or a call after the server future was dropped) and a mix of clients
 //! ([`scenario::Client`]): HTTP/1.1 keep-alive and new connections,
 //! pipelining, HTTP/2 with pings, window updates and settings, HTTP/2 that
@@ -110,8 +111,10 @@ pub fn run(args: &[String]) -> ExitCode {
         "chaos: seed {} (replay: cargo xtask stress --chaos {} --seed {})\n",
         args.seed, args.stops, args.seed
     );
-    println!("| runtime | stops | grace none / short / long | delay past the header-read timeout | TLS | stop by signal / call / handler / after dropping the server | answered | retryable (not processed) | connections cut, counted forced | cuts the server may not have seen | faults injected | graceful reports | failed stops |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| runtime | stops | grace none / short / long | delay past the header-read timeout | maximum age / move on | TLS | stop by signal / call / handler / after dropping the server | answered | retryable (not processed) | connections cut, counted forced | cuts the server may not have seen | faults injected | graceful reports | failed stops |");
+    println!(
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
     let started = Instant::now();
     let mut first_failure: Option<Scenario> = None;
     let mut failed = 0;
@@ -147,10 +150,12 @@ pub fn run(args: &[String]) -> ExitCode {
             }
         }
         println!(
-            "| {runtime} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {runtime} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             args.stops,
             mix.graces(),
             mix.past_header_timeout,
+            mix.max_age,
+            mix.move_on,
             mix.tls,
             mix.stops(),
             stats.answered,
@@ -309,6 +314,8 @@ async fn shrink(bin: &Path, certs: &Certs, mut s: Scenario) -> Scenario {
 struct Mix {
     graces: [u64; 3],
     past_header_timeout: u64,
+    max_age: u64,
+    move_on: u64,
     tls: u64,
     stop_by: [u64; 4],
 }
@@ -321,6 +328,8 @@ impl Mix {
             Some(_) => 2,
         }] += 1;
         self.past_header_timeout += u64::from(s.delay > s.header_timeout);
+        self.max_age += u64::from(s.max_age.is_some());
+        self.move_on += u64::from(s.move_on);
         self.tls += u64::from(s.tls);
         self.stop_by[s.stop_by as usize] += 1;
     }

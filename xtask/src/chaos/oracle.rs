@@ -290,6 +290,8 @@ mod tests {
             stop_by: StopBy::Call,
             stop_after: 50,
             clients: vec![Client::Lines { hold: 100 }],
+            max_age: None,
+            move_on: false,
         }
     }
 

@@ -86,6 +86,10 @@ pub struct Scenario {
     /// When the stop comes, after the clients start (ms).
     pub stop_after: u64,
     pub clients: Vec<Client>,
+    /// B23: connections' maximum age while serving (ms), if any.
+    pub max_age: Option<u64>,
+    /// B23: clients asked to move on during the readiness delay.
+    pub move_on: bool,
 }
 
 impl Scenario {
@@ -120,6 +124,8 @@ impl Scenario {
             stop_by,
             stop_after: rng.range(50, 300),
             clients: Vec::new(),
+            max_age: None,
+            move_on: false,
         };
         let clients = &mut scenario.clients;
         let r = &mut rng;
@@ -146,6 +152,11 @@ impl Scenario {
         some(clients, r, 0, 5, |r| Client::Lines {
             hold: r.range(0, 400),
         });
+        // B23's options from a stream of their own: the draws above stay
+        // those of the seeds printed before they existed.
+        let mut b23 = Rng::new(seed ^ 0xb23b_23b2_3b23_b23b);
+        scenario.max_age = b23.chance(40).then(|| b23.range(30, 400));
+        scenario.move_on = delay > 0 && b23.chance(50);
         scenario
     }
 
@@ -163,6 +174,12 @@ impl Scenario {
             "--goaway-timeout-ms".to_owned(),
             self.goaway.to_string(),
         ];
+        if let Some(age) = self.max_age {
+            args.extend(["--max-connection-age-ms".to_owned(), age.to_string()]);
+        }
+        if self.move_on {
+            args.push("--move-on".to_owned());
+        }
         // The server's own grace, unless the stop call brings it.
         let server_grace = matches!(self.stop_by, StopBy::Signal | StopBy::Handler);
         if let (Some(grace), true) = (self.grace, server_grace) {
@@ -191,13 +208,15 @@ impl fmt::Display for Scenario {
         let grace = self.grace.map_or("none".to_owned(), |g| format!("{g} ms"));
         write!(
             f,
-            "seed {} on {}: grace {grace}, delay {} ms, header-read {} ms, window {} ms, goaway {} ms, tls {}, stop by {:?} after {} ms; clients {:?}",
+            "seed {} on {}: grace {grace}, delay {} ms{}, header-read {} ms, window {} ms, goaway {} ms, max age {}, tls {}, stop by {:?} after {} ms; clients {:?}",
             self.seed,
             self.runtime,
             self.delay,
+            if self.move_on { " (clients move on)" } else { "" },
             self.header_timeout,
             self.window,
             self.goaway,
+            self.max_age.map_or("none".to_owned(), |a| format!("{a} ms")),
             self.tls,
             self.stop_by,
             self.stop_after,
