@@ -71,8 +71,10 @@ const AGE: Duration = Duration::from_millis(300);
 
 /// While serving, connections past their age are asked to finish: the
 /// response in flight completes and says close, then the connection ends;
-/// HTTP/2 gets a GOAWAY and its stream completes. Nothing is cut, and the
-/// server goes on serving.
+/// HTTP/2 gets a GOAWAY and its stream completes; an idle HTTP/1.1
+/// connection is not closed under a request that may be on its way, but
+/// its next response says close. Nothing is cut, and the server goes on
+/// serving.
 pub fn b23_a_connection_past_its_maximum_age_finishes_its_work_and_closes<R: TestRuntime>() {
     let server = R::start(Options {
         max_age: Some(AGE),
@@ -81,6 +83,9 @@ pub fn b23_a_connection_past_its_maximum_age_finishes_its_work_and_closes<R: Tes
     let mut keep_alive = Conn::open(server.addr);
     keep_alive.get("/");
     assert!(!keep_alive.response().expect("served").says_close());
+    let mut idle = Conn::open(server.addr);
+    idle.get("/");
+    assert!(!idle.response().expect("served").says_close());
     // In flight when the age comes (at 270 to 330 ms).
     keep_alive.get("/sleep/600");
     let mut h2 = RawH2::open(server.addr);
@@ -103,6 +108,14 @@ pub fn b23_a_connection_past_its_maximum_age_finishes_its_work_and_closes<R: Tes
         h2.until_closed(true),
         "the HTTP/2 connection ends with a FIN"
     );
+    // Idle past its age, an HTTP/1.1 connection was left open (a request
+    // may be on the wire): its next request is served, and says close.
+    idle.get("/");
+    let resp = idle
+        .response()
+        .expect("the idle aged connection still serves");
+    assert_eq!((resp.status, resp.says_close()), (200, true));
+    assert_eq!(idle.end().0, End::Eof);
     assert_eq!(server.stopper.phase(), Phase::Serving);
     let mut fresh = Conn::open(server.addr);
     fresh.get("/");

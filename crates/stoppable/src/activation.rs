@@ -129,6 +129,7 @@ pub unsafe fn take() -> Result<Vec<Inherited>, ActivationError> {
             return Err(ActivationError::NotAListener { fd, reason });
         }
     }
+    let from_handoff = std::env::var_os(READY_SOCKET).is_some();
     let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
     let mut names = names.split(':');
     let mut taken = Vec::with_capacity(count);
@@ -145,9 +146,12 @@ pub unsafe fn take() -> Result<Vec<Inherited>, ActivationError> {
                 reason: e.to_string(),
             });
         }
-        // Others (the service manager, a previous process) hold it too: a
-        // stop never refuses connections on it (B22).
-        crate::socket::held_elsewhere_too(crate::socket::borrow_socket(&socket));
+        // Passed by a service manager, which keeps it: a stop never refuses
+        // connections on it (B22). (From a handoff, the previous process
+        // drains and exits: this one will hold it alone.)
+        if !from_handoff {
+            crate::socket::held_elsewhere_too(crate::socket::borrow_socket(&socket));
+        }
         let name = names.next().filter(|n| !n.is_empty()).map(str::to_owned);
         taken.push(Inherited { socket, name });
     }

@@ -26,6 +26,10 @@ use std::os::windows::io::AsSocket as AsSource;
 
 /// A listener on async-io's reactor: TCP (the default) or, on Unix, a Unix
 /// domain socket (`AsyncIoListener<std::os::unix::net::UnixListener>`).
+///
+/// While another clone of its `Arc` lives (smol's listeners are `Clone`:
+/// another server may accept on the same socket), it counts as shared
+/// ([`Accept::shared`]): the stop only drops this handle (B22).
 #[derive(Debug)]
 pub struct AsyncIoListener<L = TcpListener>(pub Arc<Async<L>>);
 
@@ -33,7 +37,11 @@ impl<L: ListenerSocket> Accept for AsyncIoListener<L> {
     type Io = AsyncIoStream<L::Stream>;
 
     fn socket(&self) -> Option<BorrowedSocket<'_>> {
-        Some(self.0.get_ref().borrow())
+        (!self.shared()).then(|| self.0.get_ref().lend())
+    }
+
+    fn shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
     }
 
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Accepted<Self::Io>>> {
@@ -143,7 +151,7 @@ pub trait ListenerSocket: sealed::Sealed + Send + Sync + Unpin + 'static {
     fn accept_one(&self) -> io::Result<Self::Stream>;
 
     /// The socket, lent to the stop (B1).
-    fn borrow(&self) -> BorrowedSocket<'_>;
+    fn lend(&self) -> BorrowedSocket<'_>;
 }
 
 /// A connected socket an [`AsyncIoStream`] reads and writes: std's TCP
@@ -182,7 +190,7 @@ impl ListenerSocket for TcpListener {
         Ok(stream)
     }
 
-    fn borrow(&self) -> BorrowedSocket<'_> {
+    fn lend(&self) -> BorrowedSocket<'_> {
         borrow_socket(self)
     }
 }
@@ -213,7 +221,7 @@ impl ListenerSocket for std::os::unix::net::UnixListener {
         self.accept().map(|(stream, _)| stream)
     }
 
-    fn borrow(&self) -> BorrowedSocket<'_> {
+    fn lend(&self) -> BorrowedSocket<'_> {
         borrow_socket(self)
     }
 }

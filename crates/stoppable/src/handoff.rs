@@ -54,11 +54,6 @@ pub fn start(
     listeners: &[BorrowedFd<'_>],
     timeout: Duration,
 ) -> io::Result<Child> {
-    // From now on the next process holds them too: this process's stop
-    // never refuses connections on them (B22), marked shared or not.
-    for fd in listeners {
-        crate::socket::held_elsewhere_too(*fd);
-    }
     let ready = ReadySocket::bind()?;
     // Copies above the target range, so that no dup2 in the child
     // overwrites a listener not yet moved; close-on-exec, so only the
@@ -78,7 +73,15 @@ pub fn start(
     let mut child = command.spawn()?;
     drop(copies);
     match ready.wait(&mut child, timeout) {
-        Ok(()) => Ok(child),
+        Ok(()) => {
+            // The next process serves them now: this process's stop never
+            // refuses connections on them (B22), marked shared or not. (Not
+            // before: if the handoff fails, this process goes on alone.)
+            for fd in listeners {
+                crate::socket::held_elsewhere_too(*fd);
+            }
+            Ok(child)
+        }
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();

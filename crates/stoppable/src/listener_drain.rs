@@ -167,7 +167,7 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
         let Some(listener) = self.listener.as_ref() else {
             return false;
         };
-        if self.shared_socket || self.shared.listener_shared() {
+        if self.shared_socket || self.shared.listener_shared() || listener.shared() {
             return true;
         }
         let sockets = listener.sockets();
@@ -186,8 +186,11 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
             .filter(|&i| !socket::is_held_elsewhere(sockets[i]))
             .filter(|&i| socket::refuse_new_connections(sockets[i]))
             .collect();
+        // Only TCP has handshakes under way to wait for: a Unix connect
+        // is queued or refused at once.
+        let settle = refused.iter().any(|&i| socket::has_handshakes(sockets[i]));
         drop(sockets);
-        self.stage = if refused.is_empty() {
+        self.stage = if !settle {
             Stage::Queue
         } else {
             let until = Instant::now() + HANDSHAKE_SETTLE;

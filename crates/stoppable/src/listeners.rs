@@ -52,8 +52,22 @@ impl<A: Accept> Accept for Listeners<A> {
         self.all.iter().flat_map(Accept::sockets).collect()
     }
 
+    fn shared(&self) -> bool {
+        !self.all.is_empty() && self.all.iter().all(Accept::shared)
+    }
+
     fn accept_queued(&mut self) -> Option<io::Result<Accepted<A::Io>>> {
-        self.all.iter_mut().find_map(Accept::accept_queued)
+        // In turn too, so that a busy first queue cannot use up the drain's
+        // cap before the others are served.
+        let n = self.all.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if let Some(accepted) = self.all[i].accept_queued() {
+                self.next = (i + 1) % n;
+                return Some(accepted);
+            }
+        }
+        None
     }
 }
 
@@ -71,6 +85,11 @@ impl<A: Accept> Accept for Option<A> {
 
     fn sockets(&self) -> Vec<BorrowedSocket<'_>> {
         self.as_ref().map(Accept::sockets).unwrap_or_default()
+    }
+
+    /// An absent listener holds nothing to drain.
+    fn shared(&self) -> bool {
+        self.as_ref().is_none_or(Accept::shared)
     }
 
     fn accept_queued(&mut self) -> Option<io::Result<Accepted<A::Io>>> {
@@ -146,12 +165,26 @@ impl<A: Accept, B: Accept> Accept for EitherListener<A, B> {
         all
     }
 
+    fn shared(&self) -> bool {
+        self.left.shared() && self.right.shared()
+    }
+
     fn accept_queued(&mut self) -> Option<io::Result<Accepted<Self::Io>>> {
-        if let Some(accepted) = self.left.accept_queued() {
-            return Some(accepted.map(|a| a.map_io(EitherIo::Left)));
+        // In turn too (see `Listeners`).
+        self.right_first = !self.right_first;
+        let left = |this: &mut Self| {
+            let accepted = this.left.accept_queued()?;
+            Some(accepted.map(|a| a.map_io(EitherIo::Left)))
+        };
+        let right = |this: &mut Self| {
+            let accepted = this.right.accept_queued()?;
+            Some(accepted.map(|a| a.map_io(EitherIo::Right)))
+        };
+        if self.right_first {
+            right(self).or_else(|| left(self))
+        } else {
+            left(self).or_else(|| right(self))
         }
-        let accepted = self.right.accept_queued()?;
-        Some(accepted.map(|a| a.map_io(EitherIo::Right)))
     }
 }
 

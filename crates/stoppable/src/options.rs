@@ -77,16 +77,17 @@ impl Options {
 
     /// While serving, a connection `age` old (give or take a tenth, so that
     /// connections opened together do not end together) is asked to finish
-    /// once it has served a request, as a drain asks (B23): its request in
-    /// flight completes with `Connection: close` on HTTP/1.1, an idle
-    /// keep-alive connection closes, HTTP/2 gets a GOAWAY and its streams
-    /// finish; a raw connection's [`closing`](crate::ConnHandle::closing)
-    /// resolves. Clients reconnect, and a load balancer spreads them over
-    /// the instances it has now: long-lived keep-alive and HTTP/2 clients
-    /// move to new instances during a rollout. A connection that has sent
-    /// nothing yet is left alone until it has (B4). Nothing is ever cut for
-    /// its age. gRPC's `MaxConnectionAge`. Default: no limit; must not be
-    /// zero.
+    /// once it has served a request (B23): HTTP/2 gets a GOAWAY and its
+    /// streams finish; on HTTP/1.1 the next response says
+    /// `Connection: close` and the connection closes after it (an idle one
+    /// is not closed under a request that may be on its way: the
+    /// keep-alive race); a raw connection's
+    /// [`closing`](crate::ConnHandle::closing) resolves. Clients reconnect,
+    /// and a load balancer spreads them over the instances it has now:
+    /// long-lived keep-alive and HTTP/2 clients move to new instances
+    /// during a rollout. A connection that has sent nothing yet is left
+    /// alone until it has (B4). Nothing is ever cut for its age. gRPC's
+    /// `MaxConnectionAge`. Default: no limit; must not be zero.
     pub fn max_connection_age(mut self, age: Duration) -> Self {
         self.config.max_connection_age = Some(age);
         self

@@ -44,6 +44,14 @@ pub trait Accept: Send + Unpin + 'static {
         None
     }
 
+    /// Others hold this listener's socket too, within this process (a
+    /// clone serving elsewhere): the stop then only closes this handle,
+    /// and leaves the socket and its queue to them (B22). Defaults to
+    /// false.
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// Every listening socket, for a listener made of several
     /// ([`Listeners`](crate::Listeners), [`EitherListener`](crate::EitherListener)):
     /// the stop refuses new attempts on each while it drains (B1). The

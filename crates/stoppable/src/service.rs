@@ -50,9 +50,9 @@ impl Drop for FinishGuard {
     }
 }
 
-/// This request's connection was told to finish (its maximum age, B23).
+/// This request's connection must close after it (its maximum age, B23).
 fn told_to_finish(guard: &FinishGuard) -> bool {
-    guard.0.command() != Command::None
+    guard.0.closes_after_response()
 }
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for TrackedService<S>

@@ -328,8 +328,14 @@ impl Shared {
                     wake(&inner.server_waker);
                 }
                 Action::Shutdown(id) => {
+                    let serving = matches!(inner.core.phase(), Phase::Serving | Phase::Delaying);
                     if let Some(slot) = inner.core.observer().get(id) {
-                        slot.order(Command::Shutdown);
+                        // Before the drain, only a connection's age asks.
+                        if serving {
+                            slot.age();
+                        } else {
+                            slot.order(Command::Shutdown);
+                        }
                     }
                 }
                 Action::Close(id) => {

@@ -56,6 +56,10 @@ pub(crate) struct ConnSlot {
     driven: AtomicBool,
     /// HTTP/2: a GOAWAY went out.
     goaway_sent: AtomicBool,
+    /// HTTP/1 past its maximum age (B23): its next response says
+    /// `Connection: close`, and hyper closes it after that response. An
+    /// idle one is not closed: a request may be on its way.
+    aged: AtomicBool,
     /// Tracked through `Tracker::track_raw` (B20): bytes are work only once
     /// its owner says so.
     raw: AtomicBool,
@@ -88,6 +92,7 @@ impl ConnSlot {
             read_tail: AtomicBool::new(false),
             driven: AtomicBool::new(false),
             goaway_sent: AtomicBool::new(false),
+            aged: AtomicBool::new(false),
             raw: AtomicBool::new(false),
             output_blocked: AtomicBool::new(false),
             command: AtomicU8::new(Command::None as u8),
@@ -180,6 +185,25 @@ impl ConnSlot {
 
     pub(crate) fn is_http2(&self) -> bool {
         self.http2.load(Relaxed)
+    }
+
+    /// Past its maximum age while serving (B23). HTTP/2 and raw connections
+    /// are told to finish (a GOAWAY protects what is on its way; a raw
+    /// connection's owner decides between its units); an HTTP/1 connection
+    /// driven by hyper only closes after its next response, never while
+    /// idle, where a request may be on the wire (the keep-alive race).
+    pub(crate) fn age(&self) {
+        let hyper_http1 = self.driven.load(SeqCst) && !self.is_http2();
+        if hyper_http1 {
+            self.aged.store(true, Relaxed);
+        } else {
+            self.order(Command::Shutdown);
+        }
+    }
+
+    /// Its next response says `Connection: close`: told to finish, or aged.
+    pub(crate) fn closes_after_response(&self) -> bool {
+        self.command() != Command::None || self.aged.load(Relaxed)
     }
 
     pub(crate) fn mark_goaway_sent(&self) {

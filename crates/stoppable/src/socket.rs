@@ -136,6 +136,16 @@ pub(crate) fn accept_new_connections(listener: BorrowedSocket<'_>) {
     }
 }
 
+/// Whether connects to this listener go through a handshake that may be
+/// under way (TCP), rather than being queued or refused at once (Unix).
+pub(crate) fn has_handshakes(listener: BorrowedSocket<'_>) -> bool {
+    socket2::SockRef::from(&listener)
+        .domain()
+        .map_or(true, |d| {
+            d == socket2::Domain::IPV4 || d == socket2::Domain::IPV6
+        })
+}
+
 #[cfg(target_os = "linux")]
 fn is_unix(socket: &socket2::SockRef<'_>) -> bool {
     socket.domain().is_ok_and(|d| d == socket2::Domain::UNIX)
@@ -151,22 +161,43 @@ pub(crate) fn refuse_new_connections(_listener: BorrowedSocket<'_>) -> bool {
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn accept_new_connections(_listener: BorrowedSocket<'_>) {}
 
-/// The sockets this process got from another (socket activation, a
-/// handoff) or gave to another (a handoff), by device and inode: others
-/// may hold them, so a stop never refuses connections on them (B22), even
-/// when nobody marked them shared.
+/// The sockets this process got from another (socket activation) or gave
+/// to another (a handoff): others may hold them, so a stop never refuses
+/// connections on them (B22), even when nobody marked them shared.
 #[cfg(unix)]
-static ELSEWHERE_TOO: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+static ELSEWHERE_TOO: std::sync::Mutex<Vec<Identity>> = std::sync::Mutex::new(Vec::new());
 
-/// The socket's identity (device and inode), which every descriptor of it
-/// shares, in any process.
+/// A socket's identity, which every descriptor of it shares, in any
+/// process: its inode, and its address (inode numbers wrap, in time).
 #[cfg(unix)]
-fn identity(socket: BorrowedSocket<'_>) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    // A duplicate, closed again at once: std reads metadata from a file.
-    let file = std::fs::File::from(socket.try_clone_to_owned().ok()?);
-    let metadata = file.metadata().ok()?;
-    Some((metadata.dev(), metadata.ino()))
+#[derive(PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    addr: socket2::SockAddr,
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+// `stat`'s field types differ between platforms.
+#[allow(clippy::unnecessary_cast)]
+fn identity(socket: BorrowedSocket<'_>) -> Option<Identity> {
+    use std::os::fd::AsRawFd;
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: the descriptor is borrowed, so open for this call; fstat
+    // fills `stat` when it returns 0, and only then is it read.
+    let stat = unsafe {
+        if libc::fstat(socket.as_raw_fd(), stat.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stat.assume_init()
+    };
+    let addr = socket2::SockRef::from(&socket).local_addr().ok()?;
+    Some(Identity {
+        dev: stat.st_dev as u64,
+        ino: stat.st_ino as u64,
+        addr,
+    })
 }
 
 /// Records that other processes may hold `socket` too (B22).
@@ -181,10 +212,20 @@ pub(crate) fn held_elsewhere_too(socket: BorrowedSocket<'_>) {
 }
 
 /// Whether other processes may hold `socket` too (see [`held_elsewhere_too`]).
+/// When that cannot be told (fstat failed), a Unix domain socket, whose
+/// refusal cannot be undone, counts as held elsewhere.
 #[cfg(unix)]
 pub(crate) fn is_held_elsewhere(socket: BorrowedSocket<'_>) -> bool {
     let known = ELSEWHERE_TOO.lock().unwrap_or_else(|e| e.into_inner());
-    !known.is_empty() && identity(socket).is_some_and(|id| known.contains(&id))
+    if known.is_empty() {
+        return false;
+    }
+    match identity(socket) {
+        Some(id) => known.contains(&id),
+        None => socket2::SockRef::from(&socket)
+            .domain()
+            .is_ok_and(|d| d == socket2::Domain::UNIX),
+    }
 }
 
 /// Elsewhere than Unix no socket is passed between processes.

@@ -133,8 +133,10 @@ impl<R: Runtime> Tracker<R> {
     /// it ends, the listener is closed and the stop told (no
     /// [`listener_closed`](Tracker::listener_closed) to call). For a
     /// socket others hold too, mark it [`shared`](ListenerDrain::shared)
-    /// (B22). One listener per tracker: several listeners under one stop
-    /// are not supported yet (the first to close ends the tracking).
+    /// (B22). Several listeners go through one drain, as one listener
+    /// ([`Listeners`](crate::Listeners) for several of one kind,
+    /// [`EitherListener`](crate::EitherListener) for two kinds): two
+    /// drains of one tracker would end the tracking at the first close.
     pub fn drain_listener<A: Accept>(&self, listener: A) -> ListenerDrain<A, R> {
         ListenerDrain::new(listener, self.runtime.clone(), self.shared.clone())
     }
