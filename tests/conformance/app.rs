@@ -18,11 +18,13 @@ pub type Body = BoxBody<Bytes, Infallible>;
 pub type Spawn = Arc<dyn Fn(Pin<Box<dyn Future<Output = ()> + Send>>) + Send + Sync>;
 
 /// What the app needs from its server: the stopper (for `/shutdown`) and a
-/// way to spawn upgraded-connection handlers.
+/// way to spawn upgraded-connection handlers; and the shutdown future
+/// `/signal` resolves (`Server::with_graceful_shutdown`).
 #[derive(Clone)]
 pub struct App {
     pub stopper: Arc<Mutex<Option<Stopper>>>,
     pub spawn: Spawn,
+    pub signal: (async_channel::Sender<()>, async_channel::Receiver<()>),
 }
 
 async fn sleep(ms: u64) {
@@ -30,6 +32,14 @@ async fn sleep(ms: u64) {
 }
 
 impl App {
+    /// Resolves once `/signal` was asked for.
+    pub fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + 'static {
+        let signalled = self.signal.1.clone();
+        async move {
+            let _ = signalled.recv().await;
+        }
+    }
+
     pub async fn handle(self, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
         if req.method() == hyper::Method::CONNECT {
             return Ok(self.tunnel(req));
@@ -57,6 +67,10 @@ impl App {
             "/hang" => {
                 std::future::pending::<()>().await;
                 unreachable!()
+            }
+            "/signal" => {
+                let _ = self.signal.0.try_send(());
+                text(StatusCode::OK, "signalled")
             }
             "/shutdown" => {
                 let stopper = self.stopper.lock().unwrap().clone();

@@ -628,6 +628,34 @@ pub fn b13_stop_from_inside_a_handler<R: TestRuntime>() {
     );
 }
 
+/// A shutdown future (axum's `with_graceful_shutdown`) starts the stop when
+/// it resolves: here when a request asks for it. An idle keep-alive
+/// connection closes, the report comes as the server's output.
+pub fn b13_a_shutdown_future_starts_the_stop<R: TestRuntime>() {
+    let server = R::start(Options {
+        shutdown_future: true,
+        ..Options::default()
+    });
+    let mut idle = idle_conn(server.addr);
+    assert_eq!(server.stopper.phase(), stoppable::Phase::Serving);
+    let mut conn = Conn::open(server.addr);
+    conn.get("/signal");
+    let resp = conn.response().expect("answered");
+    assert_eq!((resp.status, resp.text().as_str()), (200, "signalled"));
+    assert_eq!(
+        idle.end().0,
+        End::Eof,
+        "the stop closed the idle connection"
+    );
+    let report = server.finished();
+    assert!(report.graceful, "{report:?}");
+    assert_eq!(
+        report.closed_idle + report.closed_after_work,
+        2,
+        "{report:?}"
+    );
+}
+
 fn upgraded_conn(addr: std::net::SocketAddr) -> Conn {
     let mut conn = Conn::open(addr);
     conn.send(b"GET /upgrade HTTP/1.1\r\nhost: t\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n");

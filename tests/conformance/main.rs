@@ -60,6 +60,7 @@ macro_rules! all_cases {
             b11_raw_work_begun_in_the_delay_and_cut_at_the_grace_is_not_graceful,
             b12_stop_twice_gives_one_report_and_shorter_grace_wins,
             b13_stop_from_inside_a_handler,
+            b13_a_shutdown_future_starts_the_stop,
             b14_upgraded_connection_is_waited_for,
             b14_upgraded_connection_is_force_closed_at_deadline,
             b14_http2_tunnel_gets_goaway_and_is_waited_for,

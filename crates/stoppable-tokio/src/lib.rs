@@ -22,6 +22,27 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Or, as with axum, stop when a future resolves (`tokio::signal::ctrl_c()`,
+//! a `CancellationToken`'s `cancelled()`, a channel's receive):
+//!
+//! ```no_run
+//! # use std::convert::Infallible;
+//! # use bytes::Bytes;
+//! # use http_body_util::Full;
+//! # use hyper::{Request, Response, body::Incoming, service::service_fn};
+//! # async fn shutdown_signal() {}
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # let hello = service_fn(|_req: Request<Incoming>| async {
+//! #     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("hello"))))
+//! # });
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! let report = stoppable_tokio::serve(listener, hello)
+//!     .with_graceful_shutdown(shutdown_signal())
+//!     .await?;
+//! println!("graceful: {}", report.graceful);
+//! # Ok(()) }
+//! ```
+//!
 //! What a stop does, as a client sees it, is described in the `stoppable`
 //! crate. HTTP/1.1 and HTTP/2 are served on one port (hyper-util's auto
 //! builder), with upgrades.

@@ -57,6 +57,10 @@ pub struct Server<A, S, R: Runtime, E, H = Plain> {
     /// Set once serving: `serve_queued`, as a plain function pointer, so
     /// that a drop can call it without the bounds `Drop` cannot ask for.
     serve_queued: Option<fn(&mut Self)>,
+    /// A stop begins when this resolves ([`with_graceful_shutdown`]).
+    ///
+    /// [`with_graceful_shutdown`]: Server::with_graceful_shutdown
+    shutdown_signal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl<A, S, R: Runtime, E> Server<A, S, R, E> {
@@ -91,6 +95,7 @@ impl<A, S, R: Runtime, E, H> Server<A, S, R, E, H> {
             accept_pause: None,
             drain: None,
             serve_queued: None,
+            shutdown_signal: None,
         }
     }
 
@@ -157,6 +162,22 @@ impl<A, S, R: Runtime, E, H> Server<A, S, R, E, H> {
     /// A handle that stops this server. Take it before serving.
     pub fn stopper(&self) -> Stopper {
         self.tracker.stopper()
+    }
+
+    /// Starts a stop (with the server's grace) when `signal` resolves, as
+    /// axum's `with_graceful_shutdown` does: `tokio::signal::ctrl_c()`, a
+    /// `CancellationToken`'s `cancelled()`, a channel's receive. The server
+    /// future polls it while it serves, and drops it when it resolves; a
+    /// [`Stopper`] works beside it. The report is the server's output, as
+    /// ever.
+    ///
+    /// (`stoppable_tokio::serve`'s documentation has an example.)
+    pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.shutdown_signal = Some(Box::pin(signal));
+        self
     }
 }
 
@@ -304,6 +325,12 @@ where
             }
             this.serve_queued = Some(Self::serve_queued);
         }
+        if let Some(signal) = this.shutdown_signal.as_mut() {
+            if signal.as_mut().poll(cx).is_ready() {
+                this.shutdown_signal = None;
+                this.tracker.stopper().request_stop();
+            }
+        }
         loop {
             let report = this.tracker.shared.poll_server(cx.waker());
             if this.poll_listener(cx) {
@@ -311,6 +338,7 @@ where
             }
             if let (Some(report), None, None) = (report, &this.listener, &this.drain) {
                 this.done = true;
+                this.shutdown_signal = None;
                 return Poll::Ready(Ok(report));
             }
             return Poll::Pending;

@@ -64,6 +64,7 @@ fn app(runtime: &Counting) -> App {
     App {
         stopper: Arc::new(Mutex::new(None)),
         spawn: Arc::new(move |future| runtime.spawn(future)),
+        signal: async_channel::bounded(1),
     }
 }
 

@@ -42,6 +42,9 @@ pub struct Options {
     /// The server also serves a Unix domain socket (`TestServer::unix`),
     /// under the same stop.
     pub unix: bool,
+    /// The server stops when the app's `/signal` route is asked for
+    /// (`Server::with_graceful_shutdown`).
+    pub shutdown_future: bool,
 }
 
 /// The server's Unix domain listener, when the options ask for one: bound
@@ -314,6 +317,9 @@ where
     let mut server = server.options(options.to_stoppable());
     if options.shared_listener {
         server = server.shared_listener();
+    }
+    if options.shutdown_future {
+        server = server.with_graceful_shutdown(app.shutdown_signal());
     }
     let stopper = server.stopper();
     *app.stopper.lock().unwrap() = Some(stopper.clone());

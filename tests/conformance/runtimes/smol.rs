@@ -21,6 +21,7 @@ fn app(executor: &Arc<Executor<'static>>) -> App {
     App {
         stopper: Arc::new(Mutex::new(None)),
         spawn: Arc::new(move |future| executor.spawn(future).detach()),
+        signal: async_channel::bounded(1),
     }
 }
 

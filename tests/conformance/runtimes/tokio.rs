@@ -22,6 +22,7 @@ pub(super) fn app() -> App {
         spawn: Arc::new(|future| {
             tokio::spawn(future);
         }),
+        signal: async_channel::bounded(1),
     }
 }
 

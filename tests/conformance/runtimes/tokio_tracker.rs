@@ -35,6 +35,14 @@ impl TestRuntime for Rt {
                 let app = app();
                 *app.stopper.lock().unwrap() = Some(stopper.clone());
                 let control = tokio::spawn(control(control_rx, any_task_left));
+                if o.shutdown_future {
+                    // A tracker's counterpart of `with_graceful_shutdown`.
+                    let (signal, stopper) = (app.shutdown_signal(), stopper.clone());
+                    tokio::spawn(async move {
+                        signal.await;
+                        stopper.request_stop();
+                    });
+                }
                 // The tracker's counterpart of the server future: its drive.
                 let report = tokio::spawn(unless_dropped(tracker.drive(), drop_rx));
                 let _ = setup_tx.send((addr, stopper.clone()));
