@@ -44,6 +44,10 @@ impl<L: ListenerSocket> Accept for AsyncIoListener<L> {
         Arc::strong_count(&self.0) > 1
     }
 
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        crate::runtime::ip_addr(self.0.get_ref().lend())
+    }
+
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Accepted<Self::Io>>> {
         loop {
             match self.0.get_ref().accept_one() {

@@ -56,6 +56,20 @@ impl<A: Accept> Accept for Listeners<A> {
         !self.all.is_empty() && self.all.iter().all(Accept::shared)
     }
 
+    /// The first IP listener's.
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        let mut first_error = None;
+        for listener in &self.all {
+            match listener.local_addr() {
+                Ok(addr) => return Ok(addr),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no listener")))
+    }
+
     fn accept_queued(&mut self) -> Option<io::Result<Accepted<A::Io>>> {
         // In turn too, so that a busy first queue cannot use up the drain's
         // cap before the others are served.
@@ -90,6 +104,13 @@ impl<A: Accept> Accept for Option<A> {
     /// An absent listener holds nothing to drain.
     fn shared(&self) -> bool {
         self.as_ref().is_none_or(Accept::shared)
+    }
+
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        match self {
+            Some(listener) => listener.local_addr(),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, "no listener")),
+        }
     }
 
     fn accept_queued(&mut self) -> Option<io::Result<Accepted<A::Io>>> {
@@ -167,6 +188,11 @@ impl<A: Accept, B: Accept> Accept for EitherListener<A, B> {
 
     fn shared(&self) -> bool {
         self.left.shared() && self.right.shared()
+    }
+
+    /// The first one's, else the second one's.
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.left.local_addr().or_else(|_| self.right.local_addr())
     }
 
     fn accept_queued(&mut self) -> Option<io::Result<Accepted<Self::Io>>> {

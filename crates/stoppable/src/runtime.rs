@@ -52,6 +52,19 @@ pub trait Accept: Send + Unpin + 'static {
         false
     }
 
+    /// The address it listens on (the first one, for a listener made of
+    /// several IP listeners): by default, read from
+    /// [`socket`](Accept::socket). An error for a Unix domain socket.
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        match self.socket() {
+            Some(socket) => ip_addr(socket),
+            None => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this listener lends no socket",
+            )),
+        }
+    }
+
     /// Every listening socket, for a listener made of several
     /// ([`Listeners`](crate::Listeners), [`EitherListener`](crate::EitherListener)):
     /// the stop refuses new attempts on each while it drains (B1). The
@@ -72,4 +85,12 @@ pub trait Accept: Send + Unpin + 'static {
             Poll::Pending => None,
         }
     }
+}
+
+/// The IP address a listening socket is bound to.
+pub(crate) fn ip_addr(socket: BorrowedSocket<'_>) -> io::Result<std::net::SocketAddr> {
+    socket2::SockRef::from(&socket)
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP socket"))
 }

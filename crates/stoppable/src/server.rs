@@ -163,6 +163,21 @@ impl<A, S, R: Runtime, E, H> Server<A, S, R, E, H> {
     pub fn stopper(&self) -> Stopper {
         self.tracker.stopper()
     }
+}
+
+impl<A: Accept, S, R: Runtime, E, H> Server<A, S, R, E, H> {
+    /// The address the server listens on (the first IP one, for several
+    /// listeners): with port 0 given to the bind, the port it got. An error
+    /// once the listener is closed, or for a Unix domain socket alone.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        match &self.listener {
+            Some(listener) => listener.local_addr(),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the listener is closed",
+            )),
+        }
+    }
 
     /// Starts a stop (with the server's grace) when `signal` resolves, as
     /// axum's `with_graceful_shutdown` does: `tokio::signal::ctrl_c()`, a

@@ -302,7 +302,7 @@ pub async fn serve_then_announce<F: std::future::Future>(
 /// Applies the options to a server of any runtime, hands its stopper to
 /// the app and to the test (once polled), and serves it to the end: `None`
 /// if the test dropped the server future first, or it panicked.
-pub async fn run<A, S, R: stoppable::Runtime, E, H>(
+pub async fn run<A: stoppable::Accept, S, R: stoppable::Runtime, E, H>(
     server: stoppable::Server<A, S, R, E, H>,
     options: Options,
     app: &crate::app::App,
@@ -315,6 +315,9 @@ where
         std::future::Future<Output = Result<Report, stoppable::Error>>,
 {
     let mut server = server.options(options.to_stoppable());
+    // The server says where it listens (the TCP listener, with a Unix one
+    // beside it); the suite's clients connect there.
+    assert_eq!(server.local_addr().ok(), Some(addr), "Server::local_addr");
     if options.shared_listener {
         server = server.shared_listener();
     }
