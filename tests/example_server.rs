@@ -431,3 +431,136 @@ fn bad_options_exit_2_with_usage() {
         );
     }
 }
+
+/// Descriptors the server may open: enough for its runtime and a few dozen
+/// connections, so the test can reach the limit.
+#[cfg(target_os = "linux")]
+const FD_LIMIT: u64 = 64;
+
+/// Starts the server with at most [`FD_LIMIT`] open descriptors.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn start_with_few_descriptors(runtime: &str) -> Server {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(server_binary());
+    command.args(["--runtime", runtime, "--addr", "127.0.0.1:0"]);
+    // SAFETY: between fork and exec only setrlimit, async-signal-safe, on
+    // the child itself.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: FD_LIMIT as libc::rlim_t,
+                rlim_max: FD_LIMIT as libc::rlim_t,
+            };
+            match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                -1 => Err(std::io::Error::last_os_error()),
+                _ => Ok(()),
+            }
+        });
+    }
+    started(command, &[])
+}
+
+/// How many descriptors the process has open.
+#[cfg(target_os = "linux")]
+fn open_descriptors(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count() as u64)
+}
+
+/// CPU time the process has used, in clock ticks (user + system).
+#[cfg(target_os = "linux")]
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // After the command name in parentheses: fields 14 and 15 (utime, stime).
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// At the descriptor limit (EMFILE) the accept loop backs off: it does not
+/// spin, does not die, and serves again once descriptors are free; the
+/// stop still ends with a report (issue 14).
+#[cfg(target_os = "linux")]
+fn recovers_from_running_out_of_descriptors(runtime: &str) {
+    let server = start_with_few_descriptors(runtime);
+    // More connections than descriptors: the server accepts until EMFILE;
+    // the rest wait in the kernel's queue.
+    let held: Vec<TcpStream> = (0..FD_LIMIT + 16).map(|_| connect(&server.addr)).collect();
+    let pid = server.child.id();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while open_descriptors(pid) < FD_LIMIT {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never reached its limit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = cpu_ticks(server.child.id());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(server.child.id()) - before;
+    // A loop retrying at once would take a whole core (100 ticks a second).
+    assert!(
+        used < 50,
+        "{used} ticks of CPU in a second at the descriptor limit: it spins"
+    );
+    drop(held);
+    // Descriptors are free again: served as before.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = request(connect(&server.addr), "/");
+        if response.ends_with("hello") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never served again: {response:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let report = stopped(server, "TERM");
+    assert!(report.starts_with(r#"{"graceful":true"#), "{report}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn tokio_recovers_from_running_out_of_descriptors() {
+    recovers_from_running_out_of_descriptors("tokio");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn smol_recovers_from_running_out_of_descriptors() {
+    recovers_from_running_out_of_descriptors("smol");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn async_std_recovers_from_running_out_of_descriptors() {
+    recovers_from_running_out_of_descriptors("async-std");
+}
+
+/// A SIGTERM sent as soon as the first line is read stops the server
+/// gracefully: the handlers are installed before the line is printed (a
+/// signal with no handler yet would kill the process).
+fn sigterm_right_after_the_first_line_stops_gracefully(runtime: &str) {
+    for _ in 0..10 {
+        let server = start(&["--runtime", runtime]);
+        let report = stopped(server, "TERM");
+        assert!(report.starts_with(r#"{"graceful":true"#), "{report}");
+    }
+}
+
+#[test]
+fn tokio_sigterm_right_after_the_first_line_stops_gracefully() {
+    sigterm_right_after_the_first_line_stops_gracefully("tokio");
+}
+
+#[test]
+fn smol_sigterm_right_after_the_first_line_stops_gracefully() {
+    sigterm_right_after_the_first_line_stops_gracefully("smol");
+}
+
+#[test]
+fn async_std_sigterm_right_after_the_first_line_stops_gracefully() {
+    sigterm_right_after_the_first_line_stops_gracefully("async-std");
+}

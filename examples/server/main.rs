@@ -128,13 +128,20 @@ fn main() -> ExitCode {
 }
 
 /// The first line on stdout, flushed at once: scripts wait for it.
-fn announce(addr: SocketAddr, options: &Options) -> io::Result<()> {
+/// The first line: where the server listens.
+fn announcement(addr: SocketAddr, options: &Options) -> String {
     let scheme = if options.tls.is_some() {
         "https"
     } else {
         "http"
     };
-    println!("listening on {scheme}://{addr}");
+    format!("listening on {scheme}://{addr}")
+}
+
+/// Prints the first line, once signals are handled: a SIGTERM sent as soon
+/// as it is read stops the server gracefully, never kills it.
+fn announce(line: &str) -> io::Result<()> {
+    println!("{line}");
     io::stdout().flush()
 }
 
@@ -157,7 +164,7 @@ fn on_tokio(options: Options, listening: Listening) -> io::Result<()> {
     let Listening { listener, shared } = listening;
     tokio::runtime::Runtime::new()?.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        announce(listener.local_addr()?, &options)?;
+        let line = announcement(listener.local_addr()?, &options);
         let app = App::new(
             |d| Box::pin(tokio::time::sleep(d)),
             Arc::new(|task| drop(tokio::spawn(task))),
@@ -165,10 +172,10 @@ fn on_tokio(options: Options, listening: Listening) -> io::Result<()> {
         let routes = app.clone();
         let service = service_fn(move |req| routes.clone().route(req));
         if options.plain {
-            return plain::on_tokio(listener, service).await;
+            return plain::on_tokio(listener, service, line).await;
         }
-        let on_signals = |stopper: Stopper| {
-            tokio::spawn(async move { stoppable_tokio::stop_on_signals(&stopper).await });
+        let on_signals = |stopper: &Stopper| {
+            tokio::spawn(stoppable_tokio::stop_on_signals(stopper));
         };
         let served = match options.tls.clone() {
             Some(tls) => {
@@ -177,11 +184,11 @@ fn on_tokio(options: Options, listening: Listening) -> io::Result<()> {
                     &options,
                     shared,
                 );
-                tokio::spawn(server_until_stopped(server, app, on_signals))
+                tokio::spawn(server_until_stopped(server, app, on_signals, line))
             }
             None => {
                 let server = configure(stoppable_tokio::serve(listener, service), &options, shared);
-                tokio::spawn(server_until_stopped(server, app, on_signals))
+                tokio::spawn(server_until_stopped(server, app, on_signals, line))
             }
         };
         served.await.map_err(io::Error::other)?
@@ -198,7 +205,7 @@ fn on_smol(options: Options, listening: Listening) -> io::Result<()> {
     }
     smol::block_on(executor.run(async {
         let listener = smol::net::TcpListener::try_from(listener)?;
-        announce(listener.local_addr()?, &options)?;
+        let line = announcement(listener.local_addr()?, &options);
         let tasks = executor.clone();
         let app = App::new(
             |d| {
@@ -212,24 +219,26 @@ fn on_smol(options: Options, listening: Listening) -> io::Result<()> {
         let service = service_fn(move |req| routes.clone().route(req));
         let runtime = stoppable_smol::Smol::on(executor.clone());
         if options.plain {
-            return plain::on_async_io(AsyncIoListener(listener.into()), service, runtime).await;
+            let listener = AsyncIoListener(listener.into());
+            return plain::on_async_io(listener, service, runtime, line).await;
         }
         let signals = executor.clone();
-        let on_signals = move |stopper: Stopper| {
-            let stopping = async move { stoppable_smol::stop_on_signals(&stopper).await };
-            signals.spawn(stopping).detach();
+        let on_signals = move |stopper: &Stopper| {
+            signals
+                .spawn(stoppable_smol::stop_on_signals(stopper))
+                .detach();
         };
         let tasks = executor.clone();
         match options.tls.clone() {
             Some(tls) => {
                 let server = stoppable_smol::serve_tls_on(tasks, listener, tls, service);
                 let server = configure(server, &options, shared);
-                executor.spawn(server_until_stopped(server, app, on_signals))
+                executor.spawn(server_until_stopped(server, app, on_signals, line))
             }
             None => {
                 let server = stoppable_smol::serve_on(tasks, listener, service);
                 let server = configure(server, &options, shared);
-                executor.spawn(server_until_stopped(server, app, on_signals))
+                executor.spawn(server_until_stopped(server, app, on_signals, line))
             }
         }
         .await
@@ -240,7 +249,7 @@ fn on_async_std(options: Options, listening: Listening) -> io::Result<()> {
     let Listening { listener, shared } = listening;
     async_std::task::block_on(async {
         let listener = async_std::net::TcpListener::from(listener);
-        announce(listener.local_addr()?, &options)?;
+        let line = announcement(listener.local_addr()?, &options);
         let app = App::new(
             |d| Box::pin(async move { async_std::task::sleep(d).await }),
             Arc::new(|task| drop(async_std::task::spawn(task))),
@@ -250,44 +259,45 @@ fn on_async_std(options: Options, listening: Listening) -> io::Result<()> {
         if options.plain {
             let listener = std::net::TcpListener::try_from(listener)?;
             let listener = AsyncIoListener(Arc::new(async_io::Async::new(listener)?));
-            return plain::on_async_io(listener, service, stoppable_async_std::AsyncStd).await;
+            return plain::on_async_io(listener, service, stoppable_async_std::AsyncStd, line)
+                .await;
         }
-        let on_signals = |stopper: Stopper| {
-            async_std::task::spawn(
-                async move { stoppable_async_std::stop_on_signals(&stopper).await },
-            );
+        let on_signals = |stopper: &Stopper| {
+            async_std::task::spawn(stoppable_async_std::stop_on_signals(stopper));
         };
         match options.tls.clone() {
             Some(tls) => {
                 let server = stoppable_async_std::serve_tls(listener, tls, service)?;
                 let server = configure(server, &options, shared);
-                async_std::task::spawn(server_until_stopped(server, app, on_signals))
+                async_std::task::spawn(server_until_stopped(server, app, on_signals, line))
             }
             None => {
                 let server = stoppable_async_std::serve(listener, service)?;
                 let server = configure(server, &options, shared);
-                async_std::task::spawn(server_until_stopped(server, app, on_signals))
+                async_std::task::spawn(server_until_stopped(server, app, on_signals, line))
             }
         }
         .await
     })
 }
 
-/// Serves until a stop completes: `on_signals` spawns the runtime's signal
-/// watch (the first SIGTERM or SIGINT stops, a second forces, B17),
-/// progress goes to stderr, and the report is printed as one JSON line on
-/// stdout.
+/// Serves until a stop completes: `on_signals` installs the runtime's signal
+/// handlers and spawns their watch (the first SIGTERM or SIGINT stops, a
+/// second forces, B17) before the first line, `line`, is printed; progress
+/// goes to stderr, and the report is printed as one JSON line on stdout.
 async fn server_until_stopped<F>(
     server: F,
     app: App,
-    on_signals: impl FnOnce(Stopper),
+    on_signals: impl FnOnce(&Stopper),
+    line: String,
 ) -> io::Result<()>
 where
     F: Future<Output = Result<Report, stoppable::Error>> + StopperSource,
 {
     let stopper = server.stopper();
     app.set_stopper(stopper.clone());
-    on_signals(stopper.clone());
+    on_signals(&stopper);
+    announce(&line)?;
     let progress = show_progress(stopper);
     let report = server.await.map_err(io::Error::other)?;
     progress.finish();
@@ -356,7 +366,11 @@ mod plain {
         Ok(())
     }
 
-    pub async fn on_tokio<S>(listener: tokio::net::TcpListener, service: S) -> io::Result<()>
+    pub async fn on_tokio<S>(
+        listener: tokio::net::TcpListener,
+        service: S,
+        line: String,
+    ) -> io::Result<()>
     where
         S: Service<
                 Request<Incoming>,
@@ -368,6 +382,7 @@ mod plain {
         S::Future: Send + 'static,
     {
         exit_on_signal()?;
+        announce(&line)?;
         let builder = Builder::new(TokioExecutor::new());
         loop {
             let (stream, _) = listener.accept().await?;
@@ -383,6 +398,7 @@ mod plain {
         mut listener: AsyncIoListener,
         service: S,
         runtime: R,
+        line: String,
     ) -> io::Result<()>
     where
         S: Service<
@@ -396,6 +412,7 @@ mod plain {
         R: Runtime,
     {
         exit_on_signal()?;
+        announce(&line)?;
         let builder: Builder<SpawnExecutor<R>> = async_io_builder(runtime.clone());
         loop {
             let accepted = std::future::poll_fn(|cx| listener.poll_accept(cx)).await?;

@@ -271,8 +271,16 @@ fn accepted(stream: TcpStream) -> stoppable::Accepted<TokioIo<TcpStream>> {
 /// # Ok(()) }
 /// ```
 #[cfg(feature = "signal")]
-pub async fn stop_on_signals(stopper: &Stopper) -> io::Result<Report> {
-    Ok(stoppable::stop_on(stopper, Box::pin(signals()?)).await)
+///
+/// The handlers are installed by this call (inside a tokio runtime), not
+/// when the future is first polled: a signal that comes in between is not
+/// lost (nor does it kill the process, a signal's default action).
+pub fn stop_on_signals(
+    stopper: &Stopper,
+) -> impl Future<Output = io::Result<Report>> + Send + 'static {
+    let signals = signals();
+    let stopper = stopper.clone();
+    async move { Ok(stoppable::stop_on(&stopper, Box::pin(signals?)).await) }
 }
 
 #[cfg(all(feature = "signal", unix))]

@@ -32,9 +32,17 @@ pub async fn stop_on<S: Stream + Unpin>(stopper: &Stopper, mut signals: S) -> Re
 /// Resolves on SIGTERM or SIGINT: the first starts a graceful stop, a
 /// second forces it (B17); resolves to the report. For runtimes on
 /// async-io (smol, async-std).
+///
+/// The handlers are installed by this call, not when the future is first
+/// polled: a signal that comes in between is not lost (nor does it kill
+/// the process, a signal's default action). An error (out of descriptors,
+/// say) comes out of the future.
 #[cfg(feature = "signal")]
-pub async fn stop_on_signals(stopper: &Stopper) -> std::io::Result<Report> {
+pub fn stop_on_signals(
+    stopper: &Stopper,
+) -> impl std::future::Future<Output = std::io::Result<Report>> + Send + 'static {
     use async_signal::{Signal, Signals};
-    let signals = Signals::new([Signal::Term, Signal::Int])?;
-    Ok(stop_on(stopper, signals).await)
+    let signals = Signals::new([Signal::Term, Signal::Int]);
+    let stopper = stopper.clone();
+    async move { Ok(stop_on(&stopper, signals?).await) }
 }
