@@ -3,6 +3,8 @@
 //! queue holds is answered, later connects are refused), and the stop
 //! completes once all are closed.
 
+use std::time::Duration;
+
 use crate::client::{refused, unix_refused, Conn, End};
 use crate::runtimes::{Options, TestRuntime, TestServer};
 
@@ -89,4 +91,31 @@ pub fn b1_every_listener_queue_is_served_at_the_stop<R: TestRuntime>() {
         refused(server.addr),
         "the TCP socket refuses connects after the stop"
     );
+}
+
+/// With a connection limit, the server holds at most that many: a further
+/// connect waits in the kernel's queue, and is served once one closes.
+pub fn a_connection_limit_pauses_accepting<R: TestRuntime>() {
+    let server = R::start(Options {
+        max_connections: Some(2),
+        ..Options::default()
+    });
+    let mut held: Vec<Conn> = (0..2)
+        .map(|_| {
+            let mut conn = Conn::open(server.addr);
+            conn.get("/");
+            assert_eq!(conn.response().expect("served").status, 200);
+            conn
+        })
+        .collect();
+    let mut waiting = Conn::open(server.addr);
+    waiting.get("/");
+    // Time to be accepted, were there no limit.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.stopper.counts().open, 2, "a third was accepted");
+    drop(held.pop());
+    let resp = waiting.response().expect("served once a connection closed");
+    assert_eq!(resp.status, 200);
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
 }

@@ -82,6 +82,7 @@ macro_rules! all_cases {
             b22_shared_listener_never_drops_a_connect_during_the_stop,
             b22_tcp_and_unix_listeners_are_both_served,
             b1_every_listener_queue_is_served_at_the_stop,
+            a_connection_limit_pauses_accepting,
             b23_clients_are_asked_to_move_on_during_the_delay,
             b23_a_fresh_connection_is_not_closed_by_the_move_on,
             b23_a_connection_past_its_maximum_age_finishes_its_work_and_closes,

@@ -15,6 +15,7 @@ pub struct Options {
     pub(crate) grace: Option<Duration>,
     pub(crate) drain_signal_in_requests: bool,
     pub(crate) move_on_in_delay: bool,
+    pub(crate) max_connections: Option<usize>,
 }
 
 impl Options {
@@ -90,6 +91,16 @@ impl Options {
     /// `MaxConnectionAge`. Default: no limit; must not be zero.
     pub fn max_connection_age(mut self, age: Duration) -> Self {
         self.config.max_connection_age = Some(age);
+        self
+    }
+
+    /// At most `limit` connections open at once: at the limit the server
+    /// stops accepting (new connects wait in the kernel's queue, as their
+    /// clients' timeouts allow) until one closes. actix-web's
+    /// `max_connections`. A stop serves what is queued all the same (B1).
+    /// Default: no limit; `0` is taken as no limit too.
+    pub fn max_connections(mut self, limit: usize) -> Self {
+        self.max_connections = (limit > 0).then_some(limit);
         self
     }
 

@@ -57,6 +57,8 @@ pub struct Server<A, S, R: Runtime, E, H = Plain> {
     /// Set once serving: `serve_queued`, as a plain function pointer, so
     /// that a drop can call it without the bounds `Drop` cannot ask for.
     serve_queued: Option<fn(&mut Self)>,
+    /// At the connection limit: waits for a close ([`Options::max_connections`]).
+    room: Option<Pin<Box<event_listener::EventListener>>>,
     /// A stop begins when this resolves ([`with_graceful_shutdown`]).
     ///
     /// [`with_graceful_shutdown`]: Server::with_graceful_shutdown
@@ -95,6 +97,7 @@ impl<A, S, R: Runtime, E, H> Server<A, S, R, E, H> {
             accept_pause: None,
             drain: None,
             serve_queued: None,
+            room: None,
             shutdown_signal: None,
         }
     }
@@ -266,6 +269,29 @@ where
         }
     }
 
+    /// Under the connection limit, if any; else waits (woken by a close).
+    fn has_room(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(limit) = self.options.max_connections else {
+            return true;
+        };
+        loop {
+            if self.tracker.shared.open() < limit {
+                self.room = None;
+                return true;
+            }
+            match self.room.as_mut() {
+                // Listen first, then look again: a close in between wakes it.
+                None => self.room = Some(Box::pin(self.tracker.shared.listen_for_room())),
+                Some(room) => {
+                    if room.as_mut().poll(cx).is_pending() {
+                        return false;
+                    }
+                    self.room = None;
+                }
+            }
+        }
+    }
+
     /// Accepts what is queued. True when a connection was accepted.
     fn poll_listener(&mut self, cx: &mut Context<'_>) -> bool {
         let stop_accepting = self.tracker.shared.stop_accepting();
@@ -286,6 +312,9 @@ where
                 }
                 Poll::Pending => false,
             };
+        }
+        if self.listener.is_none() || !self.has_room(cx) {
+            return false;
         }
         let Some(listener) = self.listener.as_mut() else {
             return false;

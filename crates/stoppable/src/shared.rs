@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     inner: Mutex<Inner>,
     /// Notified when the drain begins and when the stop completes.
     changed: Event,
+    /// Notified when a connection closes: room under a connection limit.
+    room: Event,
     spawn_timers: SpawnTimers,
 }
 
@@ -88,6 +90,7 @@ impl Shared {
                 timers_running: false,
             }),
             changed: Event::new(),
+            room: Event::new(),
             spawn_timers,
         }))
     }
@@ -186,6 +189,16 @@ impl Shared {
         });
     }
 
+    /// How many connections are open now.
+    pub(crate) fn open(&self) -> usize {
+        self.lock().core.counts().open
+    }
+
+    /// Listens for the next close of a connection.
+    pub(crate) fn listen_for_room(&self) -> event_listener::EventListener {
+        self.room.listen()
+    }
+
     /// The connection's socket is closed.
     pub(crate) fn closed(&self, slot: &ConnSlot) {
         self.decide(|inner, now| {
@@ -200,6 +213,8 @@ impl Shared {
                 );
             }
         });
+        // After the count went down: a waiter that wakes sees the room.
+        self.room.notify(usize::MAX);
     }
 
     /// Starts or shortens the stop (B12); `None` takes the server's grace.

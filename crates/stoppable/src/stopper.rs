@@ -107,6 +107,20 @@ impl Stopper {
         self.shared.counts()
     }
 
+    /// Resolves once fewer than `limit` connections are open: an accept
+    /// loop of your own (with a [`Tracker`](crate::Tracker)) awaits it
+    /// before each accept to hold at most `limit` connections, as the
+    /// server does with [`Options::max_connections`](crate::Options::max_connections).
+    pub async fn room_below(&self, limit: usize) {
+        loop {
+            let listener = self.shared.listen_for_room();
+            if self.shared.open() < limit {
+                return;
+            }
+            listener.await;
+        }
+    }
+
     /// The report, once the stop completed (B11).
     pub fn report(&self) -> Option<Report> {
         self.shared.report()

@@ -60,11 +60,14 @@ impl<R: Runtime> Tracker<R> {
     /// Applies `options` before serving, so that even a stop that comes
     /// before the first poll honours them. Bad options wait for `start`.
     pub(crate) fn configure(&self, options: Options) {
+        // The connection limit is the server's accept loop's (see
+        // `Stopper::room_below` for your own).
         let Options {
             config,
             grace,
             drain_signal_in_requests,
             move_on_in_delay,
+            max_connections: _,
         } = options;
         self.shared
             .configure(config, grace, drain_signal_in_requests, move_on_in_delay);

@@ -45,6 +45,8 @@ pub struct Options {
     /// The server stops when the app's `/signal` route is asked for
     /// (`Server::with_graceful_shutdown`).
     pub shutdown_future: bool,
+    /// At most this many connections at once (`Options::max_connections`).
+    pub max_connections: Option<usize>,
 }
 
 /// The server's Unix domain listener, when the options ask for one: bound
@@ -104,6 +106,9 @@ impl Options {
         }
         if let Some(age) = self.max_age {
             options = options.max_connection_age(age);
+        }
+        if let Some(limit) = self.max_connections {
+            options = options.max_connections(limit);
         }
         options
             .drain_signal_in_requests(self.drain_signal_in_requests)

@@ -111,6 +111,13 @@ impl TestRuntime for Rt {
                     }
                 };
                 loop {
+                    // A limit of its own, as a tracker's user holds one.
+                    if let Some(limit) = o.max_connections {
+                        tokio::select! {
+                            () = stopper.room_below(limit) => {}
+                            () = stopper.draining() => break,
+                        }
+                    }
                     tokio::select! {
                         accepted = listener.accept() => match accepted {
                             Ok((stream, _)) => serve(stream),
