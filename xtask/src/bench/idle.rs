@@ -12,8 +12,10 @@ use tokio::net::TcpStream;
 /// Opens `n` connections; with `request`, each is served once (keep-alive).
 pub async fn open(addr: SocketAddr, n: usize, request: bool) -> Vec<TcpStream> {
     let mut conns = Vec::with_capacity(n);
-    // In batches, so the listen backlog never overflows.
-    for batch in (0..n).collect::<Vec<_>>().chunks(500) {
+    // In batches under the smallest listen backlog (std's 128), so it never
+    // overflows (a dropped final ACK leaves a client that thinks itself
+    // connected while the server never sees it).
+    for batch in (0..n).collect::<Vec<_>>().chunks(100) {
         let tasks: Vec<_> = batch
             .iter()
             .map(|_| {
@@ -95,9 +97,22 @@ pub async fn floor(n: usize) -> (Duration, Duration) {
     (Duration::from_micros(loop_us), last.duration_since(go))
 }
 
+/// A listener on 127.0.0.1, port 0, with room for `backlog` connects.
+fn listener_with_backlog(backlog: i32) -> TcpListener {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
+    socket.bind(&addr.into()).expect("bind");
+    socket.listen(backlog).expect("listen");
+    socket.into()
+}
+
 /// The helper's side (`xtask floor-serve N`): accept, then close on cue.
 pub fn floor_serve(n: usize) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    // A backlog above the client's batch: with std's 128, a burst of 500
+    // connects overflowed it, and a client whose final ACK was dropped
+    // believed itself connected while the helper waited for it forever.
+    let listener = listener_with_backlog(1024);
     println!("{}", listener.local_addr().expect("addr"));
     let accepted: Vec<_> = (0..n)
         .map(|_| listener.accept().expect("accept").0)
