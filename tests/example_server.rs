@@ -33,6 +33,16 @@ struct Server {
     addr: String,
 }
 
+impl Drop for Server {
+    /// A case that fails half-way leaves no server process behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn start(args: &[&str]) -> Server {
     let mut command = Command::new(server_binary());
     command.args(["--addr", "127.0.0.1:0"]).args(args);
