@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::process::{build_example, lines, next_line, signal};
+use super::process::{build_example, count_and_runtimes, lines, next_line, signal};
 use super::{http1, http2, Run, Tally, RUNTIMES};
 
 const USAGE: &str = "usage: cargo xtask stress --handoff N [--runtime tokio|smol|async-std]";
@@ -25,27 +25,7 @@ const USAGE: &str = "usage: cargo xtask stress --handoff N [--runtime tokio|smol
 const CLIENTS: usize = 40;
 
 pub fn run(args: &[String]) -> ExitCode {
-    let mut handoffs = None;
-    let mut runtimes: Vec<&str> = RUNTIMES.to_vec();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let ok = match (arg.as_str(), iter.next()) {
-            ("--handoff", Some(n)) => {
-                handoffs = n.parse::<usize>().ok();
-                handoffs.is_some()
-            }
-            ("--runtime", Some(r)) if RUNTIMES.contains(&r.as_str()) => {
-                runtimes = RUNTIMES.iter().copied().filter(|x| x == r).collect();
-                true
-            }
-            _ => false,
-        };
-        if !ok {
-            eprintln!("stress: {USAGE}");
-            return ExitCode::from(2);
-        }
-    }
-    let Some(handoffs) = handoffs else {
+    let Some((handoffs, runtimes)) = count_and_runtimes(args, "--handoff", &RUNTIMES) else {
         eprintln!("stress: {USAGE}");
         return ExitCode::from(2);
     };

@@ -67,3 +67,26 @@ pub fn signal(pid: u32, signal: libc::c_int) {
         libc::kill(pid as libc::pid_t, signal);
     }
 }
+
+/// `FLAG N [--runtime R]`, as `--handoff` and `--rollout` take them: the
+/// count and the runtimes to run (all unless one is named); `None` on a bad
+/// or missing argument.
+pub fn count_and_runtimes<'a>(
+    args: &[String],
+    flag: &str,
+    all: &[&'a str],
+) -> Option<(usize, Vec<&'a str>)> {
+    let mut count = None;
+    let mut runtimes = all.to_vec();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match (arg.as_str(), iter.next()) {
+            (a, Some(n)) if a == flag => count = Some(n.parse::<usize>().ok()?),
+            ("--runtime", Some(r)) if all.contains(&r.as_str()) => {
+                runtimes = all.iter().copied().filter(|x| x == r).collect();
+            }
+            _ => return None,
+        }
+    }
+    Some((count?, runtimes))
+}

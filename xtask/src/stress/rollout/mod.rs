@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use clients::Tally;
 use haproxy::{Counters, Haproxy};
 
-use super::process::{build_example, forward_lines, signal, LINE_DEADLINE};
+use super::process::{build_example, count_and_runtimes, forward_lines, signal, LINE_DEADLINE};
 use super::{Run, RUNTIMES};
 
 const USAGE: &str = "usage: cargo xtask stress --rollout N [--runtime tokio|smol|async-std]";
@@ -39,27 +39,7 @@ const CLIENTS: (usize, usize) = (20, 10);
 const DELAY_MS: u64 = 1500;
 
 pub fn run(args: &[String]) -> ExitCode {
-    let mut restarts = None;
-    let mut runtimes: Vec<&str> = RUNTIMES.to_vec();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let ok = match (arg.as_str(), iter.next()) {
-            ("--rollout", Some(n)) => {
-                restarts = n.parse::<usize>().ok();
-                restarts.is_some()
-            }
-            ("--runtime", Some(r)) if RUNTIMES.contains(&r.as_str()) => {
-                runtimes = RUNTIMES.iter().copied().filter(|x| x == r).collect();
-                true
-            }
-            _ => false,
-        };
-        if !ok {
-            eprintln!("stress: {USAGE}");
-            return ExitCode::from(2);
-        }
-    }
-    let Some(restarts) = restarts else {
+    let Some((restarts, runtimes)) = count_and_runtimes(args, "--rollout", &RUNTIMES) else {
         eprintln!("stress: {USAGE}");
         return ExitCode::from(2);
     };
