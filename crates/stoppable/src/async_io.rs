@@ -199,23 +199,30 @@ impl ListenerSocket for TcpListener {
     }
 }
 
-impl StreamSocket for TcpStream {
-    fn sock(&self) -> socket2::SockRef<'_> {
-        socket2::SockRef::from(self)
-    }
+/// The same for std's TCP and Unix streams: each writes through `&Self`.
+macro_rules! stream_socket {
+    ($stream:ty) => {
+        impl StreamSocket for $stream {
+            fn sock(&self) -> socket2::SockRef<'_> {
+                socket2::SockRef::from(self)
+            }
 
-    fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        Write::write(&mut &*self, buf)
-    }
+            fn write(&self, buf: &[u8]) -> io::Result<usize> {
+                Write::write(&mut &*self, buf)
+            }
 
-    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        Write::write_vectored(&mut &*self, bufs)
-    }
+            fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+                Write::write_vectored(&mut &*self, bufs)
+            }
 
-    fn raw(&self) -> RawSocket {
-        raw_socket(self)
-    }
+            fn raw(&self) -> RawSocket {
+                raw_socket(self)
+            }
+        }
+    };
 }
+
+stream_socket!(TcpStream);
 
 #[cfg(unix)]
 impl ListenerSocket for std::os::unix::net::UnixListener {
@@ -231,23 +238,7 @@ impl ListenerSocket for std::os::unix::net::UnixListener {
 }
 
 #[cfg(unix)]
-impl StreamSocket for std::os::unix::net::UnixStream {
-    fn sock(&self) -> socket2::SockRef<'_> {
-        socket2::SockRef::from(self)
-    }
-
-    fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        Write::write(&mut &*self, buf)
-    }
-
-    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        Write::write_vectored(&mut &*self, bufs)
-    }
-
-    fn raw(&self) -> RawSocket {
-        raw_socket(self)
-    }
-}
+stream_socket!(std::os::unix::net::UnixStream);
 
 /// async-io's timer as the drain's and hyper's timer.
 #[derive(Clone, Copy, Debug, Default)]
