@@ -50,7 +50,7 @@ fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         .chunks_exact(2)
         .take(200)
         .map(|pair| {
-            let (kind, report, arg) = (pair[0] % 27, pair[0] & 0x80 != 0, pair[1]);
+            let (kind, report, arg) = (pair[0] % 29, pair[0] & 0x80 != 0, pair[1]);
             let i = usize::from(arg);
             let change = |c| Op::Do(i, c, report);
             match kind {
@@ -68,6 +68,8 @@ fn decode(data: &[u8]) -> (Config, Vec<Op>) {
                 20 => Op::ListenerClosed,
                 21 => Op::Refresh,
                 22 => Op::Carry,
+                23 => Op::TaskStart,
+                24 => Op::TaskFinish,
                 _ => Op::Tick(u64::from(arg) * 2),
             }
         })

@@ -37,6 +37,11 @@ pub enum Action {
     /// (B14). The core counts it force-closed at once, and the stop is not
     /// graceful (B11).
     ForceClose(ConnId),
+    /// Cancel every application task still running: the grace is over
+    /// (B9). The core counts them cancelled at once (the stop is not
+    /// graceful, B11) and ignores their later
+    /// [`task_finished`](Drain::task_finished).
+    CancelTasks,
     /// The stop completed; the report is also in [`Drain::report`].
     Stopped(Report),
 }
@@ -66,6 +71,8 @@ struct Tally {
     closed_after_work: usize,
     force_closed: usize,
     requests_completed: u64,
+    tasks_finished: usize,
+    tasks_cancelled: usize,
 }
 
 struct Slot {
@@ -348,6 +355,32 @@ impl<O: Observe> Drain<O> {
         }
     }
 
+    /// The application began a task that the stop must wait for (work
+    /// that is no connection's: a write-behind, a job a handler spawned).
+    /// Refused once the grace is over or the stop completed: there is no
+    /// time left to wait for it.
+    pub fn task_started(&mut self) -> Result<(), Error> {
+        if matches!(self.phase, Phase::Forcing | Phase::Stopped) {
+            return Err(Error::TooLateForTask);
+        }
+        self.counts.tasks += 1;
+        Ok(())
+    }
+
+    /// A task ended by itself (done, or dropped). False, and nothing
+    /// changes, if it was already counted cancelled ([`Action::CancelTasks`]).
+    pub fn task_finished(&mut self, now: Instant) -> bool {
+        if matches!(self.phase, Phase::Forcing | Phase::Stopped) || self.counts.tasks == 0 {
+            return false;
+        }
+        self.counts.tasks -= 1;
+        if self.stop.is_some() {
+            self.tally.tasks_finished += 1;
+        }
+        self.try_finish(now);
+        true
+    }
+
     /// The listener is closed, after the queued connections were accepted.
     pub fn listener_closed(&mut self, now: Instant) {
         self.listener_closed = true;
@@ -486,6 +519,11 @@ impl<O: Observe> Drain<O> {
         for id in ids {
             self.force_one(id, now);
         }
+        if self.counts.tasks > 0 {
+            self.tally.tasks_cancelled += self.counts.tasks;
+            self.counts.tasks = 0;
+            self.actions.push_back(Action::CancelTasks);
+        }
         self.try_finish(now);
     }
 
@@ -617,17 +655,20 @@ impl<O: Observe> Drain<O> {
 
     fn try_finish(&mut self, now: Instant) {
         let Some(stop) = self.stop else { return };
-        if !self.is_draining() || !self.listener_closed || self.counts.open > 0 {
+        let open = self.counts.open + self.counts.tasks;
+        if !self.is_draining() || !self.listener_closed || open > 0 {
             return;
         }
         self.set_phase(Phase::Stopped);
         self.timers.clear();
         let report = Report {
-            graceful: self.tally.force_closed == 0,
+            graceful: self.tally.force_closed == 0 && self.tally.tasks_cancelled == 0,
             closed_idle: self.tally.closed_idle,
             closed_after_work: self.tally.closed_after_work,
             force_closed: self.tally.force_closed,
             requests_completed: self.tally.requests_completed,
+            tasks_finished: self.tally.tasks_finished,
+            tasks_cancelled: self.tally.tasks_cancelled,
             elapsed: now.saturating_duration_since(stop.began_at),
         };
         self.report = Some(report);

@@ -11,6 +11,8 @@ pub enum Error {
     /// A connection was accepted after the listener was reported closed or
     /// the stop completed.
     NotAccepting,
+    /// A task was started once the grace was over or the stop completed.
+    TooLateForTask,
 }
 
 impl fmt::Display for Error {
@@ -18,6 +20,7 @@ impl fmt::Display for Error {
         match self {
             Error::UnknownConnection => write!(f, "unknown or already closed connection"),
             Error::NotAccepting => write!(f, "the server no longer accepts connections"),
+            Error::TooLateForTask => write!(f, "the stop is past its grace: no task can start"),
         }
     }
 }

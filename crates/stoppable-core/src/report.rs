@@ -53,6 +53,9 @@ pub struct Counts {
     /// Requests in flight over all open connections (HTTP/2 can have many per
     /// connection).
     pub requests_in_flight: u64,
+    /// The application's tasks running, that a stop waits for (not
+    /// connections: not in `open`).
+    pub tasks: usize,
     /// Where the server is in its life.
     pub phase: Phase,
 }
@@ -61,7 +64,8 @@ pub struct Counts {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Report {
-    /// True exactly when no connection with work was force-closed.
+    /// True exactly when no connection with work was force-closed and no
+    /// application task was cancelled.
     pub graceful: bool,
     /// Connections closed during the stop that had no work.
     pub closed_idle: usize,
@@ -71,6 +75,11 @@ pub struct Report {
     pub force_closed: usize,
     /// Requests that completed between the stop call and its end.
     pub requests_completed: u64,
+    /// Application tasks that ended by themselves between the stop call and
+    /// its end.
+    pub tasks_finished: usize,
+    /// Application tasks still running at the grace deadline: cancelled.
+    pub tasks_cancelled: usize,
     /// From the first stop call to the end of the stop.
     pub elapsed: Duration,
 }

@@ -33,6 +33,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Refresh),
         2 => Just(Op::Carry),
         3 => (0u64..300).prop_map(Op::Tick),
+        1 => Just(Op::TaskStart),
+        1 => Just(Op::TaskFinish),
     ]
 }
 

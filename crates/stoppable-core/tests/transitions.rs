@@ -974,3 +974,36 @@ fn b23_a_zero_age_is_refused() {
         Err(ConfigError::ZeroMaxConnectionAge)
     ));
 }
+
+#[test]
+fn b24_stop_waits_for_an_application_task_and_counts_it_finished() {
+    let (mut d, t0) = drain();
+    d.task_started().unwrap();
+    d.stop(None, t0);
+    d.listener_closed(t0);
+    assert_eq!(d.counts().tasks, 1);
+    assert_eq!(stopped(&actions(&mut d)), None, "the task holds the stop");
+    assert!(d.task_finished(t0 + 10 * MS));
+    let report = stopped(&actions(&mut d)).expect("the stop ends with the task");
+    assert!(report.graceful);
+    assert_eq!((report.tasks_finished, report.tasks_cancelled), (1, 0));
+    assert_eq!(report.elapsed, 10 * MS);
+}
+
+#[test]
+fn b24_grace_cancels_a_running_task_and_the_stop_is_not_graceful() {
+    let (mut d, t0) = drain();
+    d.task_started().unwrap();
+    d.stop(Some(20 * MS), t0);
+    d.listener_closed(t0);
+    actions(&mut d);
+    d.handle_timeout(t0 + 20 * MS);
+    let done = actions(&mut d);
+    assert!(done.contains(&Action::CancelTasks), "{done:?}");
+    let report = stopped(&done).expect("the stop ends at the deadline");
+    assert!(!report.graceful);
+    assert_eq!((report.tasks_finished, report.tasks_cancelled), (0, 1));
+    // The cancelled task's own end changes nothing; no task starts now.
+    assert!(!d.task_finished(t0 + 21 * MS));
+    assert_eq!(d.task_started(), Err(Error::TooLateForTask));
+}

@@ -52,6 +52,10 @@ pub enum Op {
     /// tick): a request that arrived meanwhile makes its driver decline.
     Carry,
     Tick(u64),
+    /// The application starts a task the stop waits for.
+    TaskStart,
+    /// One of its tasks ends by itself (if any runs).
+    TaskFinish,
 }
 
 /// What the connections really do.
@@ -139,6 +143,11 @@ struct Run {
     last_event: Instant,
     /// What the core had seen of each connection at the last check.
     learned: HashMap<ConnId, Progress>,
+    /// The application's tasks running, as the model counts them; and,
+    /// since the stop, those that ended and those cancelled.
+    tasks: usize,
+    tasks_finished: usize,
+    tasks_cancelled: usize,
 }
 
 impl Run {
@@ -163,6 +172,9 @@ impl Run {
             deadline: None,
             last_event: t0,
             learned: HashMap::new(),
+            tasks: 0,
+            tasks_finished: 0,
+            tasks_cancelled: 0,
         }
     }
 
@@ -305,6 +317,27 @@ impl Run {
             }
             Op::Refresh => self.drain.refresh(self.now),
             Op::Carry => self.carry_out()?,
+            Op::TaskStart => {
+                let phase = self.drain.phase();
+                let too_late = matches!(phase, Phase::Forcing | Phase::Stopped);
+                match self.drain.task_started() {
+                    Ok(()) => {
+                        prop_assert!(!too_late, "a task started in {:?}", phase);
+                        self.tasks += 1;
+                    }
+                    Err(_) => prop_assert!(too_late, "a task refused in {:?}", phase),
+                }
+            }
+            Op::TaskFinish => {
+                let counted = self.drain.task_finished(self.now);
+                prop_assert_eq!(counted, self.tasks > 0, "only a running task is counted");
+                if counted {
+                    self.tasks -= 1;
+                    if self.stop_at.is_some() {
+                        self.tasks_finished += 1;
+                    }
+                }
+            }
             Op::Tick(ms) => {
                 self.carry_out()?;
                 // Time passes as a driver's timer sees it: each timeout
@@ -410,11 +443,25 @@ impl Run {
                         "shutdown of a closed connection"
                     );
                 }
+                Action::CancelTasks => {
+                    prop_assert!(self.tasks > 0, "tasks cancelled with none running");
+                    prop_assert!(
+                        self.deadline.is_some_and(|d| d <= self.now),
+                        "tasks cancelled before the grace deadline"
+                    );
+                    self.tasks_cancelled += self.tasks;
+                    self.tasks = 0;
+                }
                 Action::Stopped(report) => {
                     prop_assert!(self.stopped.is_none(), "stopped twice");
                     self.stopped = Some(report);
                     prop_assert_eq!(report.force_closed, self.force_closes);
-                    prop_assert_eq!(report.graceful, self.force_closes == 0);
+                    prop_assert_eq!(report.tasks_cancelled, self.tasks_cancelled);
+                    prop_assert_eq!(report.tasks_finished, self.tasks_finished);
+                    prop_assert_eq!(
+                        report.graceful,
+                        self.force_closes == 0 && self.tasks_cancelled == 0
+                    );
                     prop_assert_eq!(
                         report.closed_idle + report.closed_after_work + report.force_closed,
                         self.closed_in_stop,
@@ -521,10 +568,14 @@ impl Run {
         self.note_learned();
         let c: Counts = self.drain.counts();
         prop_assert_eq!(c.open, self.conns.len());
+        prop_assert_eq!(c.tasks, self.tasks);
         prop_assert_eq!(c.idle + c.active + c.closing + c.upgraded, c.open);
         let phase = self.drain.phase();
         prop_assert_eq!(c.phase, phase);
-        let should_stop = self.listener_closed && self.conns.is_empty() && self.stop_at.is_some();
+        let should_stop = self.listener_closed
+            && self.conns.is_empty()
+            && self.tasks == 0
+            && self.stop_at.is_some();
         prop_assert_eq!(
             self.stopped.is_some(),
             should_stop,
@@ -533,11 +584,15 @@ impl Run {
         if let Some(report) = self.stopped {
             prop_assert_eq!(phase, Phase::Stopped);
             prop_assert_eq!(self.drain.poll_timeout(), None);
-            prop_assert_eq!(report.graceful, report.force_closed == 0);
+            prop_assert_eq!(
+                report.graceful,
+                report.force_closed == 0 && report.tasks_cancelled == 0
+            );
         }
         if let Some(deadline) = self.deadline {
             if deadline <= self.now && self.stopped.is_none() {
                 prop_assert!(self.conns.is_empty(), "open after the grace deadline");
+                prop_assert_eq!(self.tasks, 0, "a task running after the grace deadline");
             }
             if let Some(next) = self.drain.poll_timeout() {
                 prop_assert!(next <= deadline, "a timeout armed past the grace deadline");
@@ -557,7 +612,7 @@ impl Run {
             return Ok(());
         };
         let truth = self.truth();
-        if self.conns.iter().any(|c| truth.has_lasting_work(c.id)) {
+        if self.tasks > 0 || self.conns.iter().any(|c| truth.has_lasting_work(c.id)) {
             return Ok(());
         }
         let bound = self.config.first_request_window
@@ -595,6 +650,9 @@ impl Run {
     fn all_work_ends(&mut self) -> Result<(), TestCaseError> {
         if self.stop_at.is_none() || self.stopped.is_some() {
             return Ok(());
+        }
+        while self.tasks > 0 {
+            self.apply(&Op::TaskFinish)?;
         }
         let ids: Vec<ConnId> = self.conns.iter().map(|c| c.id).collect();
         for id in ids {
