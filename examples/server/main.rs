@@ -352,7 +352,7 @@ mod plain {
     use hyper::body::Incoming;
     use hyper::service::Service;
     use hyper::{Request, Response};
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::TokioIo;
     use hyper_util::server::conn::auto::Builder;
 
     fn exit_on_signal() -> io::Result<()> {
@@ -383,7 +383,9 @@ mod plain {
     {
         exit_on_signal()?;
         announce(&line)?;
-        let builder = Builder::new(TokioExecutor::new());
+        // hyper as the stoppable servers have it: tokio's timer, hyper's
+        // 30 s header-read timeout.
+        let builder = stoppable_tokio::builder();
         loop {
             let (stream, _) = listener.accept().await?;
             let _ = stream.set_nodelay(true);
@@ -416,6 +418,8 @@ mod plain {
         let builder: Builder<SpawnExecutor<R>> = async_io_builder(runtime.clone());
         loop {
             let accepted = std::future::poll_fn(|cx| listener.poll_accept(cx)).await?;
+            // As the stoppable server does (`Options::tcp_nodelay`).
+            let _ = accepted.io.0.get_ref().set_nodelay(true);
             let connection = builder
                 .serve_connection_with_upgrades(accepted.io, service.clone())
                 .into_owned();

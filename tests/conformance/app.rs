@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,13 +26,43 @@ pub struct App {
     pub stopper: Arc<Mutex<Option<Stopper>>>,
     pub spawn: Spawn,
     pub signal: (async_channel::Sender<()>, async_channel::Receiver<()>),
+    /// What the server's `on_connection_error` was told, one line each
+    /// (`stage peer`): `/errors` answers with them.
+    pub errors: Arc<Mutex<Vec<String>>>,
 }
+
+/// The peer's address, as the suite's make-service saw it (`/peer`).
+#[derive(Clone, Copy)]
+pub struct Peer(pub Option<SocketAddr>);
 
 async fn sleep(ms: u64) {
     async_io::Timer::after(Duration::from_millis(ms)).await;
 }
 
 impl App {
+    /// A new app, spawning upgraded connections' handlers with `spawn`.
+    pub fn new(spawn: Spawn) -> App {
+        App {
+            stopper: Arc::new(Mutex::new(None)),
+            spawn,
+            signal: async_channel::bounded(1),
+            errors: Default::default(),
+        }
+    }
+
+    /// Records a connection error told to the server's hook.
+    pub fn record_error(&self, error: &stoppable::ConnError) {
+        let line = match error.remote_addr() {
+            Some(peer) => format!("{:?} {peer}", error.stage()),
+            None => format!("{:?} none", error.stage()),
+        };
+        self.errors.lock().unwrap().push(line);
+    }
+
+    fn errors_text(&self) -> String {
+        self.errors.lock().unwrap().join("\n")
+    }
+
     /// Resolves once `/signal` was asked for.
     pub fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + 'static {
         let signalled = self.signal.1.clone();
@@ -51,6 +82,12 @@ impl App {
         };
         Ok(match path.as_str() {
             "/" => text(StatusCode::OK, "hello"),
+            "/peer" => match req.extensions().get::<Peer>() {
+                Some(Peer(Some(peer))) => text(StatusCode::OK, peer.to_string()),
+                _ => text(StatusCode::OK, "none"),
+            },
+            "/errors" => text(StatusCode::OK, self.errors_text()),
+            "/task/after-drain" | "/task/hang" => self.start_task(path == "/task/hang"),
             "/big" => {
                 // 64 MiB, more than any socket buffer: a client that never
                 // reads holds the writer.
@@ -116,6 +153,26 @@ impl App {
             }
             _ => text(StatusCode::NOT_FOUND, "not found"),
         })
+    }
+
+    /// Starts an application task the stop waits for (B24): it ends 100 ms
+    /// after the drain begins, or never (`hang`).
+    fn start_task(&self, hang: bool) -> Response<Body> {
+        let Some(stopper) = self.stopper.lock().unwrap().clone() else {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "no stopper");
+        };
+        let drain = stopper.drain_signal();
+        let task = stopper.track_task(async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            drain.draining().await;
+            sleep(100).await;
+        });
+        (self.spawn)(Box::pin(async move {
+            let _ = task.await;
+        }));
+        text(StatusCode::OK, "started")
     }
 
     /// `CONNECT`: a tunnel that echoes (B14; on HTTP/2, one stream).
@@ -229,4 +286,75 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut resp = Response::new(Full::new(body.into()).boxed());
     *resp.status_mut() = status;
     resp
+}
+
+/// The suite's app as an axum `Router`: the peer from axum's `ConnectInfo`
+/// (served with `into_make_service_with_connect_info::<SocketAddr>()`).
+pub fn router(app: App) -> axum::Router {
+    use axum::extract::ConnectInfo;
+    use axum::routing::get;
+    let errors = app.clone();
+    axum::Router::new()
+        .route("/", get(|| async { "hello" }))
+        .route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+        )
+        .route("/errors", get(move || async move { errors.errors_text() }))
+}
+
+/// The suite's make-service: each connection's service knows its peer
+/// (`/peer`), and the `n`th make panics when asked (`Options::panic_on_make`:
+/// a user's code that panics inside the server's accept loop).
+#[derive(Clone)]
+pub struct AppMaker {
+    app: App,
+    makes: Arc<std::sync::atomic::AtomicUsize>,
+    panic_at: Option<usize>,
+}
+
+impl AppMaker {
+    pub fn new(app: App, panic_at: Option<usize>) -> Self {
+        AppMaker {
+            app,
+            makes: Default::default(),
+            panic_at,
+        }
+    }
+}
+
+impl stoppable::MakeService for AppMaker {
+    type Service = AppService;
+
+    fn make_service(&self, conn: &stoppable::ConnInfo) -> Result<AppService, stoppable::MakeError> {
+        let n = 1 + self.makes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            Some(n) != self.panic_at,
+            "the make-service panics (as asked)"
+        );
+        Ok(AppService {
+            app: self.app.clone(),
+            peer: Peer(conn.remote_addr()),
+        })
+    }
+}
+
+/// One connection's service: the app, with the connection's peer.
+#[derive(Clone)]
+pub struct AppService {
+    app: App,
+    peer: Peer,
+}
+
+type Handled = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for AppService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Handled;
+
+    fn call(&self, mut req: Request<Incoming>) -> Handled {
+        req.extensions_mut().insert(self.peer);
+        Box::pin(self.app.clone().handle(req))
+    }
 }

@@ -10,7 +10,9 @@ use crate::http2;
 pub use crate::listeners_cases::*;
 pub use crate::rollout_cases::*;
 use crate::runtimes::{Options, TestRuntime};
+pub use crate::serving_cases::*;
 pub use crate::shared_listener_cases::*;
+pub use crate::task_cases::*;
 pub use crate::tls_cases::*;
 use crate::wait::{block_on, until};
 

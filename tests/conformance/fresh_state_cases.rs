@@ -97,11 +97,11 @@ pub fn b21_request_queued_when_the_server_future_is_dropped_is_served<R: TestRun
     );
 }
 
-/// A panic in the accept loop (the service's clone, a user's code) ends the
+/// A panic in the accept loop (the make-service, a user's code) ends the
 /// server future; the stop still ends.
 pub fn b21_stop_ends_after_a_panic_in_the_accept_loop<R: TestRuntime>() {
     let server = R::start(Options {
-        panic_on_clone: Some(2),
+        panic_on_make: Some(2),
         ..Options::default()
     });
     let mut busy = Conn::open(server.addr);
@@ -109,7 +109,7 @@ pub fn b21_stop_ends_after_a_panic_in_the_accept_loop<R: TestRuntime>() {
     until("the request is in flight", || {
         server.stopper.counts().requests_in_flight == 1
     });
-    // The second connection's clone of the service panics.
+    // The second connection's make-service panics.
     let mut second = Conn::open(server.addr);
     second.get("/");
     assert!(second.response().is_err(), "its connection is dropped");

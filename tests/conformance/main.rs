@@ -12,7 +12,9 @@ mod lines;
 mod listeners_cases;
 mod rollout_cases;
 mod runtimes;
+mod serving_cases;
 mod shared_listener_cases;
+mod task_cases;
 mod tls;
 mod tls_cases;
 mod wait;
@@ -90,6 +92,14 @@ macro_rules! all_cases {
             b23_a_raw_connection_closes_between_units_at_its_age,
             b23_the_age_timer_ends_with_the_stop,
             b23_an_aged_connection_still_hears_the_drain,
+            a_service_learns_its_connections_peer,
+            an_axum_router_with_connect_info_is_served,
+            a_connection_error_reaches_the_hook_with_the_peer,
+            a_head_that_never_ends_is_closed_while_serving,
+            an_idle_keep_alive_connection_is_closed_while_serving,
+            tls_a_silent_handshake_is_closed_at_the_handshake_timeout,
+            b24_a_tracked_task_holds_the_stop_until_it_ends,
+            b24_a_task_running_at_the_grace_deadline_is_cancelled,
             tls_b3_idle_connection_gets_close_notify_at_stop,
             tls_b3_unfinished_handshake_closes_after_window,
             tls_b4_handshake_under_way_at_stop_is_served,

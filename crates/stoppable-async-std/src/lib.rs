@@ -58,9 +58,11 @@ pub use stoppable::stop_on_signals;
 /// TLS helpers: a rustls server configuration from PEM (feature `tls`).
 #[cfg(feature = "tls")]
 pub use stoppable::tls::{server_config, server_config_from_files};
+use stoppable::IntoMakeService;
 pub use stoppable::{
-    ConnHandle, Counts, DrainSignal, Draining, Drive, EitherIo, EitherListener, Error, Handshaking,
-    ListenerDrain, Listeners, Options, Phase, RawConn, Report, Stopper, Stopping, Tracked, Tracker,
+    make_service_fn, ConnError, ConnHandle, ConnInfo, ConnStage, Counts, DrainSignal, Draining,
+    Drive, EitherIo, EitherListener, Error, Handshaking, ListenerDrain, Listeners, MakeService,
+    Options, Phase, RawConn, Report, Stopper, Stopping, TaskError, Tracked, TrackedTask, Tracker,
 };
 
 /// A server on async-std (on a TCP listener unless `L` says otherwise);
@@ -75,10 +77,14 @@ pub type Server<S, L = AsyncIoListener> =
 /// `listener` is an async-std `TcpListener` or `UnixListener`, or several
 /// under one stop: a `Vec` of one kind, a pair of two kinds (each drained
 /// at the stop as B1 says; the stop completes once all are closed).
-pub fn serve<L: IntoListener, S>(listener: L, service: S) -> io::Result<Server<S, L::Listener>> {
+pub fn serve<L, App, M>(listener: L, app: App) -> io::Result<Server<App::MakeService, L::Listener>>
+where
+    L: IntoListener,
+    App: IntoMakeService<M>,
+{
     Ok(stoppable::Server::new(
         listener.into_listener()?,
-        service,
+        app.into_make_service(),
         AsyncStd,
         async_io_builder(AsyncStd),
     ))
@@ -151,15 +157,15 @@ pub type TlsServer<S> =
 /// request (B4). Fails only if the listener cannot be moved to async-io's
 /// reactor.
 #[cfg(feature = "tls")]
-pub fn serve_tls<S>(
+pub fn serve_tls<App: IntoMakeService<M>, M>(
     listener: async_std::net::TcpListener,
     config: Arc<stoppable::tls::rustls::ServerConfig>,
-    service: S,
-) -> io::Result<TlsServer<S>> {
+    app: App,
+) -> io::Result<TlsServer<App::MakeService>> {
     Ok(stoppable::Server::with_handshake(
         async_io_listener(listener)?,
         TlsAcceptor::new(config),
-        service,
+        app.into_make_service(),
         AsyncStd,
         async_io_builder(AsyncStd),
     ))

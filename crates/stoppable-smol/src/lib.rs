@@ -60,9 +60,11 @@ pub use stoppable::stop_on_signals;
 /// TLS helpers: a rustls server configuration from PEM (feature `tls`).
 #[cfg(feature = "tls")]
 pub use stoppable::tls::{server_config, server_config_from_files};
+use stoppable::IntoMakeService;
 pub use stoppable::{
-    ConnHandle, Counts, DrainSignal, Draining, Drive, EitherIo, EitherListener, Error, Handshaking,
-    ListenerDrain, Listeners, Options, Phase, RawConn, Report, Stopper, Stopping, Tracked, Tracker,
+    make_service_fn, ConnError, ConnHandle, ConnInfo, ConnStage, Counts, DrainSignal, Draining,
+    Drive, EitherIo, EitherListener, Error, Handshaking, ListenerDrain, Listeners, MakeService,
+    Options, Phase, RawConn, Report, Stopper, Stopping, TaskError, Tracked, TrackedTask, Tracker,
 };
 
 /// A server on smol (on a TCP listener unless `L` says otherwise); see
@@ -75,20 +77,28 @@ pub type Server<S, L = AsyncIoListener> = stoppable::Server<L, S, Smol, SpawnExe
 /// `listener` is a smol `TcpListener` or `UnixListener`, or several under
 /// one stop: a `Vec` of one kind, a pair of two kinds (each drained at the
 /// stop as B1 says; the stop completes once all are closed).
-pub fn serve<L: IntoListener, S>(listener: L, service: S) -> Server<S, L::Listener> {
-    serve_with(Smol::global(), listener, service)
+pub fn serve<L, App, M>(listener: L, app: App) -> Server<App::MakeService, L::Listener>
+where
+    L: IntoListener,
+    App: IntoMakeService<M>,
+{
+    serve_with(Smol::global(), listener, app.into_make_service())
 }
 
 /// Like [`serve`], spawning connection tasks on `executor`.
-pub fn serve_on<L: IntoListener, S>(
+pub fn serve_on<L, App, M>(
     executor: Arc<Executor<'static>>,
     listener: L,
-    service: S,
-) -> Server<S, L::Listener> {
-    serve_with(Smol::on(executor), listener, service)
+    app: App,
+) -> Server<App::MakeService, L::Listener>
+where
+    L: IntoListener,
+    App: IntoMakeService<M>,
+{
+    serve_with(Smol::on(executor), listener, app.into_make_service())
 }
 
-fn serve_with<L: IntoListener, S>(
+fn serve_with<L: IntoListener, S: stoppable::MakeService>(
     runtime: Smol,
     listener: L,
     service: S,
@@ -163,27 +173,32 @@ pub type TlsServer<S> =
 /// smol's global executor. A handshake under way at the stop gets the
 /// first-request window to finish and send its request (B4).
 #[cfg(feature = "tls")]
-pub fn serve_tls<S>(
+pub fn serve_tls<App: IntoMakeService<M>, M>(
     listener: smol::net::TcpListener,
     config: Arc<stoppable::tls::rustls::ServerConfig>,
-    service: S,
-) -> TlsServer<S> {
-    serve_tls_with(Smol::global(), listener, config, service)
+    app: App,
+) -> TlsServer<App::MakeService> {
+    serve_tls_with(Smol::global(), listener, config, app.into_make_service())
 }
 
 /// Like [`serve_tls`], spawning connection tasks on `executor`.
 #[cfg(feature = "tls")]
-pub fn serve_tls_on<S>(
+pub fn serve_tls_on<App: IntoMakeService<M>, M>(
     executor: Arc<Executor<'static>>,
     listener: smol::net::TcpListener,
     config: Arc<stoppable::tls::rustls::ServerConfig>,
-    service: S,
-) -> TlsServer<S> {
-    serve_tls_with(Smol::on(executor), listener, config, service)
+    app: App,
+) -> TlsServer<App::MakeService> {
+    serve_tls_with(
+        Smol::on(executor),
+        listener,
+        config,
+        app.into_make_service(),
+    )
 }
 
 #[cfg(feature = "tls")]
-fn serve_tls_with<S>(
+fn serve_tls_with<S: stoppable::MakeService>(
     runtime: Smol,
     listener: smol::net::TcpListener,
     config: Arc<stoppable::tls::rustls::ServerConfig>,

@@ -53,14 +53,16 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 #[cfg(feature = "tls")]
 mod tls;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
+use stoppable::IntoMakeService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 
@@ -74,8 +76,9 @@ pub use stoppable::handoff;
 #[cfg(all(unix, feature = "sd-notify"))]
 pub use stoppable::notify;
 pub use stoppable::{
-    ConnHandle, Counts, DrainSignal, Draining, Drive, EitherIo, EitherListener, Error, Handshaking,
-    ListenerDrain, Listeners, Options, Phase, RawConn, Report, Stopper, Stopping, Tracked, Tracker,
+    make_service_fn, ConnError, ConnHandle, ConnInfo, ConnStage, Counts, DrainSignal, Draining,
+    Drive, EitherIo, EitherListener, Error, Handshaking, ListenerDrain, Listeners, MakeService,
+    Options, Phase, RawConn, Report, Stopper, Stopping, TaskError, Tracked, TrackedTask, Tracker,
 };
 #[cfg(feature = "tls")]
 pub use tls::{serve_tls, server_config, server_config_from_files, TlsAcceptor, TlsServer};
@@ -108,12 +111,31 @@ pub type Server<S, L = Listener> = stoppable::Server<L, S, Tokio, TokioExecutor>
 /// # Ok(()) }
 /// ```
 ///
-/// hyper's builder has no timer, as in hyper-util's default; see
-/// [`stoppable::Server::builder_mut`] to add `TokioTimer` and hyper's own
-/// timeouts.
-pub fn serve<L: IntoListener, S>(listener: L, service: S) -> Server<S, L::Listener> {
-    let builder = Builder::new(TokioExecutor::new());
-    stoppable::Server::new(listener.into_listener(), service, Tokio::current(), builder)
+/// `app` is a hyper service, an axum `Router` (any tower service), or a
+/// make-service that sees each connection: axum's
+/// `into_make_service_with_connect_info::<SocketAddr>()` (so `ConnectInfo`
+/// works), or [`stoppable::make_service_fn`] for hyper services.
+///
+/// hyper's builder has tokio's timer, with hyper's header-read timeout
+/// ([`stoppable::builder::HEADER_READ_TIMEOUT`], which also bounds an idle
+/// keep-alive connection); tune it with [`stoppable::Server::builder_mut`].
+pub fn serve<L, App, M>(listener: L, app: App) -> Server<App::MakeService, L::Listener>
+where
+    L: IntoListener,
+    App: IntoMakeService<M>,
+{
+    stoppable::Server::new(
+        listener.into_listener(),
+        app.into_make_service(),
+        Tokio::current(),
+        builder(),
+    )
+}
+
+/// hyper's HTTP/1.1 + HTTP/2 builder on tokio, with tokio's timer (see
+/// [`stoppable::builder::with_timer`]).
+pub fn builder() -> Builder<TokioExecutor> {
+    stoppable::builder::with_timer(Builder::new(TokioExecutor::new()), TokioTimer::new())
 }
 
 /// What [`serve`] serves on: a tokio TCP or Unix listener, or several
@@ -230,33 +252,35 @@ pub fn tracker(options: Options) -> Result<Tracker<Tokio>, Error> {
 /// queue drain of B1. It asks the kernel: tokio's own `poll_accept` may
 /// answer `Pending` before the runtime has seen a connection arrive.
 pub fn try_accept(listener: &TcpListener) -> Option<TcpStream> {
-    accept_queued(listener)?.ok()
+    accept_queued(listener)?.ok().map(|(stream, _)| stream)
 }
 
-fn accept_queued(listener: &TcpListener) -> Option<io::Result<TcpStream>> {
+fn accept_queued(listener: &TcpListener) -> Option<io::Result<(TcpStream, SocketAddr)>> {
     // Outside the runtime (a server dropped after it) tokio cannot take a
     // stream, and nothing could serve one: the queue is left to the close.
     Handle::try_current().ok()?;
     match socket2::SockRef::from(listener).accept() {
-        Ok((socket, _)) => {
+        Ok((socket, peer)) => {
             let stream = std::net::TcpStream::from(socket);
-            Some(
-                stream
-                    .set_nonblocking(true)
-                    .and_then(|()| TcpStream::from_std(stream)),
-            )
+            let stream = stream
+                .set_nonblocking(true)
+                .and_then(|()| TcpStream::from_std(stream));
+            let peer = peer
+                .as_socket()
+                .ok_or_else(|| io::Error::other("not an IP peer"));
+            Some(stream.and_then(|stream| Ok((stream, peer?))))
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
         Err(e) => Some(Err(e)),
     }
 }
 
-fn accepted(stream: TcpStream) -> stoppable::Accepted<TokioIo<TcpStream>> {
-    // Small responses go out at once, as hyper servers usually do.
-    let _ = stream.set_nodelay(true);
+fn accepted((stream, peer): (TcpStream, SocketAddr)) -> stoppable::Accepted<TokioIo<TcpStream>> {
+    // TCP_NODELAY is the server's to set (`Options::tcp_nodelay`).
     stoppable::Accepted {
         socket: raw_socket(&stream),
         io: TokioIo::new(stream),
+        remote_addr: Some(peer),
     }
 }
 
@@ -381,9 +405,7 @@ impl stoppable::Accept for Listener {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<stoppable::Accepted<Self::Io>>> {
-        self.0
-            .poll_accept(cx)
-            .map_ok(|(stream, _)| accepted(stream))
+        self.0.poll_accept(cx).map_ok(accepted)
     }
 
     fn socket(&self) -> Option<stoppable::BorrowedSocket<'_>> {
@@ -442,6 +464,7 @@ fn unix_accepted(
     stoppable::Accepted {
         socket: Some(stoppable::raw_socket(&stream)),
         io: TokioIo::new(stream),
+        remote_addr: None,
     }
 }
 

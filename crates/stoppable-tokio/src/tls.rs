@@ -5,9 +5,8 @@ use std::sync::Arc;
 use futures_util::future::MapOk;
 use futures_util::TryFutureExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
 use stoppable::tls::rustls::ServerConfig;
-use stoppable::{Handshake, Started};
+use stoppable::{Handshake, IntoMakeService, Started};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 
@@ -25,20 +24,33 @@ pub type TlsServer<S> = stoppable::Server<Listener, S, Tokio, TokioExecutor, Tls
 /// to finish and send its request (B4).
 ///
 /// ```no_run
-/// # async fn run(service: impl Clone) -> std::io::Result<()> {
+/// # use std::convert::Infallible;
+/// # use bytes::Bytes;
+/// # use http_body_util::Full;
+/// # use hyper::{Request, Response, body::Incoming, service::service_fn};
+/// # async fn run() -> std::io::Result<()> {
+/// # let service = service_fn(|_req: Request<Incoming>| async {
+/// #     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("hello"))))
+/// # });
 /// let config = stoppable_tokio::server_config_from_files("cert.pem", "key.pem")?;
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3443").await?;
 /// let server = stoppable_tokio::serve_tls(listener, config, service);
 /// # Ok(()) }
 /// ```
-pub fn serve_tls<S>(listener: TcpListener, config: Arc<ServerConfig>, service: S) -> TlsServer<S> {
-    let builder = Builder::new(TokioExecutor::new());
+pub fn serve_tls<App, M>(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    app: App,
+) -> TlsServer<App::MakeService>
+where
+    App: IntoMakeService<M>,
+{
     stoppable::Server::with_handshake(
         Listener(listener),
         TlsAcceptor::new(config),
-        service,
+        app.into_make_service(),
         Tokio::current(),
-        builder,
+        crate::builder(),
     )
 }
 

@@ -51,11 +51,12 @@ impl<L: ListenerSocket> Accept for AsyncIoListener<L> {
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Accepted<Self::Io>>> {
         loop {
             match self.0.get_ref().accept_one() {
-                Ok(stream) => {
+                Ok((stream, remote_addr)) => {
                     let socket: Option<RawSocket> = Some(stream.raw());
                     return Poll::Ready(Async::new(stream).map(|io| Accepted {
                         io: AsyncIoStream(io),
                         socket,
+                        remote_addr,
                     }));
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => ready!(self.0.poll_readable(cx))?,
@@ -151,8 +152,9 @@ pub trait ListenerSocket: sealed::Sealed + Send + Sync + Unpin + 'static {
     /// What it accepts.
     type Stream: StreamSocket;
 
-    /// Accepts one connection, without waiting.
-    fn accept_one(&self) -> io::Result<Self::Stream>;
+    /// Accepts one connection, without waiting, with its peer's IP address
+    /// (`None` for a Unix domain socket).
+    fn accept_one(&self) -> io::Result<(Self::Stream, Option<std::net::SocketAddr>)>;
 
     /// The socket, lent to the stop (B1).
     fn lend(&self) -> BorrowedSocket<'_>;
@@ -187,11 +189,9 @@ mod sealed {
 impl ListenerSocket for TcpListener {
     type Stream = TcpStream;
 
-    fn accept_one(&self) -> io::Result<TcpStream> {
-        let (stream, _) = self.accept()?;
-        // Small responses go out at once, as hyper servers usually do.
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
+    fn accept_one(&self) -> io::Result<(TcpStream, Option<std::net::SocketAddr>)> {
+        // TCP_NODELAY is the server's to set (`Options::tcp_nodelay`).
+        self.accept().map(|(stream, peer)| (stream, Some(peer)))
     }
 
     fn lend(&self) -> BorrowedSocket<'_> {
@@ -228,8 +228,8 @@ stream_socket!(TcpStream);
 impl ListenerSocket for std::os::unix::net::UnixListener {
     type Stream = std::os::unix::net::UnixStream;
 
-    fn accept_one(&self) -> io::Result<Self::Stream> {
-        self.accept().map(|(stream, _)| stream)
+    fn accept_one(&self) -> io::Result<(Self::Stream, Option<std::net::SocketAddr>)> {
+        self.accept().map(|(stream, _)| (stream, None))
     }
 
     fn lend(&self) -> BorrowedSocket<'_> {
@@ -290,9 +290,8 @@ where
     }
 }
 
-/// hyper's HTTP/1.1 + HTTP/2 builder for a runtime on async-io. Like
-/// hyper-util's default it sets no timer; add [`AsyncIoTimer`] for hyper's
-/// own timeouts.
+/// hyper's HTTP/1.1 + HTTP/2 builder for a runtime on async-io, with
+/// [`AsyncIoTimer`] as hyper's timer (see [`crate::builder::with_timer`]).
 pub fn async_io_builder<R: Runtime>(runtime: R) -> Builder<SpawnExecutor<R>> {
-    Builder::new(SpawnExecutor(runtime))
+    crate::builder::with_timer(Builder::new(SpawnExecutor(runtime)), AsyncIoTimer)
 }

@@ -8,6 +8,8 @@ use std::task::{Context, Poll, Waker};
 use hyper_util::server::graceful::GracefulConnection;
 use stoppable_core::Progress;
 
+use crate::conn_error::{ConnStage, Reporter};
+use crate::make::BoxError;
 use crate::shared::Shared;
 use crate::slot::{Command, ConnSlot};
 
@@ -23,10 +25,16 @@ pub struct ConnDriver<C> {
     waker: Option<Waker>,
     /// What the core last heard from this driver.
     synced: Progress,
+    reporter: Reporter,
 }
 
 impl<C> ConnDriver<C> {
-    pub(crate) fn new(conn: C, slot: Arc<ConnSlot>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(
+        conn: C,
+        slot: Arc<ConnSlot>,
+        shared: Arc<Shared>,
+        reporter: Reporter,
+    ) -> Self {
         slot.set_driven(true);
         ConnDriver {
             conn: Some(Box::pin(conn)),
@@ -35,6 +43,7 @@ impl<C> ConnDriver<C> {
             shutdown_sent: false,
             waker: None,
             synced: Progress::default(),
+            reporter,
         }
     }
 
@@ -67,7 +76,11 @@ impl<C> ConnDriver<C> {
     }
 }
 
-impl<C: GracefulConnection> Future for ConnDriver<C> {
+impl<C> Future for ConnDriver<C>
+where
+    C: GracefulConnection,
+    C::Error: Into<BoxError>,
+{
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -110,9 +123,12 @@ impl<C: GracefulConnection> Future for ConnDriver<C> {
                 }
                 _ => {}
             }
-            // Errors are the peer's doing (reset, malformed request): the
-            // connection simply ends (B8).
-            if conn.as_mut().poll(cx).is_ready() {
+            // Errors are mostly the peer's doing (reset, malformed request):
+            // told to the user, and the connection simply ends (B8).
+            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+                if let Err(e) = result {
+                    this.reporter.report(ConnStage::Http, e.into());
+                }
                 return this.end();
             }
             if !this.shared.is_draining() {

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::conn_error::{ConnStage, Reporter};
 use crate::shared::Shared;
 use crate::slot::{Command, ConnSlot};
 use crate::socket::RawSocket;
@@ -64,7 +65,18 @@ pub struct Handshaking<F> {
     /// `None` once resolved.
     slot: Option<Arc<ConnSlot>>,
     shared: Arc<Shared>,
+    reporter: Reporter,
+    /// The handshake fails when this resolves ([`Options::handshake_timeout`]).
+    ///
+    /// [`Options::handshake_timeout`]: crate::Options::handshake_timeout
+    deadline: Option<Deadline>,
 }
+
+/// A handshake's deadline: the runtime's sleep, and its length for the error.
+pub(crate) type Deadline = (
+    Pin<Box<dyn Future<Output = ()> + Send>>,
+    std::time::Duration,
+);
 
 impl<F> Handshaking<F> {
     pub(crate) fn new(
@@ -72,6 +84,8 @@ impl<F> Handshaking<F> {
         socket: Option<RawSocket>,
         slot: Arc<ConnSlot>,
         shared: Arc<Shared>,
+        reporter: Reporter,
+        deadline: Option<Deadline>,
     ) -> Self {
         slot.set_driven(true);
         Handshaking {
@@ -79,7 +93,16 @@ impl<F> Handshaking<F> {
             socket,
             slot: Some(slot),
             shared,
+            reporter,
+            deadline,
         }
+    }
+
+    /// The peer's address, for the errors told to
+    /// [`Tracker::on_connection_error`](crate::Tracker::on_connection_error).
+    pub fn remote_addr(mut self, addr: Option<std::net::SocketAddr>) -> Self {
+        self.reporter.remote_addr = addr;
+        self
     }
 
     /// Drops the handshake (closing its socket), then tells the drain.
@@ -110,9 +133,21 @@ where
             return Poll::Ready(None);
         }
         match handshake.as_mut().poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(_e)) => {
-                event!(debug, error = %_e, "stoppable: handshake failed");
+            Poll::Pending => {
+                let Some((sleep, timeout)) = this.deadline.as_mut() else {
+                    return Poll::Pending;
+                };
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let message = format!("the handshake took longer than {timeout:?}");
+                let error = io::Error::new(io::ErrorKind::TimedOut, message);
+                this.reporter.report(ConnStage::Handshake, error.into());
+                this.close();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Err(e)) => {
+                this.reporter.report(ConnStage::Handshake, e.into());
                 this.close();
                 Poll::Ready(None)
             }
@@ -121,7 +156,8 @@ where
                 let slot = this.slot.take().expect("checked above");
                 slot.set_socket(this.socket);
                 slot.set_driven(false);
-                Poll::Ready(Some(Tracked::new(io, slot, this.shared.clone())))
+                let reporter = std::mem::take(&mut this.reporter);
+                Poll::Ready(Some(Tracked::new(io, slot, this.shared.clone(), reporter)))
             }
         }
     }

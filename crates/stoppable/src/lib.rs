@@ -16,7 +16,9 @@ pub mod activation;
 mod async_io;
 #[cfg(feature = "tls-async-io")]
 mod async_io_tls;
+pub mod builder;
 mod conn;
+mod conn_error;
 mod h2_frames;
 #[cfg(all(unix, feature = "handoff"))]
 pub mod handoff;
@@ -24,6 +26,7 @@ mod handshake;
 mod io;
 mod listener_drain;
 mod listeners;
+mod make;
 #[cfg(all(unix, feature = "sd-notify"))]
 pub mod notify;
 mod options;
@@ -37,6 +40,7 @@ mod slot;
 mod slots;
 mod socket;
 mod stopper;
+mod task;
 mod timer;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -45,16 +49,21 @@ mod tracker;
 use std::fmt;
 
 /// What a stop does, as a client sees it: the project's specification,
-/// B1 to B23, with the words it uses (phases, connection states, actions).
+/// B1 to B24, with the words it uses (phases, connection states, actions).
 /// Every `B` number in these crates refers to it.
 #[doc = include_str!("../BEHAVIOUR.md")]
 pub mod behaviour {}
 
 pub use conn::ConnDriver;
+pub use conn_error::{ConnError, ConnStage};
 pub use handshake::{Handshake, Handshaking, Plain, Started};
 pub use io::TrackedIo;
 pub use listener_drain::ListenerDrain;
 pub use listeners::{EitherIo, EitherListener, Listeners};
+pub use make::{
+    make_service_fn, marker, ConnInfo, IntoMakeService, MakeError, MakeService, MakeServiceFn,
+    TowerMakeService,
+};
 pub use options::Options;
 pub use raw::{Closing, ConnHandle, RawConn, Work};
 pub use runtime::{Accept, Accepted, Runtime};
@@ -77,6 +86,7 @@ pub mod rt {
 }
 pub use stoppable_core::{ConfigError, Counts, Phase, Report};
 pub use stopper::{DrainSignal, Draining, Stopper, Stopping};
+pub use task::{TaskError, TrackedTask};
 pub use tracker::{Drive, Tracked, Tracker};
 
 /// Why a server could not serve.

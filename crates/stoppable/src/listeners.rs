@@ -220,6 +220,7 @@ impl<Io> Accepted<Io> {
         Accepted {
             io: f(self.io),
             socket: self.socket,
+            remote_addr: self.remote_addr,
         }
     }
 }

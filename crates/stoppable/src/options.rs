@@ -16,7 +16,15 @@ pub struct Options {
     pub(crate) drain_signal_in_requests: bool,
     pub(crate) move_on_in_delay: bool,
     pub(crate) max_connections: Option<usize>,
+    /// `None`: the default, on.
+    pub(crate) tcp_nodelay: Option<bool>,
+    /// `None`: the default, [`HANDSHAKE_TIMEOUT`]; zero for none.
+    pub(crate) handshake_timeout: Option<Duration>,
 }
+
+/// How long a handshake (TLS) may take by default: a client that opens a
+/// connection and never finishes its handshake must not hold it forever.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Options {
     /// Connections still busy `grace` after the drain began are force-closed,
@@ -101,6 +109,25 @@ impl Options {
     /// Default: no limit; `0` is taken as no limit too.
     pub fn max_connections(mut self, limit: usize) -> Self {
         self.max_connections = (limit > 0).then_some(limit);
+        self
+    }
+
+    /// `TCP_NODELAY` on each accepted TCP connection: small responses go
+    /// out at once instead of waiting for the peer's ACK (Nagle), as hyper
+    /// servers usually want. Default on. Applied by the [`Server`](crate::Server)
+    /// to connections whose [`Accepted`](crate::Accepted) gives a socket.
+    pub fn tcp_nodelay(mut self, on: bool) -> Self {
+        self.tcp_nodelay = Some(on);
+        self
+    }
+
+    /// How long a connection's handshake (TLS) may take, from its accept:
+    /// then it is closed, and the error told to
+    /// [`on_connection_error`](crate::Server::on_connection_error). A
+    /// client that connects and stays silent holds nothing for long.
+    /// Default 10 s (Go's `TLSHandshakeTimeout`); zero for no limit.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = Some(timeout);
         self
     }
 

@@ -28,6 +28,9 @@ pub struct Accepted<Io> {
     /// The OS socket, so the grace deadline can shut it down even when a
     /// handler owns it (B9, B14). `None` gives up that guarantee.
     pub socket: Option<RawSocket>,
+    /// The peer's address (`None` on a Unix domain socket): for the
+    /// connection's service ([`ConnInfo`](crate::ConnInfo)) and its errors.
+    pub remote_addr: Option<std::net::SocketAddr>,
 }
 
 /// A listener.

@@ -15,10 +15,13 @@ use hyper::service::Service;
 use hyper_util::server::conn::auto::{Builder, HttpServerConnExec, UpgradeableConnection};
 use stoppable_core::Report;
 
+use crate::conn_error::{ConnError, ConnStage};
 use crate::handshake::{Handshake, Plain, Started};
 use crate::listener_drain::ListenerDrain;
+use crate::make::{ConnInfo, IntoMakeService, MakeService};
 use crate::runtime::{Accept, Accepted, Runtime};
 use crate::service::{TrackedBody, TrackedFuture};
+use crate::socket;
 use crate::stopper::Stopper;
 use crate::tracker::{Tracked, Tracker};
 use crate::{ConnDriver, TrackedIo, TrackedService};
@@ -66,10 +69,15 @@ pub struct Server<A, S, R: Runtime, E, H = Plain> {
 }
 
 impl<A, S, R: Runtime, E> Server<A, S, R, E> {
-    /// A server over `listener`, serving `service` with hyper's `builder`
-    /// (HTTP/1.1 and HTTP/2 on one port).
-    pub fn new(listener: A, service: S, runtime: R, builder: Builder<E>) -> Self {
-        Server::with_handshake(listener, Plain, service, runtime, builder)
+    /// A server over `listener`, serving `app` with hyper's `builder`
+    /// (HTTP/1.1 and HTTP/2 on one port). `app` is what the runtime crates' `serve` takes: a hyper service,
+    /// a tower service (an axum `Router`), a tower make-service over the
+    /// peer's `SocketAddr`, or any [`MakeService`].
+    pub fn new<App, M>(listener: A, app: App, runtime: R, builder: Builder<E>) -> Self
+    where
+        App: IntoMakeService<M, MakeService = S>,
+    {
+        Server::with_handshake(listener, Plain, app, runtime, builder)
     }
 }
 
@@ -78,17 +86,20 @@ impl<A, S, R: Runtime, E, H> Server<A, S, R, E, H> {
     /// connection before HTTP, in the connection's own task. Connections
     /// count from the TCP accept, so a handshake under way at the stop gets
     /// the first-request window (B4).
-    pub fn with_handshake(
+    pub fn with_handshake<App, M>(
         listener: A,
         handshake: H,
-        service: S,
+        app: App,
         runtime: R,
         builder: Builder<E>,
-    ) -> Self {
+    ) -> Self
+    where
+        App: IntoMakeService<M, MakeService = S>,
+    {
         Server {
             listener: Some(listener),
             handshake,
-            service,
+            service: app.into_make_service(),
             builder,
             tracker: Tracker::unstarted(runtime),
             options: Options::default(),
@@ -162,6 +173,19 @@ impl<A, S, R: Runtime, E, H> Server<A, S, R, E, H> {
         self
     }
 
+    /// Calls `hook` with each connection's error and its peer's address:
+    /// hyper's (a malformed request, a reset, a read timeout), a failed or
+    /// timed-out TLS handshake, a make-service's. Most are the peer's
+    /// doing; the connection ends and the server goes on. With the
+    /// `tracing` feature each is a `debug` event too. Go's `ErrorLog`.
+    pub fn on_connection_error(
+        mut self,
+        hook: impl Fn(&ConnError) + Send + Sync + 'static,
+    ) -> Self {
+        self.tracker.on_connection_error(hook);
+        self
+    }
+
     /// A handle that stops this server. Take it before serving.
     pub fn stopper(&self) -> Stopper {
         self.tracker.stopper()
@@ -199,26 +223,31 @@ impl<A: Accept, S, R: Runtime, E, H> Server<A, S, R, E, H> {
     }
 }
 
-impl<A, S, R, E, H, B> Server<A, S, R, E, H>
+impl<A, S, Svc, R, E, H, B> Server<A, S, R, E, H>
 where
     A: Accept,
     H: Handshake<A::Io>,
     R: Runtime,
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    S: MakeService<Service = Svc>,
+    Svc: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    Svc::Future: Send + 'static,
+    Svc::Error: Into<Box<dyn StdError + Send + Sync>>,
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
-    E: HttpServerConnExec<TrackedFuture<S::Future>, TrackedBody<B>> + Clone + Send + Sync + 'static,
+    E: HttpServerConnExec<TrackedFuture<Svc::Future>, TrackedBody<B>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
 {
     /// The hyper connection (HTTP/1.1 and HTTP/2, with upgrades) of a
     /// tracked connection, ready to spawn.
     fn drive<Io>(
         conn: Tracked<Io>,
-        service: S,
+        service: Svc,
         builder: &Builder<E>,
-    ) -> ConnDriver<UpgradeableConnection<'static, TrackedIo<Io>, TrackedService<S>, E>>
+    ) -> ConnDriver<UpgradeableConnection<'static, TrackedIo<Io>, TrackedService<Svc>, E>>
     where
         Io: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static,
     {
@@ -230,13 +259,26 @@ where
     }
 
     fn serve_connection(&self, accepted: Accepted<A::Io>) {
+        let remote_addr = accepted.remote_addr;
+        let service = match self.service.make_service(&ConnInfo::new(remote_addr)) {
+            Ok(service) => service,
+            Err(e) => {
+                // The connection closes here, unserved.
+                let reporter = self.tracker.reporter(remote_addr);
+                reporter.report(ConnStage::MakeService, e.into_inner());
+                return;
+            }
+        };
+        if let (Some(socket), Some(_)) = (accepted.socket, remote_addr) {
+            socket::set_nodelay(socket, self.options.tcp_nodelay.unwrap_or(true));
+        }
         // Refused once the listener is closed; the socket closes here.
         match self.handshake.start(accepted.io) {
             Started::Done(io) => {
                 let Some(conn) = self.tracker.track(io, accepted.socket) else {
                     return;
                 };
-                let driver = Self::drive(conn, self.service.clone(), &self.builder);
+                let driver = Self::drive(conn.remote_addr(remote_addr), service, &self.builder);
                 self.tracker.runtime.spawn(driver);
             }
             Started::Running(handshake) => {
@@ -244,7 +286,8 @@ where
                 else {
                     return;
                 };
-                let (builder, service) = (self.builder.clone(), self.service.clone());
+                let handshaking = handshaking.remote_addr(remote_addr);
+                let builder = self.builder.clone();
                 self.tracker.runtime.spawn(async move {
                     if let Some(conn) = handshaking.await {
                         Self::drive(conn, service, &builder).await;
@@ -341,18 +384,23 @@ where
     }
 }
 
-impl<A, S, R, E, H, B> Future for Server<A, S, R, E, H>
+impl<A, S, Svc, R, E, H, B> Future for Server<A, S, R, E, H>
 where
     A: Accept,
     H: Handshake<A::Io>,
     R: Runtime,
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    S: MakeService<Service = Svc>,
+    Svc: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    Svc::Future: Send + 'static,
+    Svc::Error: Into<Box<dyn StdError + Send + Sync>>,
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
-    E: HttpServerConnExec<TrackedFuture<S::Future>, TrackedBody<B>> + Clone + Send + Sync + 'static,
+    E: HttpServerConnExec<TrackedFuture<Svc::Future>, TrackedBody<B>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
 {
     type Output = Result<Report, Error>;
 

@@ -42,6 +42,9 @@ pub(crate) struct Shared {
     finishing: AtomicBool,
     /// Ask clients to move on during the delay (fixed once serving starts).
     move_on_in_delay: AtomicBool,
+    /// The grace is over: every application task still running is
+    /// cancelled (its `TrackedTask` resolves at its next poll).
+    tasks_cut: AtomicBool,
     inner: Mutex<Inner>,
     /// Notified when the drain begins and when the stop completes.
     changed: Event,
@@ -79,6 +82,7 @@ impl Shared {
             signal_in_requests: AtomicBool::new(false),
             finishing: AtomicBool::new(false),
             move_on_in_delay: AtomicBool::new(false),
+            tasks_cut: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 core,
                 serving: false,
@@ -325,6 +329,24 @@ impl Shared {
         self.lock().core.report()
     }
 
+    /// Counts an application task the stop waits for; false once the
+    /// grace is over or the stop completed.
+    pub(crate) fn task_started(&self) -> bool {
+        self.decide(|inner, _| inner.core.task_started().is_ok())
+    }
+
+    /// An application task ended by itself (unless it was cancelled).
+    pub(crate) fn task_finished(&self) {
+        self.decide(|inner, now| {
+            inner.core.task_finished(now);
+        });
+    }
+
+    /// The grace is over: tasks still running are cancelled.
+    pub(crate) fn tasks_cut(&self) -> bool {
+        self.tasks_cut.load(Ordering::Acquire)
+    }
+
     /// Carries out what the core decided.
     fn run_actions(&self, inner: &mut Inner) {
         while let Some(action) = inner.core.poll_action() {
@@ -374,6 +396,14 @@ impl Shared {
                         slot.cut(slot.cut_may_wait_for_goaway());
                     }
                 }
+                Action::CancelTasks => {
+                    event!(
+                        warn,
+                        "stoppable: cancelling the application's tasks still running"
+                    );
+                    self.tasks_cut.store(true, Ordering::Release);
+                    self.changed.notify(usize::MAX);
+                }
                 Action::Stopped(_report) => {
                     event!(
                         info,
@@ -382,6 +412,8 @@ impl Shared {
                         closed_after_work = _report.closed_after_work,
                         force_closed = _report.force_closed,
                         requests_completed = _report.requests_completed,
+                        tasks_finished = _report.tasks_finished,
+                        tasks_cancelled = _report.tasks_cancelled,
                         elapsed_ms = _report.elapsed.as_millis() as u64,
                         "stoppable: stopped"
                     );

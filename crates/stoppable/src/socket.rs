@@ -53,6 +53,28 @@ pub(crate) fn shutdown(socket: RawSocket) {
     let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
 }
 
+/// Sets `TCP_NODELAY` on a connection just accepted, whose IO the caller
+/// holds (so the handle is open); an error (not TCP) is ignored.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+pub(crate) fn set_nodelay(socket: RawSocket, on: bool) {
+    use std::os::fd::BorrowedFd;
+    // SAFETY: the fd is open for the duration of this call (see above).
+    let fd = unsafe { BorrowedFd::borrow_raw(socket) };
+    let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(on);
+}
+
+/// Sets `TCP_NODELAY` on a connection just accepted, whose IO the caller
+/// holds (so the handle is open); an error (not TCP) is ignored.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+pub(crate) fn set_nodelay(socket: RawSocket, on: bool) {
+    use std::os::windows::io::BorrowedSocket;
+    // SAFETY: the socket is open for the duration of this call (see above).
+    let socket = unsafe { BorrowedSocket::borrow_raw(socket) };
+    let _ = socket2::SockRef::from(&socket).set_tcp_nodelay(on);
+}
+
 /// Whether bytes wait unread in the kernel (or the peer closed), seen with a
 /// non-blocking peek: the runtime's readiness cache may not know yet.
 #[cfg(unix)]

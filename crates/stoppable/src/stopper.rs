@@ -10,6 +10,7 @@ use event_listener::EventListener;
 use stoppable_core::{Counts, Phase, Report};
 
 use crate::shared::Shared;
+use crate::task::TrackedTask;
 
 /// Stops a server, from anywhere: another task, a signal handler, or a
 /// request handler of the same server (B13). Cheap to clone, `Send + Sync`.
@@ -125,6 +126,24 @@ impl Stopper {
     pub fn report(&self) -> Option<Report> {
         self.shared.report()
     }
+
+    /// Tracks `task`, work of the application's own (a write-behind, a job
+    /// a handler started): the stop waits for it within the same grace as
+    /// the connections, cancels it at the grace deadline, and the report
+    /// counts it (B24). Spawn the returned future on your runtime.
+    ///
+    /// ```no_run
+    /// # async fn flush_metrics() {}
+    /// # fn run(stopper: stoppable::Stopper) {
+    /// let flush = stopper.track_task(async {
+    ///     flush_metrics().await;
+    /// });
+    /// tokio::spawn(flush);
+    /// # }
+    /// ```
+    pub fn track_task<F: Future>(&self, task: F) -> TrackedTask<F> {
+        TrackedTask::new(task, self.shared.clone())
+    }
 }
 
 /// Tells a handler that the drain began (B15): a flag and a future, cheap
@@ -162,10 +181,15 @@ impl DrainSignal {
             listener: None,
         }
     }
+
+    /// As [`Stopper::track_task`], for a handler that holds this signal.
+    pub fn track_task<F: Future>(&self, task: F) -> TrackedTask<F> {
+        TrackedTask::new(task, self.shared.clone())
+    }
 }
 
 /// Waits for `ready` on the server's change notifications.
-fn wait_for<T>(
+pub(crate) fn wait_for<T>(
     shared: &Shared,
     listener: &mut Option<EventListener>,
     cx: &mut Context<'_>,

@@ -6,10 +6,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use stoppable_core::Report;
 
 use crate::conn::ConnDriver;
+use crate::conn_error::{ConnError, ErrorHook, Reporter};
 use crate::handshake::Handshaking;
 use crate::io::TrackedIo;
 use crate::listener_drain::ListenerDrain;
@@ -37,12 +39,16 @@ use crate::{Error, Options};
 pub struct Tracker<R> {
     pub(crate) shared: Arc<Shared>,
     pub(crate) runtime: R,
+    /// Told each connection's error ([`Tracker::on_connection_error`]).
+    on_error: Option<ErrorHook>,
+    /// [`Options::handshake_timeout`]: `None` for none.
+    handshake_timeout: Option<std::time::Duration>,
 }
 
 impl<R: Runtime> Tracker<R> {
     /// A tracker that is serving, with the given options.
     pub fn new(runtime: R, options: Options) -> Result<Self, Error> {
-        let tracker = Tracker::unstarted(runtime);
+        let mut tracker = Tracker::unstarted(runtime);
         tracker.configure(options);
         tracker.start(options)?;
         Ok(tracker)
@@ -54,12 +60,33 @@ impl<R: Runtime> Tracker<R> {
         let spawn_timers = Box::new(move |shared: &Arc<Shared>| Timers::spawn(&timers, shared));
         let shared = Shared::new(Options::default().config, spawn_timers)
             .expect("the default config is valid");
-        Tracker { shared, runtime }
+        Tracker {
+            shared,
+            runtime,
+            on_error: None,
+            handshake_timeout: Some(crate::options::HANDSHAKE_TIMEOUT),
+        }
+    }
+
+    /// Calls `hook` with each connection's error, and its peer's address
+    /// (give it with [`Tracked::remote_addr`]): hyper's errors, and failed
+    /// handshakes. Most are the peer's doing; the connection ends either
+    /// way. With the `tracing` feature, each is a `debug` event too. Set it
+    /// before tracking: connections tracked before keep the hook they had.
+    pub fn on_connection_error(&mut self, hook: impl Fn(&ConnError) + Send + Sync + 'static) {
+        self.on_error = Some(Arc::new(hook));
+    }
+
+    pub(crate) fn reporter(&self, remote_addr: Option<std::net::SocketAddr>) -> Reporter {
+        Reporter {
+            remote_addr,
+            hook: self.on_error.clone(),
+        }
     }
 
     /// Applies `options` before serving, so that even a stop that comes
     /// before the first poll honours them. Bad options wait for `start`.
-    pub(crate) fn configure(&self, options: Options) {
+    pub(crate) fn configure(&mut self, options: Options) {
         // The connection limit is the server's accept loop's (see
         // `Stopper::room_below` for your own).
         let Options {
@@ -68,7 +95,13 @@ impl<R: Runtime> Tracker<R> {
             drain_signal_in_requests,
             move_on_in_delay,
             max_connections: _,
+            tcp_nodelay: _,
+            handshake_timeout,
         } = options;
+        self.handshake_timeout = match handshake_timeout {
+            None => Some(crate::options::HANDSHAKE_TIMEOUT),
+            Some(timeout) => (!timeout.is_zero()).then_some(timeout),
+        };
         self.shared
             .configure(config, grace, drain_signal_in_requests, move_on_in_delay);
     }
@@ -95,7 +128,12 @@ impl<R: Runtime> Tracker<R> {
         Io: hyper::rt::Write + Unpin,
     {
         let slot = self.shared.accept(socket)?;
-        Some(Tracked::new(io, slot, self.shared.clone()))
+        Some(Tracked::new(
+            io,
+            slot,
+            self.shared.clone(),
+            self.reporter(None),
+        ))
     }
 
     /// Tracks a connection just accepted whose IO needs a handshake first
@@ -114,11 +152,18 @@ impl<R: Runtime> Tracker<R> {
         F: Future<Output = std::io::Result<Io>>,
     {
         let slot = self.shared.accept(None)?;
+        let deadline = self.handshake_timeout.map(|timeout| {
+            let sleep = self.runtime.sleep_until(Instant::now() + timeout);
+            let sleep: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(sleep);
+            (sleep, timeout)
+        });
         Some(Handshaking::new(
             handshake,
             socket,
             slot,
             self.shared.clone(),
+            self.reporter(None),
+            deadline,
         ))
     }
 
@@ -163,20 +208,34 @@ pub struct Tracked<Io> {
     io: TrackedIo<Io>,
     slot: Arc<ConnSlot>,
     shared: Arc<Shared>,
+    reporter: Reporter,
 }
 
 impl<Io: hyper::rt::Write + Unpin> Tracked<Io> {
     /// A connection on `slot`, its IO wrapped to report to the drain.
-    pub(crate) fn new(io: Io, slot: Arc<ConnSlot>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(
+        io: Io,
+        slot: Arc<ConnSlot>,
+        shared: Arc<Shared>,
+        reporter: Reporter,
+    ) -> Self {
         Tracked {
             io: TrackedIo::new(io, slot.clone(), shared.clone()),
             slot,
             shared,
+            reporter,
         }
     }
 }
 
 impl<Io> Tracked<Io> {
+    /// The peer's address, for the errors told to
+    /// [`Tracker::on_connection_error`].
+    pub fn remote_addr(mut self, addr: Option<std::net::SocketAddr>) -> Self {
+        self.reporter.remote_addr = addr;
+        self
+    }
+
     /// Serves the connection: `connect` builds the hyper connection from the
     /// tracked IO and service (`builder.serve_connection_with_upgrades(io,
     /// service)`); spawn the returned driver.
@@ -186,7 +245,12 @@ impl<Io> Tracked<Io> {
         connect: impl FnOnce(TrackedIo<Io>, TrackedService<S>) -> C,
     ) -> ConnDriver<C> {
         let service = TrackedService::new(service, self.slot.clone(), self.shared.clone());
-        ConnDriver::new(connect(self.io, service), self.slot, self.shared)
+        ConnDriver::new(
+            connect(self.io, service),
+            self.slot,
+            self.shared,
+            self.reporter,
+        )
     }
 }
 

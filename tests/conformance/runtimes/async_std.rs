@@ -6,8 +6,9 @@
 //! test runs it).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, Once};
+use std::sync::{mpsc, Arc, Once};
 use std::time::Instant;
 
 use hyper::service::service_fn;
@@ -17,9 +18,9 @@ use stoppable_async_std::AsyncStd;
 
 use super::{
     accept_until_drained, control, drop_channel, run, stop_then_serve, unless_dropped, NoSockets,
-    Options, PanicOnClone, StoppedEarly, TestRuntime, TestServer,
+    Options, StoppedEarly, TestRuntime, TestServer,
 };
-use crate::app::App;
+use crate::app::{App, AppMaker};
 use crate::tls;
 
 pub struct Rt;
@@ -61,11 +62,7 @@ fn one_executor_thread() {
 
 fn app(runtime: &Counting) -> App {
     let runtime = runtime.clone();
-    App {
-        stopper: Arc::new(Mutex::new(None)),
-        spawn: Arc::new(move |future| runtime.spawn(future)),
-        signal: async_channel::bounded(1),
-    }
+    App::new(Arc::new(move |future| runtime.spawn(future)))
 }
 
 impl TestRuntime for Rt {
@@ -89,13 +86,16 @@ impl TestRuntime for Rt {
             let listener =
                 AsyncIoListener(Arc::new(async_io::Async::new(listener).expect("async-io")));
             let app = app(&runtime);
-            let served = app.clone();
-            let service = service_fn(move |req| served.clone().handle(req));
-            let service = PanicOnClone::new(service, options.panic_on_clone);
+            let service = AppMaker::new(app.clone(), options.panic_on_make);
             let builder = async_io_builder(runtime.clone());
             // The counting runtime, so the suite can see every task: hence
             // `Server` built here rather than with `stoppable_async_std::serve`.
-            let served = if options.tls {
+            let served = if options.axum {
+                let router = crate::app::router(app.clone());
+                let app_with_peers = router.into_make_service_with_connect_info::<SocketAddr>();
+                let server = stoppable::Server::new(listener, app_with_peers, runtime, builder);
+                run(server, options, &app, addr, setup_tx, drop_rx).await
+            } else if options.tls {
                 let tls = stoppable::rt::TlsAcceptor::new(tls::server_config());
                 let server =
                     stoppable::Server::with_handshake(listener, tls, service, runtime, builder);

@@ -27,9 +27,17 @@ pub struct Options {
     /// The listener hands out no raw sockets: the stop can reach a
     /// connection only through its driver (`NoSockets`).
     pub forget_sockets: bool,
-    /// The service's `clone` panics on this call (1 = the first), inside
-    /// the server's accept loop (`PanicOnClone`).
-    pub panic_on_clone: Option<usize>,
+    /// The make-service panics on this call (1 = the first), inside the
+    /// server's accept loop (`AppMaker`).
+    pub panic_on_make: Option<usize>,
+    /// Serve the app as an axum `Router` with `ConnectInfo`
+    /// (`crate::app::router`), straight to `serve`.
+    pub axum: bool,
+    /// hyper's HTTP/1.1 header-read timeout while serving (the runtime
+    /// crates' builder has 30 s).
+    pub serving_header_timeout: Option<Duration>,
+    /// `Options::handshake_timeout`.
+    pub handshake_timeout: Option<Duration>,
     /// The test keeps a second handle on the listening socket, as another
     /// owner (a sibling process, systemd): `TestServer::other_owner`.
     pub other_owner: bool,
@@ -109,6 +117,9 @@ impl Options {
         }
         if let Some(limit) = self.max_connections {
             options = options.max_connections(limit);
+        }
+        if let Some(timeout) = self.handshake_timeout {
+            options = options.handshake_timeout(timeout);
         }
         options
             .drain_signal_in_requests(self.drain_signal_in_requests)
@@ -320,6 +331,11 @@ where
         std::future::Future<Output = Result<Report, stoppable::Error>>,
 {
     let mut server = server.options(options.to_stoppable());
+    let errors = app.clone();
+    server = server.on_connection_error(move |e| errors.record_error(e));
+    if let Some(timeout) = options.serving_header_timeout {
+        server.builder_mut().http1().header_read_timeout(timeout);
+    }
     // The server says where it listens (the TCP listener, with a Unix one
     // beside it); the suite's clients connect there.
     assert_eq!(server.local_addr().ok(), Some(addr), "Server::local_addr");
@@ -389,55 +405,6 @@ fn forget_socket<Io>(accepted: stoppable::Accepted<Io>) -> stoppable::Accepted<I
     stoppable::Accepted {
         socket: None,
         ..accepted
-    }
-}
-
-/// A service whose `clone` panics on its `n`th call: a user's code that
-/// panics inside the server's accept loop.
-pub struct PanicOnClone<S> {
-    inner: S,
-    clones: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    panic_at: Option<usize>,
-}
-
-impl<S> PanicOnClone<S> {
-    pub fn new(inner: S, panic_at: Option<usize>) -> Self {
-        PanicOnClone {
-            inner,
-            clones: Default::default(),
-            panic_at,
-        }
-    }
-}
-
-impl<S: Clone> Clone for PanicOnClone<S> {
-    /// Counts the clone; panics on the chosen one.
-    fn clone(&self) -> Self {
-        let n = 1 + self
-            .clones
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        assert!(
-            Some(n) != self.panic_at,
-            "the service's clone panics (as asked)"
-        );
-        PanicOnClone {
-            inner: self.inner.clone(),
-            clones: self.clones.clone(),
-            panic_at: self.panic_at,
-        }
-    }
-}
-
-impl<S, R> hyper::service::Service<R> for PanicOnClone<S>
-where
-    S: hyper::service::Service<R> + Clone,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn call(&self, req: R) -> S::Future {
-        self.inner.call(req)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The suite's smol runtime: the server's own executor and the control
 //! task's, both run on one thread, so blocking it holds every task.
 
-use std::sync::{mpsc, Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::{mpsc, Arc};
 
 use hyper::service::service_fn;
 use smol::{Executor, LocalExecutor};
@@ -9,20 +10,16 @@ use stoppable::rt::{async_io_builder, AsyncIoListener};
 
 use super::{
     accept_until_drained, control, drop_channel, run, stop_then_serve, unless_dropped, NoSockets,
-    Options, PanicOnClone, StoppedEarly, TestRuntime, TestServer,
+    Options, StoppedEarly, TestRuntime, TestServer,
 };
-use crate::app::App;
+use crate::app::{App, AppMaker};
 use crate::tls;
 
 pub struct Rt;
 
 fn app(executor: &Arc<Executor<'static>>) -> App {
     let executor = executor.clone();
-    App {
-        stopper: Arc::new(Mutex::new(None)),
-        spawn: Arc::new(move |future| executor.spawn(future).detach()),
-        signal: async_channel::bounded(1),
-    }
+    App::new(Arc::new(move |future| executor.spawn(future).detach()))
 }
 
 impl TestRuntime for Rt {
@@ -43,11 +40,14 @@ impl TestRuntime for Rt {
                 let listener = smol::net::TcpListener::try_from(listener).expect("smol listener");
                 let addr = listener.local_addr().expect("addr");
                 let app = app(&executor);
-                let served = app.clone();
-                let service = service_fn(move |req| served.clone().handle(req));
-                let service = PanicOnClone::new(service, options.panic_on_clone);
+                let service = AppMaker::new(app.clone(), options.panic_on_make);
                 let executor = executor.clone();
-                let served = if options.tls {
+                let served = if options.axum {
+                    let router = crate::app::router(app.clone());
+                    let app_with_peers = router.into_make_service_with_connect_info::<SocketAddr>();
+                    let server = stoppable_smol::serve_on(executor, listener, app_with_peers);
+                    run(server, options, &app, addr, setup_tx, drop_rx).await
+                } else if options.tls {
                     let config = tls::server_config();
                     let server = stoppable_smol::serve_tls_on(executor, listener, config, service);
                     run(server, options, &app, addr, setup_tx, drop_rx).await

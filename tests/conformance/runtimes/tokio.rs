@@ -1,29 +1,24 @@
 //! The suite's tokio runtime: a current-thread runtime, so that blocking
 //! its one thread holds every task of the server.
 
-use std::sync::{mpsc, Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::{mpsc, Arc};
 
 use hyper::service::service_fn;
-use hyper_util::rt::TokioExecutor;
-use hyper_util::server::conn::auto::Builder;
 
 use super::{
-    control, drop_channel, run, stop_then_serve, NoSockets, Options, PanicOnClone, StoppedEarly,
-    TestRuntime, TestServer,
+    control, drop_channel, run, stop_then_serve, NoSockets, Options, StoppedEarly, TestRuntime,
+    TestServer,
 };
-use crate::app::App;
+use crate::app::{App, AppMaker};
 use crate::tls;
 
 pub struct Rt;
 
 pub(super) fn app() -> App {
-    App {
-        stopper: Arc::new(Mutex::new(None)),
-        spawn: Arc::new(|future| {
-            tokio::spawn(future);
-        }),
-        signal: async_channel::bounded(1),
-    }
+    App::new(Arc::new(|future| {
+        tokio::spawn(future);
+    }))
 }
 
 pub(super) fn runtime() -> tokio::runtime::Runtime {
@@ -55,17 +50,20 @@ impl TestRuntime for Rt {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
                 let addr = listener.local_addr().expect("addr");
                 let app = app();
-                let served = app.clone();
-                let service = service_fn(move |req| served.clone().handle(req));
-                let service = PanicOnClone::new(service, options.panic_on_clone);
+                let service = AppMaker::new(app.clone(), options.panic_on_make);
                 let control = tokio::spawn(control(control_rx, any_task_left));
-                let served = if options.tls {
+                let served = if options.axum {
+                    let router = crate::app::router(app.clone());
+                    let app_with_peers = router.into_make_service_with_connect_info::<SocketAddr>();
+                    let server = stoppable_tokio::serve(listener, app_with_peers);
+                    run(server, options, &app, addr, setup_tx, drop_rx).await
+                } else if options.tls {
                     let server =
                         stoppable_tokio::serve_tls(listener, tls::server_config(), service);
                     run(server, options, &app, addr, setup_tx, drop_rx).await
                 } else if options.forget_sockets {
                     let listener = NoSockets(stoppable_tokio::Listener(listener));
-                    let builder = Builder::new(TokioExecutor::new());
+                    let builder = stoppable_tokio::builder();
                     let tokio = stoppable_tokio::Tokio::default();
                     let server = stoppable::Server::new(listener, service, tokio, builder);
                     run(server, options, &app, addr, setup_tx, drop_rx).await

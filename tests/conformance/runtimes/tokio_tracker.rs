@@ -1,16 +1,22 @@
 //! The suite on tokio through the lower-level entry: the test's own accept
 //! loop, with `stoppable_tokio::tracker` and hyper-util's builder.
 
-use std::sync::mpsc;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{mpsc, Arc};
+
+use hyper::body::Incoming;
+use hyper::{Request, Response};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 
 use super::tokio::{any_task_left, app, runtime};
-use super::{
-    control, drop_channel, unless_dropped, Options, PanicOnClone, TestRuntime, TestServer,
-};
+use super::{control, drop_channel, unless_dropped, Options, TestRuntime, TestServer};
+use crate::app::{App, AppMaker};
 use crate::tls;
 use stoppable_tokio::TlsAcceptor;
 
@@ -30,10 +36,13 @@ impl TestRuntime for Rt {
             runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
                 let addr = listener.local_addr().expect("addr");
-                let tracker = stoppable_tokio::tracker(o.to_stoppable()).expect("valid options");
+                let mut tracker =
+                    stoppable_tokio::tracker(o.to_stoppable()).expect("valid options");
                 let stopper = tracker.stopper();
                 let app = app();
                 *app.stopper.lock().unwrap() = Some(stopper.clone());
+                let errors = app.clone();
+                tracker.on_connection_error(move |e| errors.record_error(e));
                 let control = tokio::spawn(control(control_rx, any_task_left));
                 if o.shutdown_future {
                     // A tracker's counterpart of `with_graceful_shutdown`.
@@ -46,27 +55,31 @@ impl TestRuntime for Rt {
                 // The tracker's counterpart of the server future: its drive.
                 let report = tokio::spawn(unless_dropped(tracker.drive(), drop_rx));
                 let _ = setup_tx.send((addr, stopper.clone()));
-                let builder = Builder::new(TokioExecutor::new());
+                let mut builder = stoppable_tokio::builder();
+                if let Some(timeout) = o.serving_header_timeout {
+                    builder.http1().header_read_timeout(timeout);
+                }
                 let acceptor = TlsAcceptor::new(tls::server_config());
-                let served = app.clone();
-                let service = service_fn(move |req| served.clone().handle(req));
-                let service = PanicOnClone::new(service, o.panic_on_clone);
+                let make = maker(&o, &app);
                 let serve = |stream: tokio::net::TcpStream| {
                     let socket = match o.forget_sockets {
                         true => None,
                         false => stoppable_tokio::raw_socket(&stream),
                     };
-                    // This accept loop is the test's own: a panicking clone
+                    let peer = stream.peer_addr().ok();
+                    // This accept loop is the test's own: a panicking make
                     // is caught, as a server's task would be, and the drive
                     // dropped (the loop goes on, to drain the listener).
-                    let Ok(service) =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| service.clone()))
-                    else {
+                    let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        make(&stoppable::ConnInfo::new(peer))
+                    }));
+                    let Ok(service) = made else {
                         drop_tx_inner.try_send(()).ok();
                         return;
                     };
                     if !o.tls {
                         if let Some(conn) = tracker.track(TokioIo::new(stream), socket) {
+                            let conn = conn.remote_addr(peer);
                             tokio::spawn(conn.serve(service, |io, service| {
                                 builder
                                     .serve_connection_with_upgrades(io, service)
@@ -77,6 +90,7 @@ impl TestRuntime for Rt {
                     }
                     let handshake = acceptor.accept(stream);
                     if let Some(handshaking) = tracker.track_handshake(handshake, socket) {
+                        let handshaking = handshaking.remote_addr(peer);
                         let builder = builder.clone();
                         tokio::spawn(async move {
                             if let Some(conn) = handshaking.await {
@@ -94,7 +108,8 @@ impl TestRuntime for Rt {
                 let serve_unix = |stream: tokio::net::UnixStream| {
                     let socket = Some(stoppable::raw_socket(&stream));
                     if let Some(conn) = tracker.track(TokioIo::new(stream), socket) {
-                        tokio::spawn(conn.serve(service.clone(), |io, service| {
+                        let service = make(&stoppable::ConnInfo::new(None));
+                        tokio::spawn(conn.serve(service, |io, service| {
                             builder
                                 .serve_connection_with_upgrades(io, service)
                                 .into_owned()
@@ -204,4 +219,60 @@ impl TestRuntime for Rt {
             (Ok(served), stopping.await, again)
         })
     }
+}
+
+/// A response body of either app: the suite's or axum's.
+type AnyBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Responding = Pin<Box<dyn Future<Output = Result<Response<AnyBody>, Infallible>> + Send>>;
+
+/// One connection's service, of either app: what a tracker's user with
+/// several kinds of app would write.
+#[derive(Clone)]
+struct AnyService(Arc<dyn Fn(Request<Incoming>) -> Responding + Send + Sync>);
+
+impl hyper::service::Service<Request<Incoming>> for AnyService {
+    type Response = Response<AnyBody>;
+    type Error = Infallible;
+    type Future = Responding;
+
+    fn call(&self, req: Request<Incoming>) -> Responding {
+        (self.0)(req)
+    }
+}
+
+/// Each connection's service: the suite's make-service, or the axum
+/// `Router` with `ConnectInfo` (`Options::axum`), made with the same
+/// `stoppable::MakeService` the server calls.
+fn maker(o: &Options, app: &App) -> Box<dyn Fn(&stoppable::ConnInfo) -> AnyService> {
+    use http_body_util::BodyExt;
+    use hyper::service::Service;
+    use stoppable::{IntoMakeService, MakeService};
+    if o.axum {
+        let router = crate::app::router(app.clone());
+        let make = router
+            .into_make_service_with_connect_info::<SocketAddr>()
+            .into_make_service();
+        return Box::new(move |conn| {
+            let service = make.make_service(conn).expect("axum makes at once");
+            AnyService(Arc::new(move |req| {
+                let responding = service.call(req);
+                Box::pin(async move {
+                    let response = responding.await?;
+                    Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
+                })
+            }))
+        });
+    }
+    let make = AppMaker::new(app.clone(), o.panic_on_make);
+    Box::new(move |conn| {
+        let service = make.make_service(conn).expect("the app makes at once");
+        AnyService(Arc::new(move |req| {
+            let responding = service.call(req);
+            Box::pin(async move {
+                let response = responding.await?;
+                Ok(response.map(|body| body.map_err(|never| match never {}).boxed_unsync()))
+            })
+        }))
+    })
 }

@@ -14,8 +14,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -49,7 +48,9 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;
-    let builder = Builder::new(TokioExecutor::new());
+    // hyper configured as stoppable's servers are (tokio's timer, a 30 s
+    // header-read timeout), so the bench compares the stop's cost alone.
+    let builder = stoppable_tokio::builder();
     let graceful = GracefulShutdown::new();
     let mut term = signal(SignalKind::terminate())?;
     let app = App::default();

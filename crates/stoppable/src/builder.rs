@@ -1,0 +1,32 @@
+//! hyper's builder as the runtime crates give it: with the runtime's timer,
+//! so that hyper's own timeouts protect a server while it serves.
+
+use std::time::Duration;
+
+use hyper_util::server::conn::auto::Builder;
+
+/// How long an HTTP/1.1 request head may take to arrive while serving
+/// (hyper's default once it has a timer). hyper starts this clock when it
+/// waits for a head, so it also bounds how long a keep-alive connection
+/// may stay idle between requests. During a drain the stop's own
+/// [`Options::header_read_timeout`](crate::Options::header_read_timeout)
+/// bounds heads too.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Gives `builder` the runtime's `timer` for HTTP/1.1 and HTTP/2, with
+/// [`HEADER_READ_TIMEOUT`]: a client that sends its head byte by byte
+/// (slowloris), or holds an idle keep-alive connection, is closed after
+/// it. What the runtime crates' `serve` functions use; change it with
+/// [`Server::builder_mut`](crate::Server::builder_mut)
+/// (`http1().header_read_timeout(..)`).
+pub fn with_timer<E, T>(mut builder: Builder<E>, timer: T) -> Builder<E>
+where
+    T: hyper::rt::Timer + Clone + Send + Sync + 'static,
+{
+    builder
+        .http1()
+        .timer(timer.clone())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(timer);
+    builder
+}

@@ -1,0 +1,139 @@
+//! While serving, as a user of axum or Go's `http.Server` expects: each
+//! connection's service knows its peer (a make-service, axum's `Router`
+//! with `ConnectInfo` straight to `serve`), connection errors reach a hook
+//! with the peer's address, and slow or silent clients are closed by
+//! timeouts (hyper's header-read timeout, which also ends idle keep-alive
+//! connections; the handshake timeout).
+
+use std::time::Duration;
+
+use crate::client::{Conn, End};
+use crate::runtimes::{Options, TestRuntime, TestServer};
+use crate::wait::until;
+
+/// Asks for `path` on a connection of its own; the body.
+fn fetch<R: TestRuntime>(server: &TestServer, path: &str) -> String {
+    let mut conn = Conn::open(server.addr);
+    conn.get(path);
+    conn.response().expect("answered").text()
+}
+
+/// The connection errors the server's hook was told, one `stage peer` each.
+fn errors<R: TestRuntime>(server: &TestServer) -> Vec<String> {
+    let text = fetch::<R>(server, "/errors");
+    text.lines().map(str::to_owned).collect()
+}
+
+/// The make-service sees each connection's peer: the address the client
+/// connected from.
+pub fn a_service_learns_its_connections_peer<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut conn = Conn::open(server.addr);
+    conn.get("/peer");
+    let peer = conn.response().expect("answered").text();
+    assert_eq!(peer, conn.stream.local_addr().unwrap().to_string());
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
+}
+
+/// An axum `Router`, given straight to `serve` as
+/// `into_make_service_with_connect_info::<SocketAddr>()`: `ConnectInfo`
+/// holds the peer, and the stop is graceful as ever.
+pub fn an_axum_router_with_connect_info_is_served<R: TestRuntime>() {
+    let server = R::start(Options {
+        axum: true,
+        ..Options::default()
+    });
+    let mut conn = Conn::open(server.addr);
+    conn.get("/peer");
+    let peer = conn.response().expect("answered").text();
+    assert_eq!(peer, conn.stream.local_addr().unwrap().to_string());
+    conn.get("/");
+    assert_eq!(conn.response().expect("answered").text(), "hello");
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
+    assert_eq!(report.closed_idle, 1, "{report:?}");
+    assert_eq!(conn.end().0, End::Eof);
+}
+
+/// A malformed request gets its 400, and its error reaches the hook with
+/// the peer's address.
+pub fn a_connection_error_reaches_the_hook_with_the_peer<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut bad = Conn::open(server.addr);
+    let peer = bad.stream.local_addr().unwrap();
+    bad.send(b"NOT HTTP AT ALL\r\n\r\n");
+    assert_eq!(bad.response().expect("answered").status, 400);
+    until("the error is told", || {
+        errors::<R>(&server).contains(&format!("Http {peer}"))
+    });
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
+}
+
+fn serving_timeout() -> Options {
+    Options {
+        serving_header_timeout: Some(Duration::from_millis(300)),
+        ..Options::default()
+    }
+}
+
+/// While serving (no stop), a head that never ends is cut off by hyper's
+/// header-read timeout: a slowloris client holds nothing.
+pub fn a_head_that_never_ends_is_closed_while_serving<R: TestRuntime>() {
+    let server = R::start(serving_timeout());
+    let mut slow = Conn::open(server.addr);
+    let peer = slow.stream.local_addr().unwrap();
+    slow.send(b"GET / HTTP/1.1\r\nHost: x\r\n");
+    assert!(
+        matches!(slow.end().0, End::Eof | End::Reset | End::Data(_)),
+        "closed"
+    );
+    until("the connection is gone", || {
+        server.stopper.counts().open == 0
+    });
+    assert!(errors::<R>(&server).contains(&format!("Http {peer}")));
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
+}
+
+/// While serving, a keep-alive connection idle for longer than the
+/// header-read timeout is closed, after its answered request.
+pub fn an_idle_keep_alive_connection_is_closed_while_serving<R: TestRuntime>() {
+    let server = R::start(serving_timeout());
+    let mut conn = Conn::open(server.addr);
+    conn.get("/");
+    assert_eq!(conn.response().expect("answered").status, 200);
+    assert_eq!(conn.end().0, End::Eof, "closed with a FIN");
+    until("the connection is gone", || {
+        server.stopper.counts().open == 0
+    });
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
+    assert_eq!(
+        report.closed_idle, 0,
+        "nothing left for the stop: {report:?}"
+    );
+}
+
+/// A TLS client that connects and never sends its ClientHello is closed
+/// at the handshake timeout, and the error reaches the hook with its peer.
+pub fn tls_a_silent_handshake_is_closed_at_the_handshake_timeout<R: TestRuntime>() {
+    let server = R::start(Options {
+        tls: true,
+        handshake_timeout: Some(Duration::from_millis(300)),
+        ..Options::default()
+    });
+    let mut silent = Conn::open(server.addr);
+    let peer = silent.stream.local_addr().unwrap();
+    assert!(matches!(silent.end().0, End::Eof | End::Reset), "closed");
+    until("the connection is gone", || {
+        server.stopper.counts().open == 0
+    });
+    let mut tls = crate::tls::open(server.addr);
+    tls.get("/errors");
+    let told = tls.response().expect("answered").text();
+    assert!(told.contains(&format!("Handshake {peer}")), "{told}");
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
+}
