@@ -50,7 +50,7 @@ fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         .chunks_exact(2)
         .take(200)
         .map(|pair| {
-            let (kind, report, arg) = (pair[0] % 29, pair[0] & 0x80 != 0, pair[1]);
+            let (kind, report, arg) = (pair[0] % 30, pair[0] & 0x80 != 0, pair[1]);
             let i = usize::from(arg);
             let change = |c| Op::Do(i, c, report);
             match kind {
@@ -70,6 +70,7 @@ fn decode(data: &[u8]) -> (Config, Vec<Op>) {
                 22 => Op::Carry,
                 23 => Op::TaskStart,
                 24 => Op::TaskFinish,
+                25 => Op::Cut(i),
                 _ => Op::Tick(u64::from(arg) * 2),
             }
         })

@@ -54,6 +54,11 @@ pub enum ConnEvent {
     Progress(Progress),
     /// The connection is closed (by either side); the id is now stale.
     Closed,
+    /// The driver closed the connection for a limit of its own (hyper's
+    /// header-read timeout, a first-request timeout while serving): closed,
+    /// and if it had work during a stop, that work counts cut (B11), as
+    /// if the core had cut it.
+    Cut,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -302,12 +307,16 @@ impl<O: Observe> Drain<O> {
                     self.decide(id, now);
                 }
             }
-            ConnEvent::Closed => {
+            ConnEvent::Closed | ConnEvent::Cut => {
                 // What it did last, for the report.
                 self.look(id, now);
                 let conn = self.remove(id)?;
                 if self.stop.is_some() {
-                    self.tally_close(&conn);
+                    if event == ConnEvent::Cut && conn.has_work() {
+                        self.tally.force_closed += 1;
+                    } else {
+                        self.tally_close(&conn);
+                    }
                 }
                 self.try_finish(now);
             }

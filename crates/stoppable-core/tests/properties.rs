@@ -27,6 +27,7 @@ fn op() -> impl Strategy<Value = Op> {
         12 => (any::<usize>(), change(), any::<bool>()).prop_map(|(i, c, r)| Op::Do(i, c, r)),
         1 => any::<usize>().prop_map(Op::Unread),
         2 => any::<usize>().prop_map(Op::Close),
+        1 => any::<usize>().prop_map(Op::Cut),
         1 => any::<usize>().prop_map(Op::Stale),
         1 => prop::option::of(0u64..400).prop_map(Op::Stop),
         1 => Just(Op::ListenerClosed),

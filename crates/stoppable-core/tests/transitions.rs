@@ -1007,3 +1007,28 @@ fn b24_grace_cancels_a_running_task_and_the_stop_is_not_graceful() {
     assert!(!d.task_finished(t0 + 21 * MS));
     assert_eq!(d.task_started(), Err(Error::TooLateForTask));
 }
+
+#[test]
+fn b11_a_head_cut_by_the_drivers_own_timeout_during_a_stop_counts_forced() {
+    let (mut d, t0) = drain();
+    let slow = d.accept(t0).unwrap();
+    let idle = d.accept(t0).unwrap();
+    let head = Progress {
+        arrived: 1,
+        ..Progress::default()
+    };
+    progress(&mut d, slow, head, t0);
+    progress(&mut d, idle, idle_after_one_request(), t0);
+    d.stop(None, t0);
+    d.listener_closed(t0);
+    actions(&mut d);
+    // hyper's header-read timer ends the slow head before the core would.
+    d.handle(slow, ConnEvent::Cut, t0 + MS).unwrap();
+    // A cut of a connection with no work is a plain close.
+    if d.state(idle).is_ok() {
+        d.handle(idle, ConnEvent::Cut, t0 + MS).unwrap();
+    }
+    let report = stopped(&actions(&mut d)).expect("the stop ends");
+    assert!(!report.graceful);
+    assert_eq!(report.force_closed, 1);
+}

@@ -42,6 +42,9 @@ pub enum Op {
     Unread(usize),
     /// The peer (or the driver, carrying out an action) closes it.
     Close(usize),
+    /// The driver closes it for a limit of its own (a timeout): its work,
+    /// if any, counts cut.
+    Cut(usize),
     /// The driver re-sends an older report.
     Stale(usize),
     Stop(Option<u64>),
@@ -284,6 +287,21 @@ impl Run {
                     self.drain.handle(id, ConnEvent::Closed, self.now).unwrap();
                     // A second close of the same id is refused, not a panic.
                     prop_assert!(self.drain.handle(id, ConnEvent::Closed, self.now).is_err());
+                    self.forget(id);
+                }
+            }
+            Op::Cut(i) => {
+                if let Some(i) = pick(i, n) {
+                    let id = self.conns[i].id;
+                    // What the core sees when it looks: not unread bytes.
+                    let p = self.truth().get(id);
+                    let head = !p.http2 && p.arrived > p.started;
+                    let work = p.upgraded || p.started > p.finished || p.output_blocked || head;
+                    self.drain.handle(id, ConnEvent::Cut, self.now).unwrap();
+                    prop_assert!(self.drain.handle(id, ConnEvent::Cut, self.now).is_err());
+                    if work && self.stop_at.is_some() {
+                        self.force_closes += 1;
+                    }
                     self.forget(id);
                 }
             }
