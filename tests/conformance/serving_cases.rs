@@ -98,14 +98,22 @@ pub fn a_head_that_never_ends_is_closed_while_serving<R: TestRuntime>() {
 }
 
 /// While serving, a keep-alive connection idle for longer than the
-/// header-read timeout is closed, after its answered request.
+/// header-read timeout is closed, after its answered request, and that is
+/// not told as an error.
 pub fn an_idle_keep_alive_connection_is_closed_while_serving<R: TestRuntime>() {
     let server = R::start(serving_timeout());
     let mut conn = Conn::open(server.addr);
+    let peer = conn.stream.local_addr().unwrap().to_string();
     conn.get("/");
     assert_eq!(conn.response().expect("answered").status, 200);
     assert_eq!(conn.end().0, End::Eof, "closed with a FIN");
     until("the connection is gone", || {
+        server.stopper.counts().open == 0
+    });
+    // An idle connection's end is no error: the hook hears nothing of it.
+    let told = errors::<R>(&server);
+    assert!(!told.iter().any(|e| e.ends_with(&peer)), "{told:?}");
+    until("the asking connection is gone too", || {
         server.stopper.counts().open == 0
     });
     let report = server.stop();
@@ -136,4 +144,90 @@ pub fn tls_a_silent_handshake_is_closed_at_the_handshake_timeout<R: TestRuntime>
     assert!(told.contains(&format!("Handshake {peer}")), "{told}");
     let report = server.stop();
     assert!(report.graceful, "{report:?}");
+}
+
+fn first_request_timeout() -> Options {
+    Options {
+        first_request_timeout: Some(Duration::from_millis(300)),
+        ..Options::default()
+    }
+}
+
+/// While serving, a client that connects and sends nothing is closed at
+/// the first-request timeout (hyper's header-read timer has not started:
+/// it does not know the protocol yet); that is not told as an error.
+pub fn a_silent_connection_is_closed_while_serving<R: TestRuntime>() {
+    let server = R::start(first_request_timeout());
+    let mut silent = Conn::open(server.addr);
+    let peer = silent.stream.local_addr().unwrap().to_string();
+    assert_eq!(silent.end().0, End::Eof, "closed with a FIN");
+    until("the connection is gone", || {
+        server.stopper.counts().open == 0
+    });
+    let told = errors::<R>(&server);
+    assert!(!told.iter().any(|e| e.ends_with(&peer)), "{told:?}");
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
+}
+
+/// While serving, a client that stops inside HTTP/2's preface (hyper still
+/// waits to know the protocol) is closed at the first-request timeout, and
+/// its error is told with its peer.
+pub fn a_half_sent_http2_preface_is_closed_while_serving<R: TestRuntime>() {
+    let server = R::start(first_request_timeout());
+    let mut half = Conn::open(server.addr);
+    let peer = half.stream.local_addr().unwrap();
+    half.send(b"PRI * HTTP/2.0\r\n");
+    assert!(matches!(half.end().0, End::Eof | End::Reset), "closed");
+    until("the connection is gone", || {
+        server.stopper.counts().open == 0
+    });
+    assert!(errors::<R>(&server).contains(&format!("Http {peer}")));
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
+}
+
+/// A TLS client that finishes its handshake, then says nothing, is closed
+/// at the first-request timeout.
+pub fn tls_a_client_silent_after_its_handshake_is_closed_while_serving<R: TestRuntime>() {
+    let server = R::start(Options {
+        tls: true,
+        ..first_request_timeout()
+    });
+    let mut silent = crate::tls::open(server.addr);
+    assert!(
+        matches!(silent.end().0, End::Eof | End::Reset | End::Data(_)),
+        "closed"
+    );
+    until("the connection is gone", || {
+        server.stopper.counts().open == 0
+    });
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
+}
+
+/// A head cut by hyper's header-read timeout during the readiness delay
+/// (the stop began; the drain, which bounds heads itself, not yet) is cut
+/// work: the report counts it forced and is not graceful (B11).
+pub fn b11_a_head_cut_by_the_servers_timeout_during_the_stop_is_not_graceful<R: TestRuntime>() {
+    let server = R::start(Options {
+        serving_header_timeout: Some(Duration::from_millis(300)),
+        drain_delay: Some(Duration::from_secs(1)),
+        ..Options::default()
+    });
+    let mut slow = Conn::open(server.addr);
+    slow.get("/");
+    assert_eq!(slow.response().expect("answered").status, 200);
+    slow.send(b"GET / HTTP/1.1\r\nHost: x\r\n");
+    until("the head is being read", || {
+        server.stopper.counts().active == 1
+    });
+    server.stopper.request_stop();
+    assert!(
+        matches!(slow.end().0, End::Eof | End::Reset | End::Data(_)),
+        "cut"
+    );
+    let report = server.finished();
+    assert!(!report.graceful, "{report:?}");
+    assert_eq!(report.force_closed, 1, "{report:?}");
 }

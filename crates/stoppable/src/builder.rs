@@ -7,8 +7,11 @@ use hyper_util::server::conn::auto::Builder;
 
 /// How long an HTTP/1.1 request head may take to arrive while serving
 /// (hyper's default once it has a timer). hyper starts this clock when it
-/// waits for a head, so it also bounds how long a keep-alive connection
-/// may stay idle between requests. During a drain the stop's own
+/// waits for a head (once it knows the connection speaks HTTP/1.1: before
+/// that, [`Options::first_request_timeout`](crate::Options::first_request_timeout)
+/// bounds it), so it also bounds how long a keep-alive connection may stay
+/// idle between requests. HTTP/1.1 only. A head it cuts during a stop
+/// counts as cut work (B11). During a drain the stop's own
 /// [`Options::header_read_timeout`](crate::Options::header_read_timeout)
 /// bounds heads too.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);

@@ -9,6 +9,7 @@ use hyper_util::server::graceful::GracefulConnection;
 use stoppable_core::Progress;
 
 use crate::conn_error::{ConnStage, Reporter};
+use crate::handshake::Deadline;
 use crate::make::BoxError;
 use crate::shared::Shared;
 use crate::slot::{Command, ConnSlot};
@@ -26,6 +27,8 @@ pub struct ConnDriver<C> {
     /// What the core last heard from this driver.
     synced: Progress,
     reporter: Reporter,
+    /// While serving: the first request must begin by then.
+    first_request: Option<Deadline>,
 }
 
 impl<C> ConnDriver<C> {
@@ -34,6 +37,7 @@ impl<C> ConnDriver<C> {
         slot: Arc<ConnSlot>,
         shared: Arc<Shared>,
         reporter: Reporter,
+        first_request: Option<Deadline>,
     ) -> Self {
         slot.set_driven(true);
         ConnDriver {
@@ -44,7 +48,39 @@ impl<C> ConnDriver<C> {
             waker: None,
             synced: Progress::default(),
             reporter,
+            first_request,
         }
+    }
+
+    /// While serving, a connection that has begun no request by its
+    /// deadline is closed: a client silent since its connect, or stopped
+    /// inside its first head or HTTP/2's preface, or an HTTP/2 client that
+    /// opened no stream. True when it is due. A
+    /// head cut so counts as cut work if a stop began (B11); once the drain
+    /// runs, the core bounds such connections itself (B4, B8).
+    fn first_request_due(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some((sleep, timeout)) = self.first_request.as_mut() else {
+            return false;
+        };
+        let p = self.slot.progress();
+        if p.started > 0 || p.upgraded || self.shared.is_draining() {
+            self.first_request = None;
+            return false;
+        }
+        if sleep.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        let timeout = *timeout;
+        self.first_request = None;
+        // Bytes came (a head, or HTTP/2's preface): a client that began
+        // and stopped, worth telling; a silent one is not.
+        if self.slot.is_reading() || p.http2 {
+            self.slot.mark_cut_by_driver();
+            let message = format!("no request began within {timeout:?} of the connect");
+            let error = std::io::Error::new(std::io::ErrorKind::TimedOut, message);
+            self.reporter.report(ConnStage::Http, error.into());
+        }
+        true
     }
 
     /// HTTP/2's graceful shutdown (GOAWAY) is safe at any time. An HTTP/1
@@ -91,6 +127,16 @@ where
         let orders = this.shared.finishing() || this.slot.command() != Command::None;
         this.slot
             .register_cached(&mut this.waker, cx.waker(), orders);
+        if this.first_request_due(cx) {
+            if let (true, Some(conn)) = (this.slot.is_http2(), this.conn.as_mut()) {
+                // No stream to protect; a GOAWAY first, as at a close (B7):
+                // a stream the client opens meanwhile is refused, not lost.
+                conn.as_mut().graceful_shutdown();
+                this.slot.mark_goaway_sent();
+                let _ = conn.as_mut().poll(cx);
+            }
+            return this.end();
+        }
         loop {
             let command = this.command();
             if command == Command::Shutdown && !this.shutdown_sent {
@@ -127,7 +173,19 @@ where
             // told to the user, and the connection simply ends (B8).
             if let Poll::Ready(result) = conn.as_mut().poll(cx) {
                 if let Err(e) = result {
-                    this.reporter.report(ConnStage::Http, e.into());
+                    let e: BoxError = e.into();
+                    // hyper's header-read timer also ends an idle keep-alive
+                    // connection: that is no error (no byte of a head came).
+                    let timeout = e
+                        .downcast_ref::<hyper::Error>()
+                        .is_some_and(hyper::Error::is_timeout);
+                    if timeout && this.slot.is_reading() {
+                        // A head hyper cut: cut work, if a stop began (B11).
+                        this.slot.mark_cut_by_driver();
+                    }
+                    if !timeout || this.slot.is_reading() {
+                        this.reporter.report(ConnStage::Http, e);
+                    }
                 }
                 return this.end();
             }

@@ -37,7 +37,12 @@ impl fmt::Display for ConnStage {
 
 /// A connection's error, with its peer's address. Most are the peer's
 /// doing (a reset, a malformed request, a handshake that never ends): the
-/// connection ends, and the server goes on.
+/// connection ends, and the server goes on. An idle keep-alive connection
+/// closed by hyper's timer is no error, and neither is a client that
+/// connected and never sent a byte.
+///
+/// The hook runs in the connection's task (or, for a make-service's error,
+/// in the accept loop): keep it quick; a panic in it ends that task.
 #[derive(Debug)]
 pub struct ConnError {
     remote_addr: Option<SocketAddr>,

@@ -70,6 +70,9 @@ pub struct Handshaking<F> {
     ///
     /// [`Options::handshake_timeout`]: crate::Options::handshake_timeout
     deadline: Option<Deadline>,
+    /// Handed to the connection: its first request's deadline, from the
+    /// accept ([`Options::first_request_timeout`](crate::Options::first_request_timeout)).
+    first_request: Option<Deadline>,
 }
 
 /// A handshake's deadline: the runtime's sleep, and its length for the error.
@@ -86,6 +89,7 @@ impl<F> Handshaking<F> {
         shared: Arc<Shared>,
         reporter: Reporter,
         deadline: Option<Deadline>,
+        first_request: Option<Deadline>,
     ) -> Self {
         slot.set_driven(true);
         Handshaking {
@@ -95,6 +99,7 @@ impl<F> Handshaking<F> {
             shared,
             reporter,
             deadline,
+            first_request,
         }
     }
 
@@ -157,7 +162,15 @@ where
                 slot.set_socket(this.socket);
                 slot.set_driven(false);
                 let reporter = std::mem::take(&mut this.reporter);
-                Poll::Ready(Some(Tracked::new(io, slot, this.shared.clone(), reporter)))
+                let first_request = this.first_request.take();
+                let shared = this.shared.clone();
+                Poll::Ready(Some(Tracked::new(
+                    io,
+                    slot,
+                    shared,
+                    reporter,
+                    first_request,
+                )))
             }
         }
     }

@@ -38,8 +38,12 @@ impl ConnInfo {
 
 /// Makes the service of each connection. Implemented by every hyper
 /// service that is `Clone` (cloned per connection) and by
-/// [`make_service_fn`]; [`serve`](IntoMakeService) also takes tower
-/// services and make-services, such as axum's.
+/// [`make_service_fn`]; the runtime crates' `serve` also takes tower
+/// services and make-services, such as axum's ([`IntoMakeService`]).
+///
+/// It runs in the server's accept loop, for each connection: it must be
+/// quick and must not block, and a panic in it ends the server future (the
+/// stop still completes, B21).
 pub trait MakeService {
     /// The service of one connection.
     type Service;
@@ -172,6 +176,13 @@ where
 /// (axum's `into_make_service_with_connect_info::<SocketAddr>()`, so that
 /// `ConnectInfo` works), or any [`MakeService`]. `Marker` only tells the
 /// kinds apart; it is inferred.
+///
+/// A tower make-service must answer at once, as axum's do: it is called
+/// in the accept loop, polled once; one that is not ready closes the
+/// connection with a [`MakeError`]. It is given `0.0.0.0:0` for a peer with
+/// no IP address (a Unix domain socket): use [`make_service_fn`] to tell.
+/// A type that is both a hyper and a tower service is ambiguous here: name
+/// the kind, `serve::<_, _, stoppable::marker::Made>(..)`.
 pub trait IntoMakeService<Marker> {
     /// The make-service the server calls per connection.
     type MakeService: MakeService;

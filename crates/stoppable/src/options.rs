@@ -20,7 +20,12 @@ pub struct Options {
     pub(crate) tcp_nodelay: Option<bool>,
     /// `None`: the default, [`HANDSHAKE_TIMEOUT`]; zero for none.
     pub(crate) handshake_timeout: Option<Duration>,
+    /// `None`: the default, [`FIRST_REQUEST_TIMEOUT`]; zero for none.
+    pub(crate) first_request_timeout: Option<Duration>,
 }
+
+/// How long a connection may take to begin its first request by default.
+pub(crate) const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a handshake (TLS) may take by default: a client that opens a
 /// connection and never finishes its handshake must not hold it forever.
@@ -121,13 +126,31 @@ impl Options {
         self
     }
 
-    /// How long a connection's handshake (TLS) may take, from its accept:
+    /// How long a connection's handshake (TLS, or any
+    /// [`Handshake`](crate::Handshake) of yours) may take, from its accept:
     /// then it is closed, and the error told to
     /// [`on_connection_error`](crate::Server::on_connection_error). A
     /// client that connects and stays silent holds nothing for long.
     /// Default 10 s (Go's `TLSHandshakeTimeout`); zero for no limit.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = Some(timeout);
+        self
+    }
+
+    /// While serving, how long after its accept a connection may take to
+    /// begin its first request: then it is closed. A client that connects
+    /// and stays silent, or stops inside its first head, HTTP/2's preface
+    /// or after its TLS handshake, holds nothing for long (hyper's own
+    /// header-read timeout only starts once it knows the protocol). If
+    /// bytes of a request had come, the error is told to
+    /// [`on_connection_error`](crate::Server::on_connection_error). Once a
+    /// drain begins, the stop bounds such connections itself (B4, B8). An
+    /// HTTP/2 connection that opened no stream gets a GOAWAY, then closes
+    /// (an HTTP/2 connection idle after its streams is not closed by this:
+    /// see [`max_connection_age`](Options::max_connection_age)).
+    /// Default 30 s; zero for no limit. Not for [`Tracker::track_raw`](crate::Tracker::track_raw).
+    pub fn first_request_timeout(mut self, timeout: Duration) -> Self {
+        self.first_request_timeout = Some(timeout);
         self
     }
 

@@ -269,7 +269,8 @@ where
                 return;
             }
         };
-        if let (Some(socket), Some(_)) = (accepted.socket, remote_addr) {
+        if let Some(socket) = accepted.socket {
+            // Not TCP (a Unix socket): an error, ignored.
             socket::set_nodelay(socket, self.options.tcp_nodelay.unwrap_or(true));
         }
         // Refused once the listener is closed; the socket closes here.
@@ -445,7 +446,7 @@ impl<A, S, R: Runtime, E, H> Drop for Server<A, S, R, E, H> {
     /// Closes the listener, and tells the stop: it must not wait for a
     /// queue nobody will drain. What the kernel already queued is served
     /// first (B1, B21): those clients connected before the close. Not when
-    /// unwinding: serving runs the user's code (the service's clone) again.
+    /// unwinding: serving runs the user's code (the make-service) again.
     fn drop(&mut self) {
         if let Some(serve_queued) = self.serve_queued {
             if !std::thread::panicking() {

@@ -143,6 +143,10 @@ impl Shared {
         }
         if let Ok(mut core) = Drain::with_observer(config, Slots::default()) {
             std::mem::swap(core.observer_mut(), inner.core.observer_mut());
+            // Tasks tracked before serving (B24) are still running.
+            for _ in 0..inner.core.counts().tasks {
+                let _ = core.task_started();
+            }
             inner.core = core;
         }
         inner.default_grace = grace;
@@ -207,7 +211,11 @@ impl Shared {
     pub(crate) fn closed(&self, slot: &ConnSlot) {
         self.decide(|inner, now| {
             // Stale ids (force-closed) are refused: nothing to do.
-            let _ = inner.core.handle(slot.id, ConnEvent::Closed, now);
+            let event = match slot.was_cut_by_driver() {
+                true => ConnEvent::Cut,
+                false => ConnEvent::Closed,
+            };
+            let _ = inner.core.handle(slot.id, event, now);
             inner.core.observer_mut().remove(slot.id);
             if self.is_draining() {
                 event!(

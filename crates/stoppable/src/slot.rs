@@ -63,6 +63,9 @@ pub(crate) struct ConnSlot {
     /// Tracked through `Tracker::track_raw` (B20): bytes are work only once
     /// its owner says so.
     raw: AtomicBool,
+    /// Its driver closed it for a limit of its own (a timeout while
+    /// serving): its work, if any, counts cut (`ConnEvent::Cut`).
+    cut_by_driver: AtomicBool,
     /// A write or flush could not complete: the client is not taking a
     /// response that hyper holds whole, so the connection still has work
     /// (B9, B11). Cleared by the next complete flush.
@@ -94,6 +97,7 @@ impl ConnSlot {
             goaway_sent: AtomicBool::new(false),
             aged: AtomicBool::new(false),
             raw: AtomicBool::new(false),
+            cut_by_driver: AtomicBool::new(false),
             output_blocked: AtomicBool::new(false),
             command: AtomicU8::new(Command::None as u8),
             close_unless: AtomicU64::new(0),
@@ -212,6 +216,15 @@ impl ConnSlot {
 
     pub(crate) fn mark_raw(&self) {
         self.raw.store(true, Relaxed);
+    }
+
+    /// The driver is closing it for a timeout of its own.
+    pub(crate) fn mark_cut_by_driver(&self) {
+        self.cut_by_driver.store(true, Relaxed);
+    }
+
+    pub(crate) fn was_cut_by_driver(&self) -> bool {
+        self.cut_by_driver.load(Relaxed)
     }
 
     pub(crate) fn is_raw(&self) -> bool {

@@ -39,6 +39,17 @@ pub fn raw_socket(socket: &impl std::os::windows::io::AsRawSocket) -> RawSocket 
     socket.as_raw_socket()
 }
 
+/// A handle no socket can have (-1, `INVALID_SOCKET`): borrowing it is
+/// undefined behaviour, so it is never touched. (`Accepted::socket` is a
+/// public field: a listener may put anything there.)
+fn is_valid(socket: RawSocket) -> bool {
+    #[cfg(unix)]
+    return socket >= 0;
+    // INVALID_SOCKET is !0.
+    #[cfg(windows)]
+    return socket != !0;
+}
+
 /// `shutdown(SHUT_RDWR)`: sends a FIN, and makes pending reads return EOF.
 ///
 /// Callers hold the connection slot's lock, and the owner clears the handle
@@ -46,6 +57,9 @@ pub fn raw_socket(socket: &impl std::os::windows::io::AsRawSocket) -> RawSocket 
 #[cfg(unix)]
 #[allow(unsafe_code)]
 pub(crate) fn shutdown(socket: RawSocket) {
+    if !is_valid(socket) {
+        return;
+    }
     use std::os::fd::BorrowedFd;
     // SAFETY: the fd is open for the duration of this call (see above).
     let fd = unsafe { BorrowedFd::borrow_raw(socket) };
@@ -58,6 +72,9 @@ pub(crate) fn shutdown(socket: RawSocket) {
 #[cfg(unix)]
 #[allow(unsafe_code)]
 pub(crate) fn set_nodelay(socket: RawSocket, on: bool) {
+    if !is_valid(socket) {
+        return;
+    }
     use std::os::fd::BorrowedFd;
     // SAFETY: the fd is open for the duration of this call (see above).
     let fd = unsafe { BorrowedFd::borrow_raw(socket) };
@@ -69,6 +86,9 @@ pub(crate) fn set_nodelay(socket: RawSocket, on: bool) {
 #[cfg(windows)]
 #[allow(unsafe_code)]
 pub(crate) fn set_nodelay(socket: RawSocket, on: bool) {
+    if !is_valid(socket) {
+        return;
+    }
     use std::os::windows::io::BorrowedSocket;
     // SAFETY: the socket is open for the duration of this call (see above).
     let socket = unsafe { BorrowedSocket::borrow_raw(socket) };
@@ -80,6 +100,9 @@ pub(crate) fn set_nodelay(socket: RawSocket, on: bool) {
 #[cfg(unix)]
 #[allow(unsafe_code)]
 pub(crate) fn has_unread(socket: RawSocket) -> bool {
+    if !is_valid(socket) {
+        return false;
+    }
     use std::os::fd::BorrowedFd;
     // SAFETY: as for `shutdown`.
     let fd = unsafe { BorrowedFd::borrow_raw(socket) };
@@ -90,6 +113,9 @@ pub(crate) fn has_unread(socket: RawSocket) -> bool {
 #[cfg(windows)]
 #[allow(unsafe_code)]
 pub(crate) fn has_unread(socket: RawSocket) -> bool {
+    if !is_valid(socket) {
+        return false;
+    }
     use std::os::windows::io::BorrowedSocket;
     // SAFETY: as for `shutdown`.
     let socket = unsafe { BorrowedSocket::borrow_raw(socket) };
@@ -106,6 +132,9 @@ fn peek(socket: socket2::SockRef<'_>) -> bool {
 #[cfg(windows)]
 #[allow(unsafe_code)]
 pub(crate) fn shutdown(socket: RawSocket) {
+    if !is_valid(socket) {
+        return;
+    }
     use std::os::windows::io::BorrowedSocket;
     // SAFETY: the socket is open for the duration of this call (see above).
     let socket = unsafe { BorrowedSocket::borrow_raw(socket) };

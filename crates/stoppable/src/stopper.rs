@@ -132,6 +132,14 @@ impl Stopper {
     /// the connections, cancels it at the grace deadline, and the report
     /// counts it (B24). Spawn the returned future on your runtime.
     ///
+    /// It counts from this call: spawn it (or drop it) before you await the
+    /// stop, for a task nobody polls holds a stop with no grace forever. At
+    /// the grace deadline the report counts it cancelled at once, and its
+    /// future is dropped at its next poll (a poll under way on another
+    /// thread ends first). A task whose future panics ends: counted
+    /// finished. Polled again after it resolved, it gives
+    /// [`TaskError::Cancelled`](crate::TaskError::Cancelled).
+    ///
     /// ```no_run
     /// # async fn flush_metrics() {}
     /// # fn run(stopper: stoppable::Stopper) {

@@ -49,7 +49,10 @@ pin_project_lite::pin_project! {
 
     impl<F> PinnedDrop for TrackedTask<F> {
         fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
+            let mut this = this.project();
+            // The future's own drop (a rollback, a flush) runs first: the
+            // stop must not end before it.
+            this.task.set(None);
             if *this.counted {
                 this.shared.task_finished();
             }

@@ -12,7 +12,7 @@ use stoppable_core::Report;
 
 use crate::conn::ConnDriver;
 use crate::conn_error::{ConnError, ErrorHook, Reporter};
-use crate::handshake::Handshaking;
+use crate::handshake::{Deadline, Handshaking};
 use crate::io::TrackedIo;
 use crate::listener_drain::ListenerDrain;
 use crate::raw::RawConn;
@@ -43,6 +43,8 @@ pub struct Tracker<R> {
     on_error: Option<ErrorHook>,
     /// [`Options::handshake_timeout`]: `None` for none.
     handshake_timeout: Option<std::time::Duration>,
+    /// [`Options::first_request_timeout`]: `None` for none.
+    first_request_timeout: Option<std::time::Duration>,
 }
 
 impl<R: Runtime> Tracker<R> {
@@ -65,6 +67,7 @@ impl<R: Runtime> Tracker<R> {
             runtime,
             on_error: None,
             handshake_timeout: Some(crate::options::HANDSHAKE_TIMEOUT),
+            first_request_timeout: Some(crate::options::FIRST_REQUEST_TIMEOUT),
         }
     }
 
@@ -75,6 +78,16 @@ impl<R: Runtime> Tracker<R> {
     /// before tracking: connections tracked before keep the hook they had.
     pub fn on_connection_error(&mut self, hook: impl Fn(&ConnError) + Send + Sync + 'static) {
         self.on_error = Some(Arc::new(hook));
+    }
+
+    /// A sleep until `timeout` from now, on this runtime; a timeout too long
+    /// to represent is none.
+    fn deadline(&self, timeout: Option<std::time::Duration>) -> Option<Deadline> {
+        let timeout = timeout?;
+        let at = Instant::now().checked_add(timeout)?;
+        let sleep: Pin<Box<dyn Future<Output = ()> + Send>> =
+            Box::pin(self.runtime.sleep_until(at));
+        Some((sleep, timeout))
     }
 
     pub(crate) fn reporter(&self, remote_addr: Option<std::net::SocketAddr>) -> Reporter {
@@ -97,11 +110,15 @@ impl<R: Runtime> Tracker<R> {
             max_connections: _,
             tcp_nodelay: _,
             handshake_timeout,
+            first_request_timeout,
         } = options;
-        self.handshake_timeout = match handshake_timeout {
-            None => Some(crate::options::HANDSHAKE_TIMEOUT),
+        let chosen = |timeout: Option<std::time::Duration>, default| match timeout {
+            None => Some(default),
             Some(timeout) => (!timeout.is_zero()).then_some(timeout),
         };
+        self.handshake_timeout = chosen(handshake_timeout, crate::options::HANDSHAKE_TIMEOUT);
+        self.first_request_timeout =
+            chosen(first_request_timeout, crate::options::FIRST_REQUEST_TIMEOUT);
         self.shared
             .configure(config, grace, drain_signal_in_requests, move_on_in_delay);
     }
@@ -133,6 +150,7 @@ impl<R: Runtime> Tracker<R> {
             slot,
             self.shared.clone(),
             self.reporter(None),
+            self.deadline(self.first_request_timeout),
         ))
     }
 
@@ -152,18 +170,14 @@ impl<R: Runtime> Tracker<R> {
         F: Future<Output = std::io::Result<Io>>,
     {
         let slot = self.shared.accept(None)?;
-        let deadline = self.handshake_timeout.map(|timeout| {
-            let sleep = self.runtime.sleep_until(Instant::now() + timeout);
-            let sleep: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(sleep);
-            (sleep, timeout)
-        });
         Some(Handshaking::new(
             handshake,
             socket,
             slot,
             self.shared.clone(),
             self.reporter(None),
-            deadline,
+            self.deadline(self.handshake_timeout),
+            self.deadline(self.first_request_timeout),
         ))
     }
 
@@ -209,6 +223,8 @@ pub struct Tracked<Io> {
     slot: Arc<ConnSlot>,
     shared: Arc<Shared>,
     reporter: Reporter,
+    /// [`Options::first_request_timeout`], counted from the accept.
+    first_request: Option<Deadline>,
 }
 
 impl<Io: hyper::rt::Write + Unpin> Tracked<Io> {
@@ -218,12 +234,14 @@ impl<Io: hyper::rt::Write + Unpin> Tracked<Io> {
         slot: Arc<ConnSlot>,
         shared: Arc<Shared>,
         reporter: Reporter,
+        first_request: Option<Deadline>,
     ) -> Self {
         Tracked {
             io: TrackedIo::new(io, slot.clone(), shared.clone()),
             slot,
             shared,
             reporter,
+            first_request,
         }
     }
 }
@@ -250,6 +268,7 @@ impl<Io> Tracked<Io> {
             self.slot,
             self.shared,
             self.reporter,
+            self.first_request,
         )
     }
 }

@@ -38,6 +38,8 @@ pub struct Options {
     pub serving_header_timeout: Option<Duration>,
     /// `Options::handshake_timeout`.
     pub handshake_timeout: Option<Duration>,
+    /// `Options::first_request_timeout`.
+    pub first_request_timeout: Option<Duration>,
     /// The test keeps a second handle on the listening socket, as another
     /// owner (a sibling process, systemd): `TestServer::other_owner`.
     pub other_owner: bool,
@@ -120,6 +122,9 @@ impl Options {
         }
         if let Some(timeout) = self.handshake_timeout {
             options = options.handshake_timeout(timeout);
+        }
+        if let Some(timeout) = self.first_request_timeout {
+            options = options.first_request_timeout(timeout);
         }
         options
             .drain_signal_in_requests(self.drain_signal_in_requests)
