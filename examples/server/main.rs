@@ -384,7 +384,7 @@ mod plain {
         exit_on_signal()?;
         announce(&line)?;
         // hyper as the stoppable servers have it: tokio's timer, hyper's
-        // 30 s header-read timeout.
+        // 75 s header-read timeout.
         let builder = stoppable_tokio::builder();
         loop {
             let (stream, _) = listener.accept().await?;

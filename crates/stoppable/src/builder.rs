@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use hyper_util::server::conn::auto::Builder;
 
-/// How long an HTTP/1.1 request head may take to arrive while serving
-/// (hyper's default once it has a timer). hyper starts this clock when it
+/// How long an HTTP/1.1 request head may take to arrive while serving:
+/// 75 s, as nginx's `keepalive_timeout`. hyper starts this clock when it
 /// waits for a head (once it knows the connection speaks HTTP/1.1: before
 /// that, [`Options::first_request_timeout`](crate::Options::first_request_timeout)
 /// bounds it), so it also bounds how long a keep-alive connection may stay
@@ -14,7 +14,15 @@ use hyper_util::server::conn::auto::Builder;
 /// counts as cut work (B11). During a drain the stop's own
 /// [`Options::header_read_timeout`](crate::Options::header_read_timeout)
 /// bounds heads too.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+///
+/// Why not hyper's 30 s: because this clock also ends idle keep-alive
+/// connections, it must outlast the idle timeout of a load balancer in
+/// front (AWS's ALB keeps idle connections 60 s). A server that closes an
+/// idle connection first races the balancer's next request on it, which
+/// then fails (Node's `keepAliveTimeout` and ALB's 502s). Behind a
+/// balancer that keeps connections longer (Google Cloud's: 600 s), raise
+/// it above that.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// Gives `builder` the runtime's `timer` for HTTP/1.1 and HTTP/2, with
 /// [`HEADER_READ_TIMEOUT`]: a client that sends its head byte by byte

@@ -24,8 +24,10 @@ pub struct Options {
     pub(crate) first_request_timeout: Option<Duration>,
 }
 
-/// How long a connection may take to begin its first request by default.
-pub(crate) const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may take to begin its first request by default:
+/// as the header-read timeout, so that a balancer's pooled connection not
+/// yet used is not closed under its first request.
+pub(crate) const FIRST_REQUEST_TIMEOUT: Duration = crate::builder::HEADER_READ_TIMEOUT;
 
 /// How long a handshake (TLS) may take by default: a client that opens a
 /// connection and never finishes its handshake must not hold it forever.
@@ -148,7 +150,9 @@ impl Options {
     /// HTTP/2 connection that opened no stream gets a GOAWAY, then closes
     /// (an HTTP/2 connection idle after its streams is not closed by this:
     /// see [`max_connection_age`](Options::max_connection_age)).
-    /// Default 30 s; zero for no limit. Not for [`Tracker::track_raw`](crate::Tracker::track_raw).
+    /// Default 75 s, as [`HEADER_READ_TIMEOUT`](crate::builder::HEADER_READ_TIMEOUT)
+    /// (which says why); zero for no limit. Not for
+    /// [`Tracker::track_raw`](crate::Tracker::track_raw).
     pub fn first_request_timeout(mut self, timeout: Duration) -> Self {
         self.first_request_timeout = Some(timeout);
         self

@@ -48,7 +48,7 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;
-    // hyper configured as stoppable's servers are (tokio's timer, a 30 s
+    // hyper configured as stoppable's servers are (tokio's timer, a 75 s
     // header-read timeout), so the bench compares the stop's cost alone.
     let builder = stoppable_tokio::builder();
     let graceful = GracefulShutdown::new();
