@@ -75,3 +75,49 @@ fn a_stop_emits_its_events() {
         );
     }
 }
+
+#[test]
+fn a_connection_error_is_an_event_with_its_peer() {
+    use std::io::{Read, Write};
+    let collect = Collect::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let peer = tracing::subscriber::with_default(collect.clone(), || {
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let hello =
+                hyper::service::service_fn(|_req: hyper::Request<hyper::body::Incoming>| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Empty::<bytes::Bytes>::new(),
+                    ))
+                });
+            let server = stoppable_tokio::serve(listener, hello);
+            let stopper = server.stopper();
+            let serving = tokio::spawn(server);
+            // A malformed request, from a blocking client of its own.
+            let peer = tokio::task::spawn_blocking(move || {
+                let mut client = std::net::TcpStream::connect(addr).unwrap();
+                client.write_all(b"NOT HTTP AT ALL\r\n\r\n").unwrap();
+                let mut answer = Vec::new();
+                let _ = client.read_to_end(&mut answer);
+                assert!(answer.starts_with(b"HTTP/1.1 400"), "{answer:?}");
+                client.local_addr().unwrap()
+            })
+            .await
+            .unwrap();
+            let report = stopper.stop().await;
+            assert!(report.graceful);
+            serving.await.unwrap().unwrap();
+            peer
+        })
+    });
+    let events = collect.0.lock().unwrap().join("\n");
+    let expected = format!("peer=Some({peer})");
+    assert!(
+        events.contains("stoppable: connection error") && events.contains(&expected),
+        "{expected:?} missing in:\n{events}"
+    );
+}
