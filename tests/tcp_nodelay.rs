@@ -146,7 +146,7 @@ fn on_async_io<R: stoppable::Runtime>(
 }
 
 fn smol(on: Option<bool>) -> bool {
-    on_async_io(stoppable_smol::Smol::global(), on, |f| smol::block_on(f))
+    on_async_io(stoppable_smol::Smol::global(), on, smol::block_on)
 }
 
 fn async_std(on: Option<bool>) -> bool {
