@@ -38,12 +38,16 @@ use stoppable::{Options, RawConn, Report, Runtime, Stopper};
 const USAGE: &str = "usage: chaos-server --runtime tokio|smol|async-std [--grace-ms N]
   [--drain-delay-ms N] [--header-read-timeout-ms N] [--first-request-window-ms N]
   [--goaway-timeout-ms N] [--max-connection-age-ms N] [--move-on]
+  [--serving-timeout-ms N]
   [--tls-cert FILE --tls-key FILE]
 stdin: stop | stop-within MS | drop";
 
 struct Args {
     runtime: String,
     options: Options,
+    /// While serving: hyper's header-read timeout and the first-request
+    /// timeout, both this.
+    serving_timeout: Option<Duration>,
     tls: Option<Arc<stoppable::tls::rustls::ServerConfig>>,
 }
 
@@ -51,6 +55,7 @@ fn parse() -> Result<Args, String> {
     let mut args = Args {
         runtime: "tokio".into(),
         options: Options::default(),
+        serving_timeout: None,
         tls: None,
     };
     let (mut cert, mut key) = (None, None);
@@ -76,6 +81,11 @@ fn parse() -> Result<Args, String> {
             "--goaway-timeout-ms" => o.goaway_timeout(millis()?),
             "--max-connection-age-ms" => o.max_connection_age(millis()?),
             "--move-on" => o.ask_clients_to_move_on(true),
+            "--serving-timeout-ms" => {
+                let timeout = millis()?;
+                args.serving_timeout = Some(timeout);
+                o.first_request_timeout(timeout)
+            }
             "--tls-cert" => {
                 cert = Some(value()?);
                 o
@@ -167,14 +177,14 @@ fn on_tokio(args: Args) -> io::Result<()> {
         let service = routes(&app, lines.stopper.clone());
         let addr = listener.local_addr()?;
         announce(addr, lines.addr, args.tls.is_some())?;
-        match args.tls {
+        match args.tls.clone() {
             Some(tls) => {
                 let server = stoppable_tokio::serve_tls(listener, tls, service);
-                serve(server.options(args.options), app, lines).await
+                serve(tuned(server, &args), app, lines).await
             }
             None => {
                 let server = stoppable_tokio::serve(listener, service);
-                serve(server.options(args.options), app, lines).await
+                serve(tuned(server, &args), app, lines).await
             }
         }
     })
@@ -203,14 +213,14 @@ fn on_smol(args: Args) -> io::Result<()> {
         let service = routes(&app, lines.stopper.clone());
         announce(listener.local_addr()?, lines.addr, args.tls.is_some())?;
         let tasks = executor.clone();
-        match args.tls {
+        match args.tls.clone() {
             Some(tls) => {
                 let server = stoppable_smol::serve_tls_on(tasks, listener, tls, service);
-                serve(server.options(args.options), app, lines).await
+                serve(tuned(server, &args), app, lines).await
             }
             None => {
                 let server = stoppable_smol::serve_on(tasks, listener, service);
-                serve(server.options(args.options), app, lines).await
+                serve(tuned(server, &args), app, lines).await
             }
         }
     }))
@@ -227,14 +237,14 @@ fn on_async_std(args: Args) -> io::Result<()> {
         let lines = Lines::start(stoppable_async_std::AsyncStd, lines, args.options)?;
         let service = routes(&app, lines.stopper.clone());
         announce(listener.local_addr()?, lines.addr, args.tls.is_some())?;
-        match args.tls {
+        match args.tls.clone() {
             Some(tls) => {
                 let server = stoppable_async_std::serve_tls(listener, tls, service)?;
-                serve(server.options(args.options), app, lines).await
+                serve(tuned(server, &args), app, lines).await
             }
             None => {
                 let server = stoppable_async_std::serve(listener, service)?;
-                serve(server.options(args.options), app, lines).await
+                serve(tuned(server, &args), app, lines).await
             }
         }
     })
@@ -253,6 +263,19 @@ impl<A, S, R: Runtime, E, H> StopperSource for stoppable::Server<A, S, R, E, H> 
 
 /// Serves until both stops completed, or until stdin says `drop`; stops on
 /// signals and stdin commands; prints both reports.
+/// The server with the scenario's options, and hyper's header-read
+/// timeout while serving when it draws one.
+fn tuned<A, S, R: Runtime, E, H>(
+    server: stoppable::Server<A, S, R, E, H>,
+    args: &Args,
+) -> stoppable::Server<A, S, R, E, H> {
+    let mut server = server.options(args.options);
+    if let Some(timeout) = args.serving_timeout {
+        server.builder_mut().http1().header_read_timeout(timeout);
+    }
+    server
+}
+
 async fn serve<F>(server: F, app: App, lines: Lines) -> io::Result<()>
 where
     F: Future<Output = Result<Report, stoppable::Error>> + StopperSource,

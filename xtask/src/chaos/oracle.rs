@@ -26,6 +26,10 @@ const TRIGGER_LAG: Duration = Duration::from_millis(50);
 /// From a client's close to the server's noticing it, at most.
 const CLOSE_LAG: Duration = Duration::from_millis(200);
 
+/// A serving timeout's cut may come this much before its nominal time, as
+/// the client measures it (its clock starts before the server's).
+const TIMER_SLACK: Duration = Duration::from_millis(50);
+
 /// What one stop's clients saw, summed up for the campaign's table.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Stats {
@@ -37,6 +41,9 @@ pub struct Stats {
     /// Connections with a cut the server may not have seen coming.
     pub late_cut: u64,
     pub faults: u64,
+    /// Slow heads (or idle connections) cut by a serving timeout before
+    /// the stop: allowed, not counted by the report.
+    pub timed_out: u64,
     pub force_closed: u64,
     pub graceful: u64,
 }
@@ -49,6 +56,7 @@ impl std::ops::AddAssign for Stats {
         self.cut += o.cut;
         self.late_cut += o.late_cut;
         self.faults += o.faults;
+        self.timed_out += o.timed_out;
         self.force_closed += o.force_closed;
         self.graceful += o.graceful;
     }
@@ -210,7 +218,16 @@ impl Judged {
         };
         let mut may_have_finished = 0;
         let at_deadline = |at: Instant| deadline.is_some_and(|d| at + AMBIGUOUS >= d);
+        // hyper's head clock starts when it waits for a head: after the
+        // connection's previous answer, or at its first request.
+        let mut last_answer: std::collections::HashMap<u64, Instant> = Default::default();
         for seen in record.requests.iter().filter(|r| r.lines == lines) {
+            let since = last_answer.get(&seen.conn).copied().unwrap_or(seen.sent);
+            last_answer.insert(seen.conn, seen.ended);
+            let timed_out = s.serving_timeout.is_some_and(|ms| {
+                seen.ended.saturating_duration_since(since) + TIMER_SLACK
+                    >= Duration::from_millis(ms)
+            });
             let quick = seen.ended.duration_since(seen.sent) < AMBIGUOUS;
             let after_stop = seen.ended > trigger.checked_sub(CLOSE_LAG).unwrap_or(trigger);
             match seen.outcome {
@@ -244,7 +261,9 @@ impl Judged {
                 }
                 Outcome::NothingBack { .. } | Outcome::Cut => {
                     may_have_finished += u64::from(after_stop);
-                    if seen.ended < trigger {
+                    if seen.ended < trigger && timed_out {
+                        j.stats.timed_out += 1;
+                    } else if seen.ended < trigger {
                         j.cut_while_serving.push((seen.sent, seen.ended));
                     } else if quick {
                         j.late.insert(seen.conn);
@@ -292,6 +311,7 @@ mod tests {
             clients: vec![Client::Lines { hold: 100 }],
             max_age: None,
             move_on: false,
+            serving_timeout: None,
         }
     }
 

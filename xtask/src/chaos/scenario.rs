@@ -90,6 +90,11 @@ pub struct Scenario {
     pub max_age: Option<u64>,
     /// B23: clients asked to move on during the readiness delay.
     pub move_on: bool,
+    /// While serving: hyper's header-read timeout and the first-request
+    /// timeout (ms), if drawn: slow heads and idle keep-alive connections
+    /// are cut while serving and during the stop, and the report must
+    /// count a head they cut during the stop (B11).
+    pub serving_timeout: Option<u64>,
 }
 
 impl Scenario {
@@ -126,6 +131,7 @@ impl Scenario {
             clients: Vec::new(),
             max_age: None,
             move_on: false,
+            serving_timeout: None,
         };
         let clients = &mut scenario.clients;
         let r = &mut rng;
@@ -157,6 +163,9 @@ impl Scenario {
         let mut b23 = Rng::new(seed ^ 0xb23b_23b2_3b23_b23b);
         scenario.max_age = b23.chance(40).then(|| b23.range(30, 400));
         scenario.move_on = delay > 0 && b23.chance(50);
+        // The serving timeouts from a third stream, for the same reason.
+        let mut serving = Rng::new(seed ^ 0x5e7f_1e57_0e0f_5e7f);
+        scenario.serving_timeout = serving.chance(35).then(|| serving.range(100, 800));
         scenario
     }
 
@@ -179,6 +188,9 @@ impl Scenario {
         }
         if self.move_on {
             args.push("--move-on".to_owned());
+        }
+        if let Some(timeout) = self.serving_timeout {
+            args.extend(["--serving-timeout-ms".to_owned(), timeout.to_string()]);
         }
         // The server's own grace, unless the stop call brings it.
         let server_grace = matches!(self.stop_by, StopBy::Signal | StopBy::Handler);
@@ -208,7 +220,7 @@ impl fmt::Display for Scenario {
         let grace = self.grace.map_or("none".to_owned(), |g| format!("{g} ms"));
         write!(
             f,
-            "seed {} on {}: grace {grace}, delay {} ms{}, header-read {} ms, window {} ms, goaway {} ms, max age {}, tls {}, stop by {:?} after {} ms; clients {:?}",
+            "seed {} on {}: grace {grace}, delay {} ms{}, header-read {} ms, window {} ms, goaway {} ms, max age {}, serving timeouts {}, tls {}, stop by {:?} after {} ms; clients {:?}",
             self.seed,
             self.runtime,
             self.delay,
@@ -217,6 +229,8 @@ impl fmt::Display for Scenario {
             self.window,
             self.goaway,
             self.max_age.map_or("none".to_owned(), |a| format!("{a} ms")),
+            self.serving_timeout
+                .map_or("none".to_owned(), |t| format!("{t} ms")),
             self.tls,
             self.stop_by,
             self.stop_after,
