@@ -50,7 +50,8 @@ impl Drop for FinishGuard {
     }
 }
 
-/// This request's connection must close after it (its maximum age, B23).
+/// This request's connection must close after it: the drain began (B6),
+/// clients move on (B23), or its maximum age (B23).
 fn told_to_finish(guard: &FinishGuard) -> bool {
     guard.0.closes_after_response()
 }
@@ -76,10 +77,11 @@ where
         }
         let guard = FinishGuard(self.slot.clone());
         let connect = req.method() == Method::CONNECT;
+        // Nothing of the server's shared state is touched per request (no
+        // reference count): the response asks its own connection's slot.
         TrackedFuture {
             inner: self.inner.call(req),
             guard: Some(guard),
-            shared: self.shared.clone(),
             http1,
             connect,
         }
@@ -92,7 +94,6 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         guard: Option<FinishGuard>,
-        shared: Arc<Shared>,
         http1: bool,
         connect: bool,
     }
@@ -127,9 +128,7 @@ where
             if let Some(guard) = &guard {
                 guard.0.request_started(false);
             }
-        } else if *this.http1
-            && (this.shared.finishing() || guard.as_ref().is_some_and(told_to_finish))
-        {
+        } else if *this.http1 && guard.as_ref().is_some_and(told_to_finish) {
             // B6: a head written after the stop says the connection closes
             // (B23: from the stop already, when clients move on; or from
             // this connection's maximum age).
@@ -170,5 +169,49 @@ impl<B: Body> Body for TrackedBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::Empty;
+    use hyper::service::{service_fn, Service};
+    use stoppable_core::Config;
+
+    use super::TrackedService;
+    use crate::shared::Shared;
+
+    /// Requests write no memory that other connections write: no reference
+    /// to the server's shared state is taken or dropped per request, while
+    /// its futures live or when they end (issue 16).
+    #[test]
+    fn a_request_takes_no_reference_to_the_shared_state() {
+        let shared = Shared::new(Config::default(), Box::new(|_| {})).unwrap();
+        let slot = shared.accept(None).expect("accepted");
+        let hello = service_fn(|_req: Request<Empty<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
+        });
+        let service = TrackedService::new(hello, slot, shared.clone());
+        let before = Arc::strong_count(&shared);
+        let futures: Vec<_> = (0..100)
+            .map(|_| service.call(Request::new(Empty::new())))
+            .collect();
+        assert_eq!(Arc::strong_count(&shared), before, "while in flight");
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        for future in futures {
+            let mut future = std::pin::pin!(future);
+            match future.as_mut().poll(&mut cx) {
+                Poll::Ready(Ok(response)) => drop(response),
+                _ => panic!("the response is ready at once"),
+            }
+        }
+        assert_eq!(Arc::strong_count(&shared), before, "once ended");
     }
 }

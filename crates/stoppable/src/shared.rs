@@ -178,6 +178,9 @@ impl Shared {
     pub(crate) fn accept(&self, socket: Option<RawSocket>) -> Option<Arc<ConnSlot>> {
         self.decide(|inner, now| {
             let slot = Arc::new(ConnSlot::new(inner.core.next_id(), socket));
+            if self.finishing() {
+                slot.finish_responses();
+            }
             inner.core.observer_mut().insert(slot.clone());
             match inner.core.accept(now) {
                 Ok(id) if id == slot.id => Some(slot),
@@ -261,7 +264,7 @@ impl Shared {
     /// client may be about to send its first request (B4), and its response
     /// will say `Connection: close`.
     fn ask_to_move_on(&self, inner: &mut Inner) {
-        self.finishing.store(true, Ordering::Release);
+        self.finish_responses(inner);
         let ids: Vec<_> = inner.core.open_connections().collect();
         for id in ids {
             if let Some(slot) = inner.core.observer().get(id) {
@@ -270,6 +273,19 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Every response from now on says `Connection: close` (B6, B23): each
+    /// open connection's slot is told, then the flag that tells the slots
+    /// of connections accepted later (under the same lock as `accept`).
+    fn finish_responses(&self, inner: &mut Inner) {
+        let ids: Vec<_> = inner.core.open_connections().collect();
+        for id in ids {
+            if let Some(slot) = inner.core.observer().get(id) {
+                slot.finish_responses();
+            }
+        }
+        self.finishing.store(true, Ordering::Release);
     }
 
     /// Whether connections are being asked to finish (B6, B23).
@@ -367,7 +383,7 @@ impl Shared {
                         "stoppable: drain started"
                     );
                     inner.stop_accepting = true;
-                    self.finishing.store(true, Ordering::Release);
+                    self.finish_responses(inner);
                     self.draining.store(true, Ordering::Release);
                     self.changed.notify(usize::MAX);
                     wake(&inner.server_waker);

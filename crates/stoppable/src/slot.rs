@@ -56,10 +56,11 @@ pub(crate) struct ConnSlot {
     driven: AtomicBool,
     /// HTTP/2: a GOAWAY went out.
     goaway_sent: AtomicBool,
-    /// HTTP/1 past its maximum age (B23): its next response says
-    /// `Connection: close`, and hyper closes it after that response. An
-    /// idle one is not closed: a request may be on its way.
-    aged: AtomicBool,
+    /// Its responses say `Connection: close`, and hyper closes it after
+    /// the next one: the drain began (B6), clients move on, or an HTTP/1
+    /// connection is past its maximum age (B23). An idle one is not closed
+    /// for it: a request may be on its way.
+    says_close: AtomicBool,
     /// Tracked through `Tracker::track_raw` (B20): bytes are work only once
     /// its owner says so.
     raw: AtomicBool,
@@ -95,7 +96,7 @@ impl ConnSlot {
             read_tail: AtomicBool::new(false),
             driven: AtomicBool::new(false),
             goaway_sent: AtomicBool::new(false),
-            aged: AtomicBool::new(false),
+            says_close: AtomicBool::new(false),
             raw: AtomicBool::new(false),
             cut_by_driver: AtomicBool::new(false),
             output_blocked: AtomicBool::new(false),
@@ -199,15 +200,24 @@ impl ConnSlot {
     pub(crate) fn age(&self) {
         let hyper_http1 = self.driven.load(SeqCst) && !self.is_http2();
         if hyper_http1 {
-            self.aged.store(true, Relaxed);
+            self.says_close.store(true, Relaxed);
         } else {
             self.order(Command::Shutdown);
         }
     }
 
-    /// Its next response says `Connection: close`: told to finish, or aged.
+    /// Connections are asked to finish (the drain began, B6; or clients
+    /// move on, B23): from now on its HTTP/1.1 responses say
+    /// `Connection: close`. Kept here, not read from the server's state,
+    /// so a response touches only its own connection's memory.
+    pub(crate) fn finish_responses(&self) {
+        self.says_close.store(true, Relaxed);
+    }
+
+    /// Its next response says `Connection: close`: told to finish, asked
+    /// to with every connection, or aged.
     pub(crate) fn closes_after_response(&self) -> bool {
-        self.command() != Command::None || self.aged.load(Relaxed)
+        self.command() != Command::None || self.says_close.load(Relaxed)
     }
 
     pub(crate) fn mark_goaway_sent(&self) {
