@@ -1,7 +1,9 @@
 //! `Options::tcp_nodelay`: the server sets `TCP_NODELAY` on each TCP
 //! connection it accepts (on by default; off when asked), on every runtime.
 //! Seen on the server's own socket: a client cannot tell Nagle's algorithm
-//! from its timing without a benchmark.
+//! from its timing without a benchmark. (Unix: it reads the option on a
+//! borrowed file descriptor.)
+#![cfg(unix)]
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -71,7 +71,9 @@ pub struct Report {
     pub closed_idle: usize,
     /// Connections closed during the stop after finishing their work.
     pub closed_after_work: usize,
-    /// Connections force-closed at the grace deadline with work still running.
+    /// Connections whose work was cut: force-closed at the grace deadline,
+    /// or with a head cut by a timeout (the core's, B8, or the driver's own,
+    /// [`ConnEvent::Cut`](crate::ConnEvent::Cut)).
     pub force_closed: usize,
     /// Requests that completed between the stop call and its end.
     pub requests_completed: u64,

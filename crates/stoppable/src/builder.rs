@@ -21,7 +21,9 @@ use hyper_util::server::conn::auto::Builder;
 /// idle connection first races the balancer's next request on it, which
 /// then fails (Node's `keepAliveTimeout` and ALB's 502s). Behind a
 /// balancer that keeps connections longer (Google Cloud's: 600 s), raise
-/// it above that.
+/// it above that, and
+/// [`Options::first_request_timeout`](crate::Options::first_request_timeout)
+/// with it (a pooled connection not yet used is idle too).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// Gives `builder` the runtime's `timer` for HTTP/1.1 and HTTP/2, with

@@ -53,10 +53,10 @@ impl<C> ConnDriver<C> {
     }
 
     /// While serving, a connection that has begun no request by its
-    /// deadline is closed: a client silent since its connect, or stopped
+    /// deadline must end: a client silent since its connect, or stopped
     /// inside its first head or HTTP/2's preface, or an HTTP/2 client that
-    /// opened no stream. True when it is due. A
-    /// head cut so counts as cut work if a stop began (B11); once the drain
+    /// opened no stream. True when it is due. A head cut so counts as cut
+    /// work if a stop began (B11), and is told as an error; once the drain
     /// runs, the core bounds such connections itself (B4, B8).
     fn first_request_due(&mut self, cx: &mut Context<'_>) -> bool {
         let Some((sleep, timeout)) = self.first_request.as_mut() else {
@@ -72,9 +72,9 @@ impl<C> ConnDriver<C> {
         }
         let timeout = *timeout;
         self.first_request = None;
-        // Bytes came (a head, or HTTP/2's preface): a client that began
-        // and stopped, worth telling; a silent one is not.
-        if self.slot.is_reading() || p.http2 {
+        // A head came in part: a client that began and stopped, worth
+        // telling. A silent one, or HTTP/2 with no stream, is just idle.
+        if self.slot.is_reading() {
             self.slot.mark_cut_by_driver();
             let message = format!("no request began within {timeout:?} of the connect");
             let error = std::io::Error::new(std::io::ErrorKind::TimedOut, message);
@@ -128,14 +128,19 @@ where
         this.slot
             .register_cached(&mut this.waker, cx.waker(), orders);
         if this.first_request_due(cx) {
-            if let (true, Some(conn)) = (this.slot.is_http2(), this.conn.as_mut()) {
-                // No stream to protect; a GOAWAY first, as at a close (B7):
-                // a stream the client opens meanwhile is refused, not lost.
-                conn.as_mut().graceful_shutdown();
-                this.slot.mark_goaway_sent();
-                let _ = conn.as_mut().poll(cx);
+            if !this.slot.is_http2() {
+                return this.end();
             }
-            return this.end();
+            // HTTP/2 (or its preface begun): hyper's graceful shutdown, as
+            // at a drain (B7). Its GOAWAY names the last stream only after
+            // a PING's round trip, so a stream the client opens meanwhile
+            // is served, not dropped; hyper closes once none is left (or at
+            // once, before the protocol is known).
+            if let Some(conn) = this.conn.as_mut() {
+                conn.as_mut().graceful_shutdown();
+                this.shutdown_sent = true;
+                this.slot.mark_goaway_sent();
+            }
         }
         loop {
             let command = this.command();

@@ -139,12 +139,17 @@ where
         }
         match handshake.as_mut().poll(cx) {
             Poll::Pending => {
-                let Some((sleep, timeout)) = this.deadline.as_mut() else {
+                // Its own deadline, or the first request's (which runs from
+                // the accept too): whichever comes first ends it.
+                let due = [&mut this.deadline, &mut this.first_request]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|(sleep, timeout)| {
+                        sleep.as_mut().poll(cx).is_ready().then_some(*timeout)
+                    });
+                let Some(timeout) = due else {
                     return Poll::Pending;
                 };
-                if sleep.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
                 let message = format!("the handshake took longer than {timeout:?}");
                 let error = io::Error::new(io::ErrorKind::TimedOut, message);
                 this.reporter.report(ConnStage::Handshake, error.into());

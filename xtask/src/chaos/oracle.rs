@@ -27,8 +27,11 @@ const TRIGGER_LAG: Duration = Duration::from_millis(50);
 const CLOSE_LAG: Duration = Duration::from_millis(200);
 
 /// A serving timeout's cut may come this much before its nominal time, as
-/// the client measures it (its clock starts before the server's).
+/// the client measures it: the server's clock starts first (at the accept,
+/// or once it has answered), and a TLS handshake lies between the accept
+/// and the request.
 const TIMER_SLACK: Duration = Duration::from_millis(50);
+const TLS_TIMER_SLACK: Duration = Duration::from_millis(300);
 
 /// What one stop's clients saw, summed up for the campaign's table.
 #[derive(Clone, Copy, Debug, Default)]
@@ -219,15 +222,21 @@ impl Judged {
         let mut may_have_finished = 0;
         let at_deadline = |at: Instant| deadline.is_some_and(|d| at + AMBIGUOUS >= d);
         // hyper's head clock starts when it waits for a head: after the
-        // connection's previous answer, or at its first request.
+        // connection's previous answer, or at its first request. Only a
+        // slow head is cut by a serving timeout, and only about then: any
+        // other cut while serving is a failure.
         let mut last_answer: std::collections::HashMap<u64, Instant> = Default::default();
+        let slack = if s.tls { TLS_TIMER_SLACK } else { TIMER_SLACK };
         for seen in record.requests.iter().filter(|r| r.lines == lines) {
             let since = last_answer.get(&seen.conn).copied().unwrap_or(seen.sent);
             last_answer.insert(seen.conn, seen.ended);
-            let timed_out = s.serving_timeout.is_some_and(|ms| {
-                seen.ended.saturating_duration_since(since) + TIMER_SLACK
-                    >= Duration::from_millis(ms)
-            });
+            let slow_head = record.kinds.get(&seen.conn) == Some(&"slow head");
+            let timed_out = slow_head
+                && s.serving_timeout.is_some_and(|ms| {
+                    let timeout = Duration::from_millis(ms);
+                    let took = seen.ended.saturating_duration_since(since);
+                    took + slack >= timeout && took <= timeout + CLOSE_LAG
+                });
             let quick = seen.ended.duration_since(seen.sent) < AMBIGUOUS;
             let after_stop = seen.ended > trigger.checked_sub(CLOSE_LAG).unwrap_or(trigger);
             match seen.outcome {
