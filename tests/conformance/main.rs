@@ -102,6 +102,7 @@ macro_rules! all_cases {
             a_half_sent_http2_preface_is_closed_while_serving,
             tls_a_client_silent_after_its_handshake_is_closed_while_serving,
             tls_a_silent_handshake_is_closed_at_the_first_request_timeout,
+            b3_an_idle_connection_after_an_lf_only_request_closes_at_once,
             b11_a_head_cut_by_the_servers_timeout_during_the_stop_is_not_graceful,
             b24_a_tracked_task_holds_the_stop_until_it_ends,
             b24_a_task_running_at_the_grace_deadline_is_cancelled,

@@ -252,3 +252,17 @@ pub fn tls_a_silent_handshake_is_closed_at_the_first_request_timeout<R: TestRunt
     let report = server.stop();
     assert!(report.graceful, "{report:?}");
 }
+
+/// A request whose head ends lines with a bare LF (which hyper accepts)
+/// leaves no phantom head behind: at the stop the idle connection closes
+/// at once and the report is graceful (B3, B11).
+pub fn b3_an_idle_connection_after_an_lf_only_request_closes_at_once<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut conn = Conn::open(server.addr);
+    conn.send(b"GET / HTTP/1.1\nHost: x\n\n");
+    assert_eq!(conn.response().expect("answered").status, 200);
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
+    assert_eq!(report.closed_idle, 1, "{report:?}");
+    assert_eq!(conn.end().0, End::Eof);
+}

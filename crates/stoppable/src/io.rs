@@ -104,8 +104,10 @@ impl<T: Read + Unpin> Read for TrackedIo<T> {
         }
         if this.sniff.is_http1() && !filled.is_empty() {
             // A read that stops short of a head's end may hold the start of
-            // the next head, pipelined (B4, B6).
-            this.slot.note_read_tail(!filled.ends_with(b"\r\n\r\n"));
+            // the next head, pipelined (B4, B6). A head ends with an empty
+            // line; lines may end with CRLF or a bare LF (hyper takes both).
+            let head_end = filled.ends_with(b"\n\r\n") || filled.ends_with(b"\n\n");
+            this.slot.note_read_tail(!head_end);
         }
         let n = filled.len();
         // SAFETY: `n` bytes were initialised by the read above.
