@@ -71,7 +71,14 @@ impl Conn {
 }
 
 fn get(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nhost: chaos\r\n\r\n").into_bytes()
+    get_ending(path, false)
+}
+
+/// A GET whose lines end with a bare LF when `bare_lf` (hyper accepts it;
+/// a server must still see where the head ends).
+fn get_ending(path: &str, bare_lf: bool) -> Vec<u8> {
+    let eol = if bare_lf { "\n" } else { "\r\n" };
+    format!("GET {path} HTTP/1.1{eol}host: chaos{eol}{eol}").into_bytes()
 }
 
 /// Work that ends by itself within 300 ms.
@@ -99,9 +106,10 @@ pub async fn requests(ctx: Arc<Ctx>, mut rng: Rng, reuse: bool, pipeline: bool) 
         }
         let c = conn.as_mut().expect("connected");
         let path = short_path(&mut rng);
-        let mut request = get(&path);
+        let bare_lf = rng.chance(20);
+        let mut request = get_ending(&path, bare_lf);
         if pipeline {
-            request.extend_from_slice(&get("/"));
+            request.extend_from_slice(&get_ending("/", bare_lf));
         }
         let (sent, first) = if pipeline && rng.chance(50) {
             // The second head split: its start with the first request, the
