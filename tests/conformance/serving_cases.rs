@@ -132,6 +132,12 @@ pub fn tls_a_silent_handshake_is_closed_at_the_handshake_timeout<R: TestRuntime>
         handshake_timeout: Some(Duration::from_millis(300)),
         ..Options::default()
     });
+    a_silent_tls_client_is_closed_and_told(server);
+}
+
+/// A TLS client that connects and never sends its ClientHello is closed,
+/// and the server's hook hears of it as a handshake error with its peer.
+fn a_silent_tls_client_is_closed_and_told(server: TestServer) {
     let mut silent = Conn::open(server.addr);
     let peer = silent.stream.local_addr().unwrap();
     assert!(matches!(silent.end().0, End::Eof | End::Reset), "closed");
@@ -239,18 +245,7 @@ pub fn tls_a_silent_handshake_is_closed_at_the_first_request_timeout<R: TestRunt
         handshake_timeout: Some(Duration::ZERO),
         ..first_request_timeout()
     });
-    let mut silent = Conn::open(server.addr);
-    let peer = silent.stream.local_addr().unwrap();
-    assert!(matches!(silent.end().0, End::Eof | End::Reset), "closed");
-    until("the connection is gone", || {
-        server.stopper.counts().open == 0
-    });
-    let mut tls = crate::tls::open(server.addr);
-    tls.get("/errors");
-    let told = tls.response().expect("answered").text();
-    assert!(told.contains(&format!("Handshake {peer}")), "{told}");
-    let report = server.stop();
-    assert!(report.graceful, "{report:?}");
+    a_silent_tls_client_is_closed_and_told(server);
 }
 
 /// A request whose head ends lines with a bare LF (which hyper accepts)

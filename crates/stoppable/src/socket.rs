@@ -39,106 +39,59 @@ pub fn raw_socket(socket: &impl std::os::windows::io::AsRawSocket) -> RawSocket 
     socket.as_raw_socket()
 }
 
-/// A handle no socket can have (-1, `INVALID_SOCKET`): borrowing it is
-/// undefined behaviour, so it is never touched. (`Accepted::socket` is a
-/// public field: a listener may put anything there.)
-fn is_valid(socket: RawSocket) -> bool {
+/// Lends the connection socket `socket` to `f` for one call; `None`, and
+/// nothing touched, for a handle no socket can have (-1,
+/// `INVALID_SOCKET`: borrowing it is undefined behaviour, and
+/// `Accepted::socket` is a public field a listener may fill with anything).
+///
+/// Callers make sure the handle is open for the call: the connection
+/// slot's lock orders it against the owner, who clears the handle under
+/// that lock before closing the socket; or the caller holds the IO.
+#[allow(unsafe_code)]
+fn with_socket<T>(socket: RawSocket, f: impl FnOnce(socket2::SockRef<'_>) -> T) -> Option<T> {
     #[cfg(unix)]
-    return socket >= 0;
-    // INVALID_SOCKET is !0.
+    {
+        if socket < 0 {
+            return None;
+        }
+        // SAFETY: open for the duration of this call (see above).
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(socket) };
+        Some(f(socket2::SockRef::from(&fd)))
+    }
     #[cfg(windows)]
-    return socket != !0;
+    {
+        // INVALID_SOCKET is !0.
+        if socket == !0 {
+            return None;
+        }
+        // SAFETY: open for the duration of this call (see above).
+        let borrowed = unsafe { std::os::windows::io::BorrowedSocket::borrow_raw(socket) };
+        Some(f(socket2::SockRef::from(&borrowed)))
+    }
 }
 
 /// `shutdown(SHUT_RDWR)`: sends a FIN, and makes pending reads return EOF.
-///
-/// Callers hold the connection slot's lock, and the owner clears the handle
-/// under the same lock before it closes the socket, so the handle is open.
-#[cfg(unix)]
-#[allow(unsafe_code)]
+/// The peer may already be gone (ENOTCONN): nothing left to do then.
 pub(crate) fn shutdown(socket: RawSocket) {
-    if !is_valid(socket) {
-        return;
-    }
-    use std::os::fd::BorrowedFd;
-    // SAFETY: the fd is open for the duration of this call (see above).
-    let fd = unsafe { BorrowedFd::borrow_raw(socket) };
-    // The peer may already be gone (ENOTCONN): nothing left to do then.
-    let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
+    with_socket(socket, |s| s.shutdown(std::net::Shutdown::Both));
 }
 
 /// Sets `TCP_NODELAY` on a connection just accepted, whose IO the caller
-/// holds (so the handle is open); an error (not TCP) is ignored.
-#[cfg(unix)]
-#[allow(unsafe_code)]
+/// holds; an error (not TCP) is ignored.
 pub(crate) fn set_nodelay(socket: RawSocket, on: bool) {
-    if !is_valid(socket) {
-        return;
-    }
-    use std::os::fd::BorrowedFd;
-    // SAFETY: the fd is open for the duration of this call (see above).
-    let fd = unsafe { BorrowedFd::borrow_raw(socket) };
-    let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(on);
-}
-
-/// Sets `TCP_NODELAY` on a connection just accepted, whose IO the caller
-/// holds (so the handle is open); an error (not TCP) is ignored.
-#[cfg(windows)]
-#[allow(unsafe_code)]
-pub(crate) fn set_nodelay(socket: RawSocket, on: bool) {
-    if !is_valid(socket) {
-        return;
-    }
-    use std::os::windows::io::BorrowedSocket;
-    // SAFETY: the socket is open for the duration of this call (see above).
-    let socket = unsafe { BorrowedSocket::borrow_raw(socket) };
-    let _ = socket2::SockRef::from(&socket).set_tcp_nodelay(on);
+    with_socket(socket, |s| s.set_tcp_nodelay(on));
 }
 
 /// Whether bytes wait unread in the kernel (or the peer closed), seen with a
 /// non-blocking peek: the runtime's readiness cache may not know yet.
-#[cfg(unix)]
-#[allow(unsafe_code)]
 pub(crate) fn has_unread(socket: RawSocket) -> bool {
-    if !is_valid(socket) {
-        return false;
-    }
-    use std::os::fd::BorrowedFd;
-    // SAFETY: as for `shutdown`.
-    let fd = unsafe { BorrowedFd::borrow_raw(socket) };
-    peek(socket2::SockRef::from(&fd))
-}
-
-/// Whether bytes wait unread in the kernel (or the peer closed).
-#[cfg(windows)]
-#[allow(unsafe_code)]
-pub(crate) fn has_unread(socket: RawSocket) -> bool {
-    if !is_valid(socket) {
-        return false;
-    }
-    use std::os::windows::io::BorrowedSocket;
-    // SAFETY: as for `shutdown`.
-    let socket = unsafe { BorrowedSocket::borrow_raw(socket) };
-    peek(socket2::SockRef::from(&socket))
+    with_socket(socket, peek).unwrap_or(false)
 }
 
 fn peek(socket: socket2::SockRef<'_>) -> bool {
     let mut byte = [std::mem::MaybeUninit::uninit(); 1];
     // The socket is non-blocking (the runtime set it so): WouldBlock is empty.
     matches!(socket.peek(&mut byte), Ok(n) if n > 0)
-}
-
-/// `shutdown(SD_BOTH)`: sends a FIN, and makes pending reads return EOF.
-#[cfg(windows)]
-#[allow(unsafe_code)]
-pub(crate) fn shutdown(socket: RawSocket) {
-    if !is_valid(socket) {
-        return;
-    }
-    use std::os::windows::io::BorrowedSocket;
-    // SAFETY: the socket is open for the duration of this call (see above).
-    let socket = unsafe { BorrowedSocket::borrow_raw(socket) };
-    let _ = socket2::SockRef::from(&socket).shutdown(std::net::Shutdown::Both);
 }
 
 /// Makes a listening socket refuse new connection attempts while what is
@@ -352,5 +305,18 @@ mod tests {
         listener.accept().expect("the queue is kept");
         drop(queued);
         let _ = std::fs::remove_file(&path);
+    }
+}
+
+#[cfg(all(test, unix))]
+mod guard_tests {
+    /// A handle no socket can have is never borrowed (that would be
+    /// undefined behaviour): each use answers as for no socket.
+    #[test]
+    fn the_invalid_handle_is_never_lent() {
+        assert!(super::with_socket(-1, |_| ()).is_none());
+        assert!(!super::has_unread(-1));
+        super::set_nodelay(-1, true);
+        super::shutdown(-1);
     }
 }
