@@ -25,15 +25,16 @@ async fn main() -> std::io::Result<()> {
     let signals = stopper.clone();
     tokio::spawn(async move { stoppable_tokio::stop_on_signals(&signals).await });
     let serve = |stream: TcpStream| {
-        let socket = stoppable_tokio::raw_socket(&stream);
-        if let Some(conn) = tracker.track_raw(stream, socket) {
+        if let Some(conn) = tracker.track_raw(stream) {
             tokio::spawn(echo_lines(conn));
         }
     };
     loop {
+        // The drain first: once it began, the queue is the drain's.
         tokio::select! {
-            accepted = listener.accept() => serve(accepted?.0),
+            biased;
             () = stopper.draining() => break,
+            accepted = listener.accept() => serve(accepted?.0),
         }
     }
     // B1: what the kernel already queued is served too; the drain then
@@ -51,10 +52,10 @@ async fn main() -> std::io::Result<()> {
 }
 
 /// Echoes lines until the peer leaves or the drain asks to close.
-async fn echo_lines(mut conn: RawConn<TcpStream>) {
+async fn echo_lines(conn: RawConn<TcpStream>) {
     let handle = conn.handle();
-    let (reader, mut writer) = conn.split();
-    let mut reader = BufReader::new(reader);
+    // The reader owns the connection; writes go through it to the stream.
+    let mut reader = BufReader::new(conn);
     let mut line = Vec::new();
     loop {
         // The first byte of a line, or the drain: bytes win (B4).
@@ -72,7 +73,7 @@ async fn echo_lines(mut conn: RawConn<TcpStream>) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        if writer.write_all(&line).await.is_err() {
+        if reader.get_mut().write_all(&line).await.is_err() {
             return;
         }
     }

@@ -18,12 +18,14 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use stoppable::{Accept, Accepted, Options, RawSocket};
+use std::os::fd::{AsRawFd, RawFd};
+
+use stoppable::{Accept, Accepted, ConnSocket, Options};
 
 /// A listener that remembers the sockets it hands out.
 struct Recording<A> {
     inner: A,
-    sockets: Arc<Mutex<Vec<RawSocket>>>,
+    sockets: Arc<Mutex<Vec<RawFd>>>,
 }
 
 impl<A: Accept> Accept for Recording<A> {
@@ -31,7 +33,8 @@ impl<A: Accept> Accept for Recording<A> {
 
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<Accepted<A::Io>>> {
         let accepted = std::task::ready!(self.inner.poll_accept(cx))?;
-        self.sockets.lock().unwrap().extend(accepted.socket);
+        let fd = accepted.io.conn_socket().map(|s| s.as_raw_fd());
+        self.sockets.lock().unwrap().extend(fd);
         Poll::Ready(Ok(accepted))
     }
 
@@ -57,7 +60,7 @@ fn hello() -> impl hyper::service::Service<
 
 /// Asks one request over a connection that stays open, then reads
 /// `TCP_NODELAY` on the server's side of it.
-fn nodelay_seen(addr: std::net::SocketAddr, sockets: &Mutex<Vec<RawSocket>>) -> bool {
+fn nodelay_seen(addr: std::net::SocketAddr, sockets: &Mutex<Vec<RawFd>>) -> bool {
     let mut client = std::net::TcpStream::connect(addr).unwrap();
     client
         .set_read_timeout(Some(Duration::from_secs(10)))

@@ -9,9 +9,9 @@ use futures_lite::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, Bu
 use stoppable::RawConn;
 
 /// Echoes lines on a futures-io stream (smol, async-std).
-pub async fn echo_lines<S: AsyncRead + AsyncWrite + Unpin>(mut conn: RawConn<S>) {
+pub async fn echo_lines<S: AsyncRead + AsyncWrite + Unpin>(conn: RawConn<S>) {
     let handle = conn.handle();
-    let mut reader = BufReader::new(&mut *conn);
+    let mut reader = BufReader::new(conn);
     let mut line = Vec::new();
     loop {
         // The drain, or the first byte of a line.
@@ -41,11 +41,10 @@ pub async fn echo_lines<S: AsyncRead + AsyncWrite + Unpin>(mut conn: RawConn<S>)
 }
 
 /// Echoes lines on a tokio stream.
-pub async fn echo_lines_tokio(mut conn: RawConn<tokio::net::TcpStream>) {
+pub async fn echo_lines_tokio(conn: RawConn<tokio::net::TcpStream>) {
     use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
     let handle = conn.handle();
-    let (reader, mut writer) = conn.split();
-    let mut reader = tokio::io::BufReader::new(reader);
+    let mut reader = tokio::io::BufReader::new(conn);
     let mut line = Vec::new();
     loop {
         tokio::select! {
@@ -61,7 +60,7 @@ pub async fn echo_lines_tokio(mut conn: RawConn<tokio::net::TcpStream>) {
         if !matches!(reader.read_until(b'\n', &mut line).await, Ok(n) if n > 0) {
             return;
         }
-        if writer.write_all(&line).await.is_err() {
+        if reader.get_mut().write_all(&line).await.is_err() {
             return;
         }
     }

@@ -62,9 +62,10 @@ pub use stoppable::stop_on_signals;
 pub use stoppable::tls::{server_config, server_config_from_files};
 use stoppable::IntoMakeService;
 pub use stoppable::{
-    make_service_fn, ConnError, ConnHandle, ConnInfo, ConnStage, Counts, DrainSignal, Draining,
-    Drive, EitherIo, EitherListener, Error, Handshaking, ListenerDrain, Listeners, MakeService,
-    Options, Phase, RawConn, Report, Stopper, Stopping, TaskError, Tracked, TrackedTask, Tracker,
+    make_service_fn, ConnError, ConnHandle, ConnInfo, ConnSocket, ConnStage, Counts, DrainSignal,
+    Draining, Drive, EitherIo, EitherListener, Error, Handshaking, ListenerDrain, Listeners,
+    MakeService, Options, Phase, RawConn, Report, Stopper, Stopping, TaskError, Tracked,
+    TrackedTask, Tracker, WithoutSocket,
 };
 
 /// A server on smol (on a TCP listener unless `L` says otherwise); see

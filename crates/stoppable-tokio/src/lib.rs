@@ -76,9 +76,10 @@ pub use stoppable::handoff;
 #[cfg(all(unix, feature = "sd-notify"))]
 pub use stoppable::notify;
 pub use stoppable::{
-    make_service_fn, ConnError, ConnHandle, ConnInfo, ConnStage, Counts, DrainSignal, Draining,
-    Drive, EitherIo, EitherListener, Error, Handshaking, ListenerDrain, Listeners, MakeService,
-    Options, Phase, RawConn, Report, Stopper, Stopping, TaskError, Tracked, TrackedTask, Tracker,
+    make_service_fn, ConnError, ConnHandle, ConnInfo, ConnSocket, ConnStage, Counts, DrainSignal,
+    Draining, Drive, EitherIo, EitherListener, Error, Handshaking, ListenerDrain, Listeners,
+    MakeService, Options, Phase, RawConn, Report, Stopper, Stopping, TaskError, Tracked,
+    TrackedTask, Tracker, WithoutSocket,
 };
 #[cfg(feature = "tls")]
 pub use tls::{serve_tls, server_config, server_config_from_files, TlsAcceptor, TlsServer};
@@ -219,12 +220,13 @@ impl<A: IntoListener, B: IntoListener> IntoListener for (A, B) {
 ///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("hello"))))
 /// });
 /// loop {
+///     // The drain first: once it began, the queue is the drain's.
 ///     let stream = tokio::select! {
-///         accepted = listener.accept() => accepted?.0,
+///         biased;
 ///         () = stopper.draining() => break,
+///         accepted = listener.accept() => accepted?.0,
 ///     };
-///     let socket = stoppable_tokio::raw_socket(&stream);
-///     let Some(conn) = tracker.track(TokioIo::new(stream), socket) else { break };
+///     let Some(conn) = tracker.track(TokioIo::new(stream)) else { break };
 ///     let driver = conn.serve(hello.clone(), |io, service| {
 ///         builder.serve_connection_with_upgrades(io, service).into_owned()
 ///     });
@@ -234,7 +236,7 @@ impl<A: IntoListener, B: IntoListener> IntoListener for (A, B) {
 /// // listener and tells the stop.
 /// let mut queued = tracker.drain_listener(stoppable_tokio::Listener(listener));
 /// while let Some(accepted) = queued.next().await {
-///     if let Some(conn) = tracker.track(accepted.io, accepted.socket) {
+///     if let Some(conn) = tracker.track(accepted.io) {
 ///         tokio::spawn(conn.serve(hello.clone(), |io, service| {
 ///             builder.serve_connection_with_upgrades(io, service).into_owned()
 ///         }));
@@ -278,7 +280,6 @@ fn accept_queued(listener: &TcpListener) -> Option<io::Result<(TcpStream, Socket
 fn accepted((stream, peer): (TcpStream, SocketAddr)) -> stoppable::Accepted<TokioIo<TcpStream>> {
     // TCP_NODELAY is the server's to set (`Options::tcp_nodelay`).
     stoppable::Accepted {
-        socket: raw_socket(&stream),
         io: TokioIo::new(stream),
         remote_addr: Some(peer),
     }
@@ -462,13 +463,7 @@ fn unix_accepted(
     stream: tokio::net::UnixStream,
 ) -> stoppable::Accepted<TokioIo<tokio::net::UnixStream>> {
     stoppable::Accepted {
-        socket: Some(stoppable::raw_socket(&stream)),
         io: TokioIo::new(stream),
         remote_addr: None,
     }
-}
-
-/// The OS socket of a stream, for [`Tracker::track`].
-pub fn raw_socket(stream: &TcpStream) -> Option<stoppable::RawSocket> {
-    Some(stoppable::raw_socket(stream))
 }

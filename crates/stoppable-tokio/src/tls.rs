@@ -63,9 +63,8 @@ where
 /// #     acceptor: stoppable_tokio::TlsAcceptor,
 /// #     stream: tokio::net::TcpStream,
 /// # ) {
-/// let socket = stoppable_tokio::raw_socket(&stream);
 /// let handshake = acceptor.accept(stream);
-/// if let Some(handshaking) = tracker.track_handshake(handshake, socket) {
+/// if let Some(handshaking) = tracker.track_handshake(handshake) {
 ///     tokio::spawn(async move {
 ///         if let Some(conn) = handshaking.await {
 ///             // serve `conn` as a connection from `Tracker::track`

@@ -17,8 +17,9 @@ use async_io::{Async, Timer};
 use hyper::rt::{Executor, Read, ReadBufCursor, Sleep};
 use hyper_util::server::conn::auto::Builder;
 
+use crate::conn_socket::ConnSocket;
 use crate::runtime::{Accept, Accepted, Runtime};
-use crate::socket::{borrow_socket, raw_socket, BorrowedSocket, RawSocket};
+use crate::socket::{borrow_socket, BorrowedSocket};
 #[cfg(unix)]
 use std::os::fd::AsFd as AsSource;
 #[cfg(windows)]
@@ -52,10 +53,8 @@ impl<L: ListenerSocket> Accept for AsyncIoListener<L> {
         loop {
             match self.0.get_ref().accept_one() {
                 Ok((stream, remote_addr)) => {
-                    let socket: Option<RawSocket> = Some(stream.raw());
                     return Poll::Ready(Async::new(stream).map(|io| Accepted {
                         io: AsyncIoStream(io),
-                        socket,
                         remote_addr,
                     }));
                 }
@@ -71,6 +70,15 @@ impl<L: ListenerSocket> Accept for AsyncIoListener<L> {
 /// default) or Unix domain.
 #[derive(Debug)]
 pub struct AsyncIoStream<S = TcpStream>(pub Async<S>);
+
+// SAFETY: its IO methods read, write and shut down the inner socket, never
+// close or replace it.
+#[allow(unsafe_code)]
+unsafe impl<S: StreamSocket> ConnSocket for AsyncIoStream<S> {
+    fn conn_socket(&self) -> Option<BorrowedSocket<'_>> {
+        self.0.conn_socket()
+    }
+}
 
 impl<S: StreamSocket> Read for AsyncIoStream<S> {
     #[allow(unsafe_code)]
@@ -162,7 +170,9 @@ pub trait ListenerSocket: sealed::Sealed + Send + Sync + Unpin + 'static {
 
 /// A connected socket an [`AsyncIoStream`] reads and writes: std's TCP
 /// stream, and on Unix std's Unix domain stream. Sealed.
-pub trait StreamSocket: sealed::Sealed + AsSource + Send + Sync + Unpin + 'static {
+pub trait StreamSocket:
+    sealed::Sealed + AsSource + ConnSocket + Send + Sync + Unpin + 'static
+{
     /// The socket, for reads straight into hyper's buffer and shutdowns.
     fn sock(&self) -> socket2::SockRef<'_>;
 
@@ -171,9 +181,6 @@ pub trait StreamSocket: sealed::Sealed + AsSource + Send + Sync + Unpin + 'stati
 
     /// Writes several buffers, as std's `Write` does.
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
-
-    /// The OS handle, so the stop can shut it down (B9).
-    fn raw(&self) -> RawSocket;
 }
 
 mod sealed {
@@ -213,10 +220,6 @@ macro_rules! stream_socket {
 
             fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
                 Write::write_vectored(&mut &*self, bufs)
-            }
-
-            fn raw(&self) -> RawSocket {
-                raw_socket(self)
             }
         }
     };

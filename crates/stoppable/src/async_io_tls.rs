@@ -65,6 +65,15 @@ impl Handshake<AsyncIoStream> for TlsAcceptor {
 #[derive(Debug)]
 pub struct AsyncIoTlsStream(pub TlsStream<Async<TcpStream>>);
 
+// SAFETY: its IO methods go through the TLS stream to the inner socket,
+// never closing or replacing it.
+#[allow(unsafe_code)]
+unsafe impl crate::ConnSocket for AsyncIoTlsStream {
+    fn conn_socket(&self) -> Option<crate::BorrowedSocket<'_>> {
+        self.0.conn_socket()
+    }
+}
+
 impl Read for AsyncIoTlsStream {
     #[allow(unsafe_code)]
     fn poll_read(

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::conn_error::{ConnStage, Reporter};
+use crate::conn_socket::{self, ConnSocket};
 use crate::shared::Shared;
 use crate::slot::{Command, ConnSlot};
-use crate::socket::RawSocket;
 use crate::tracker::Tracked;
 
 /// What a [`Server`](crate::Server) does with a connection before HTTP:
@@ -19,7 +19,7 @@ use crate::tracker::Tracked;
 /// `stoppable::rt::TlsAcceptor`).
 pub trait Handshake<Io>: Send + 'static {
     /// The IO that HTTP is served over once the handshake is done.
-    type Io: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static;
+    type Io: hyper::rt::Read + hyper::rt::Write + ConnSocket + Send + Unpin + 'static;
     /// The handshake; it runs in the connection's own task.
     type Future: Future<Output = io::Result<Self::Io>> + Send + 'static;
 
@@ -43,7 +43,7 @@ pub struct Plain;
 
 impl<Io> Handshake<Io> for Plain
 where
-    Io: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static,
+    Io: hyper::rt::Read + hyper::rt::Write + ConnSocket + Send + Unpin + 'static,
 {
     type Io = Io;
     type Future = std::future::Ready<io::Result<Io>>;
@@ -58,10 +58,9 @@ where
 /// or the drain closed the connection first (its first-request window
 /// ended, or the grace did). Either way the drain hears of the close.
 pub struct Handshaking<F> {
+    /// Owns the socket, and may close it at any time: the slot learns of
+    /// the socket from the IO it gives.
     handshake: Option<Pin<Box<F>>>,
-    /// Handed to the slot after the handshake: until then the handshake
-    /// owns the socket and may close it at any time.
-    socket: Option<RawSocket>,
     /// `None` once resolved.
     slot: Option<Arc<ConnSlot>>,
     shared: Arc<Shared>,
@@ -84,7 +83,6 @@ pub(crate) type Deadline = (
 impl<F> Handshaking<F> {
     pub(crate) fn new(
         handshake: F,
-        socket: Option<RawSocket>,
         slot: Arc<ConnSlot>,
         shared: Arc<Shared>,
         reporter: Reporter,
@@ -94,7 +92,6 @@ impl<F> Handshaking<F> {
         slot.set_driven(true);
         Handshaking {
             handshake: Some(Box::pin(handshake)),
-            socket,
             slot: Some(slot),
             shared,
             reporter,
@@ -123,7 +120,7 @@ impl<F> Handshaking<F> {
 impl<F, Io> Future for Handshaking<F>
 where
     F: Future<Output = io::Result<Io>>,
-    Io: hyper::rt::Write + Unpin,
+    Io: hyper::rt::Write + ConnSocket + Unpin,
 {
     type Output = Option<Tracked<Io>>;
 
@@ -164,7 +161,7 @@ where
             Poll::Ready(Ok(io)) => {
                 this.handshake = None;
                 let slot = this.slot.take().expect("checked above");
-                slot.set_socket(this.socket);
+                slot.set_socket(conn_socket::handle_of(&io));
                 slot.set_driven(false);
                 let reporter = std::mem::take(&mut this.reporter);
                 let first_request = this.first_request.take();

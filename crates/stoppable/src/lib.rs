@@ -19,6 +19,7 @@ mod async_io_tls;
 pub mod builder;
 mod conn;
 mod conn_error;
+mod conn_socket;
 mod h2_frames;
 #[cfg(all(unix, feature = "handoff"))]
 pub mod handoff;
@@ -56,6 +57,7 @@ pub mod behaviour {}
 
 pub use conn::ConnDriver;
 pub use conn_error::{ConnError, ConnStage};
+pub use conn_socket::{ConnSocket, WithoutSocket};
 pub use handshake::{Handshake, Handshaking, Plain, Started};
 pub use io::TrackedIo;
 pub use listener_drain::ListenerDrain;
@@ -72,7 +74,7 @@ pub use service::{TrackedBody, TrackedFuture, TrackedService};
 pub use signal::stop_on;
 #[cfg(feature = "signal")]
 pub use signal::stop_on_signals;
-pub use socket::{borrow_socket, raw_socket, BorrowedSocket, RawSocket};
+pub use socket::{borrow_socket, BorrowedSocket};
 
 /// hyper on async-io (smol, async-std): listener, stream, timer, executor.
 #[cfg(feature = "async-io")]

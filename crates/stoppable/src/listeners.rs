@@ -219,7 +219,6 @@ impl<Io> Accepted<Io> {
     pub fn map_io<T>(self, f: impl FnOnce(Io) -> T) -> Accepted<T> {
         Accepted {
             io: f(self.io),
-            socket: self.socket,
             remote_addr: self.remote_addr,
         }
     }

@@ -2,7 +2,7 @@
 //! each unit of work begins and ends, and learns when to close.
 
 use std::future::Future;
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -11,9 +11,21 @@ use crate::shared::Shared;
 use crate::slot::{Command, ConnSlot};
 
 /// A connection of your own protocol, taking part in the stop. Owns the
-/// stream (use it through `Deref`), so the grace deadline can shut the
-/// socket down safely; dropping it closes the connection and tells the
-/// drain.
+/// stream, so the grace deadline can shut its socket down safely: read and
+/// write through the `RawConn` itself (it forwards futures-io's
+/// `AsyncRead` / `AsyncWrite`, and tokio's with the `tokio` feature; split
+/// it with `tokio::io::split` or `futures::io::AsyncReadExt::split`), or
+/// through `&S` (`Deref`). It never lends the stream mutably: a stream
+/// moved out and closed would leave the stop a stale handle. Dropping it
+/// closes the connection and tells the drain.
+///
+/// ```compile_fail
+/// # fn f(mut conn: stoppable::RawConn<std::net::TcpStream>, other: std::net::TcpStream) {
+/// // The stream cannot be swapped out (and closed) while the stop may use
+/// // its socket:
+/// drop(std::mem::replace(&mut *conn, other));
+/// # }
+/// ```
 ///
 /// Through its [`handle`](RawConn::handle), mark each unit of work (a
 /// request, a line, a message) with [`ConnHandle::work`] as soon as its
@@ -82,9 +94,101 @@ impl<S> Deref for RawConn<S> {
     }
 }
 
-impl<S> DerefMut for RawConn<S> {
-    fn deref_mut(&mut self) -> &mut S {
-        self.stream.as_mut().expect("present until dropped")
+impl<S: Unpin> RawConn<S> {
+    /// The stream, for its IO methods only (see [`RawConn`]).
+    fn io(self: Pin<&mut Self>) -> Pin<&mut S> {
+        Pin::new(
+            self.get_mut()
+                .stream
+                .as_mut()
+                .expect("present until dropped"),
+        )
+    }
+}
+
+impl<S: futures_io::AsyncRead + Unpin> futures_io::AsyncRead for RawConn<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.io().poll_read(cx, buf)
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [std::io::IoSliceMut<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.io().poll_read_vectored(cx, bufs)
+    }
+}
+
+impl<S: futures_io::AsyncWrite + Unpin> futures_io::AsyncWrite for RawConn<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.io().poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.io().poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.io().poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.io().poll_close(cx)
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for RawConn<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.io().poll_read(cx, buf)
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for RawConn<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.io().poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.io().poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.as_ref().is_some_and(S::is_write_vectored)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.io().poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.io().poll_shutdown(cx)
     }
 }
 

@@ -5,7 +5,8 @@ use std::io;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::socket::{BorrowedSocket, RawSocket};
+use crate::conn_socket::ConnSocket;
+use crate::socket::BorrowedSocket;
 
 /// Spawning and timers of one async runtime.
 pub trait Runtime: Clone + Send + Sync + 'static {
@@ -23,11 +24,10 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 
 /// A connection fresh from the listener.
 pub struct Accepted<Io> {
-    /// The IO, as hyper reads and writes it.
+    /// The IO, as hyper reads and writes it. Its socket
+    /// ([`ConnSocket`]) is what the grace deadline shuts down, even when a
+    /// handler owns the IO (B9, B14).
     pub io: Io,
-    /// The OS socket, so the grace deadline can shut it down even when a
-    /// handler owns it (B9, B14). `None` gives up that guarantee.
-    pub socket: Option<RawSocket>,
     /// The peer's address (`None` on a Unix domain socket): for the
     /// connection's service ([`ConnInfo`](crate::ConnInfo)) and its errors.
     pub remote_addr: Option<std::net::SocketAddr>,
@@ -36,7 +36,7 @@ pub struct Accepted<Io> {
 /// A listener.
 pub trait Accept: Send + Unpin + 'static {
     /// The IO of an accepted connection.
-    type Io: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static;
+    type Io: hyper::rt::Read + hyper::rt::Write + ConnSocket + Send + Unpin + 'static;
 
     /// Accepts the next connection; `Pending` when none is queued.
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Accepted<Self::Io>>>;

@@ -16,6 +16,7 @@ use hyper_util::server::conn::auto::{Builder, HttpServerConnExec, UpgradeableCon
 use stoppable_core::Report;
 
 use crate::conn_error::{ConnError, ConnStage};
+use crate::conn_socket::ConnSocket;
 use crate::handshake::{Handshake, Plain, Started};
 use crate::listener_drain::ListenerDrain;
 use crate::make::{ConnInfo, IntoMakeService, MakeService};
@@ -269,22 +270,21 @@ where
                 return;
             }
         };
-        if let Some(socket) = accepted.socket {
+        if let Some(socket) = accepted.io.conn_socket() {
             // Not TCP (a Unix socket): an error, ignored.
             socket::set_nodelay(socket, self.options.tcp_nodelay.unwrap_or(true));
         }
         // Refused once the listener is closed; the socket closes here.
         match self.handshake.start(accepted.io) {
             Started::Done(io) => {
-                let Some(conn) = self.tracker.track(io, accepted.socket) else {
+                let Some(conn) = self.tracker.track(io) else {
                     return;
                 };
                 let driver = Self::drive(conn.remote_addr(remote_addr), service, &self.builder);
                 self.tracker.runtime.spawn(driver);
             }
             Started::Running(handshake) => {
-                let Some(handshaking) = self.tracker.track_handshake(handshake, accepted.socket)
-                else {
+                let Some(handshaking) = self.tracker.track_handshake(handshake) else {
                     return;
                 };
                 let handshaking = handshaking.remote_addr(remote_addr);

@@ -1,11 +1,12 @@
 //! Shutting a socket down from outside the task that owns it.
 
-/// The OS handle of a connected TCP socket.
+/// The OS handle of a connected socket, kept by a connection's slot while
+/// the library owns the IO ([`ConnSocket`](crate::ConnSocket)).
 #[cfg(unix)]
-pub type RawSocket = std::os::fd::RawFd;
-/// The OS handle of a connected TCP socket.
+pub(crate) type RawSocket = std::os::fd::RawFd;
+/// The OS handle of a connected socket.
 #[cfg(windows)]
-pub type RawSocket = std::os::windows::io::RawSocket;
+pub(crate) type RawSocket = std::os::windows::io::RawSocket;
 
 /// A socket handle borrowed from its owner: the library can reach a
 /// listener's socket only while its owner lends it.
@@ -29,24 +30,26 @@ pub fn borrow_socket(socket: &impl std::os::windows::io::AsSocket) -> BorrowedSo
 
 /// The OS handle of a socket.
 #[cfg(unix)]
-pub fn raw_socket(socket: &impl std::os::fd::AsRawFd) -> RawSocket {
+pub(crate) fn raw_socket(socket: &impl std::os::fd::AsRawFd) -> RawSocket {
     socket.as_raw_fd()
 }
 
 /// The OS handle of a socket.
 #[cfg(windows)]
-pub fn raw_socket(socket: &impl std::os::windows::io::AsRawSocket) -> RawSocket {
+pub(crate) fn raw_socket(socket: &impl std::os::windows::io::AsRawSocket) -> RawSocket {
     socket.as_raw_socket()
 }
 
 /// Lends the connection socket `socket` to `f` for one call; `None`, and
 /// nothing touched, for a handle no socket can have (-1,
-/// `INVALID_SOCKET`: borrowing it is undefined behaviour, and
-/// `Accepted::socket` is a public field a listener may fill with anything).
+/// `INVALID_SOCKET`: a handle taken from a `BorrowedSocket` never is, but
+/// borrowing it would be undefined behaviour).
 ///
-/// Callers make sure the handle is open for the call: the connection
-/// slot's lock orders it against the owner, who clears the handle under
-/// that lock before closing the socket; or the caller holds the IO.
+/// Callers make sure the handle is open for the call. Every handle comes
+/// from the [`ConnSocket`](crate::ConnSocket) of an IO the library owns,
+/// which keeps it open until it drops; the connection slot's lock orders
+/// the call against that drop (the owner clears the handle under the lock
+/// before dropping the IO).
 #[allow(unsafe_code)]
 fn with_socket<T>(socket: RawSocket, f: impl FnOnce(socket2::SockRef<'_>) -> T) -> Option<T> {
     #[cfg(unix)]
@@ -76,10 +79,10 @@ pub(crate) fn shutdown(socket: RawSocket) {
     with_socket(socket, |s| s.shutdown(std::net::Shutdown::Both));
 }
 
-/// Sets `TCP_NODELAY` on a connection just accepted, whose IO the caller
-/// holds; an error (not TCP) is ignored.
-pub(crate) fn set_nodelay(socket: RawSocket, on: bool) {
-    with_socket(socket, |s| s.set_tcp_nodelay(on));
+/// Sets `TCP_NODELAY` on a connection just accepted; an error (not TCP) is
+/// ignored.
+pub(crate) fn set_nodelay(socket: BorrowedSocket<'_>, on: bool) {
+    let _ = socket2::SockRef::from(&socket).set_tcp_nodelay(on);
 }
 
 /// Whether bytes wait unread in the kernel (or the peer closed), seen with a
@@ -316,7 +319,6 @@ mod guard_tests {
     fn the_invalid_handle_is_never_lent() {
         assert!(super::with_socket(-1, |_| ()).is_none());
         assert!(!super::has_unread(-1));
-        super::set_nodelay(-1, true);
         super::shutdown(-1);
     }
 }

@@ -12,6 +12,7 @@ use stoppable_core::Report;
 
 use crate::conn::ConnDriver;
 use crate::conn_error::{ConnError, ErrorHook, Reporter};
+use crate::conn_socket::{self, ConnSocket};
 use crate::handshake::{Deadline, Handshaking};
 use crate::io::TrackedIo;
 use crate::listener_drain::ListenerDrain;
@@ -20,7 +21,6 @@ use crate::runtime::{Accept, Runtime};
 use crate::service::TrackedService;
 use crate::shared::Shared;
 use crate::slot::ConnSlot;
-use crate::socket::RawSocket;
 use crate::stopper::{Stopper, Stopping};
 use crate::timer::Timers;
 use crate::{Error, Options};
@@ -136,15 +136,15 @@ impl<R: Runtime> Tracker<R> {
         Stopper::new(self.shared.clone())
     }
 
-    /// Tracks a connection just accepted. `socket` lets the grace deadline
-    /// shut the socket down even when a handler owns it (B14); `None` gives
-    /// that up. `None` is returned once the listener was reported closed:
-    /// drop the connection then.
-    pub fn track<Io>(&self, io: Io, socket: Option<RawSocket>) -> Option<Tracked<Io>>
+    /// Tracks a connection just accepted. Its socket ([`ConnSocket`]) is
+    /// what the grace deadline shuts down, even when a handler owns the IO
+    /// after an upgrade (B14). `None` is returned once the listener was
+    /// reported closed: drop the connection then.
+    pub fn track<Io>(&self, io: Io) -> Option<Tracked<Io>>
     where
-        Io: hyper::rt::Write + Unpin,
+        Io: hyper::rt::Write + ConnSocket + Unpin,
     {
-        let slot = self.shared.accept(socket)?;
+        let slot = self.shared.accept(conn_socket::handle_of(&io))?;
         Some(Tracked::new(
             io,
             slot,
@@ -155,24 +155,21 @@ impl<R: Runtime> Tracker<R> {
     }
 
     /// Tracks a connection just accepted whose IO needs a handshake first
-    /// (TLS): `handshake` gives the IO to serve HTTP over; `socket` is the
-    /// TCP socket under it. The connection counts from now, so a handshake
+    /// (TLS): `handshake` gives the IO to serve HTTP over, whose socket
+    /// ([`ConnSocket`]) the stop may shut down from then on. The
+    /// connection counts from now, so a handshake
     /// under way at the stop gets the first-request window (B4). Await the
     /// [`Handshaking`] in the connection's task, then serve what it gives
     /// (`stoppable_tokio::TlsAcceptor` has an example). `None` once the
     /// listener was reported closed.
-    pub fn track_handshake<F, Io>(
-        &self,
-        handshake: F,
-        socket: Option<RawSocket>,
-    ) -> Option<Handshaking<F>>
+    pub fn track_handshake<F, Io>(&self, handshake: F) -> Option<Handshaking<F>>
     where
         F: Future<Output = std::io::Result<Io>>,
+        Io: ConnSocket,
     {
         let slot = self.shared.accept(None)?;
         Some(Handshaking::new(
             handshake,
-            socket,
             slot,
             self.shared.clone(),
             self.reporter(None),
@@ -185,8 +182,8 @@ impl<R: Runtime> Tracker<R> {
     /// owns the stream; mark each unit of work with [`ConnHandle::work`](crate::ConnHandle::work) and
     /// close when [`ConnHandle::closing`](crate::ConnHandle::closing) resolves. `None` once the listener
     /// was reported closed.
-    pub fn track_raw<S>(&self, stream: S, socket: Option<RawSocket>) -> Option<RawConn<S>> {
-        let slot = self.shared.accept(socket)?;
+    pub fn track_raw<S: ConnSocket>(&self, stream: S) -> Option<RawConn<S>> {
+        let slot = self.shared.accept(conn_socket::handle_of(&stream))?;
         Some(RawConn::new(stream, slot, self.shared.clone()))
     }
 

@@ -143,8 +143,7 @@ impl TestRuntime for Rt {
             let report = async_std::task::spawn(unless_dropped(tracker.drive(), drop_rx));
             let _ = setup_tx.send((listener.local_addr().expect("addr"), stopper.clone()));
             let serve = |stream: async_io::Async<std::net::TcpStream>| {
-                let socket = Some(stoppable::raw_socket(&stream));
-                if let Some(conn) = tracker.track_raw(stream, socket) {
+                if let Some(conn) = tracker.track_raw(stream) {
                     runtime.spawn(crate::lines::echo_lines(conn));
                 }
             };

@@ -383,17 +383,18 @@ pub async fn unless_dropped<F: std::future::Future>(
     out
 }
 
-/// A listener that hands out no raw sockets (`Accepted::socket` is `None`):
-/// the stop reaches its connections only through their drivers.
+/// A listener whose connections do not tell their sockets
+/// ([`stoppable::WithoutSocket`]): the stop reaches them only through their
+/// drivers.
 pub struct NoSockets<A>(pub A);
 
 impl<A: stoppable::Accept> stoppable::Accept for NoSockets<A> {
-    type Io = A::Io;
+    type Io = stoppable::WithoutSocket<A::Io>;
 
     fn poll_accept(
         &mut self,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<stoppable::Accepted<A::Io>>> {
+    ) -> std::task::Poll<std::io::Result<stoppable::Accepted<Self::Io>>> {
         self.0.poll_accept(cx).map_ok(forget_socket)
     }
 
@@ -401,16 +402,15 @@ impl<A: stoppable::Accept> stoppable::Accept for NoSockets<A> {
         self.0.socket()
     }
 
-    fn accept_queued(&mut self) -> Option<std::io::Result<stoppable::Accepted<A::Io>>> {
+    fn accept_queued(&mut self) -> Option<std::io::Result<stoppable::Accepted<Self::Io>>> {
         Some(self.0.accept_queued()?.map(forget_socket))
     }
 }
 
-fn forget_socket<Io>(accepted: stoppable::Accepted<Io>) -> stoppable::Accepted<Io> {
-    stoppable::Accepted {
-        socket: None,
-        ..accepted
-    }
+fn forget_socket<Io>(
+    accepted: stoppable::Accepted<Io>,
+) -> stoppable::Accepted<stoppable::WithoutSocket<Io>> {
+    accepted.map_io(stoppable::WithoutSocket)
 }
 
 /// A test line server's accept loop on smol or async-std: accepts until the
@@ -428,7 +428,9 @@ pub async fn accept_until_drained<R: stoppable::Runtime>(
             stopper.draining().await;
             None
         };
-        match future::or(accepted, drained).await {
+        // The drain first (`or` polls in order): once it began, the queue is
+        // the drain's.
+        match future::or(drained, accepted).await {
             Some(Ok((stream, _))) => serve(stream),
             Some(Err(_)) => {}
             None => break,

@@ -101,15 +101,15 @@ impl TestRuntime for Rt {
                 let control = tokio::spawn(control(control_rx, any_task_left));
                 let _ = setup_tx.send((listener.local_addr().expect("addr"), stopper.clone()));
                 let serve = |stream: tokio::net::TcpStream| {
-                    let socket = stoppable_tokio::raw_socket(&stream);
-                    if let Some(conn) = tracker.track_raw(stream, socket) {
+                    if let Some(conn) = tracker.track_raw(stream) {
                         tokio::spawn(crate::lines::echo_lines_tokio(conn));
                     }
                 };
                 loop {
                     tokio::select! {
-                        accepted = listener.accept() => if let Ok((stream, _)) = accepted { serve(stream) },
+                        biased;
                         () = stopper.draining() => break,
+                        accepted = listener.accept() => if let Ok((stream, _)) = accepted { serve(stream) },
                     }
                 }
                 let mut queued = tracker.drain_listener(stoppable_tokio::Listener(listener));

@@ -62,10 +62,6 @@ impl TestRuntime for Rt {
                 let acceptor = TlsAcceptor::new(tls::server_config());
                 let make = maker(&o, &app);
                 let serve = |stream: tokio::net::TcpStream| {
-                    let socket = match o.forget_sockets {
-                        true => None,
-                        false => stoppable_tokio::raw_socket(&stream),
-                    };
                     let peer = stream.peer_addr().ok();
                     // This accept loop is the test's own: a panicking make
                     // is caught, as a server's task would be, and the drive
@@ -78,7 +74,8 @@ impl TestRuntime for Rt {
                         return;
                     };
                     if !o.tls {
-                        if let Some(conn) = tracker.track(TokioIo::new(stream), socket) {
+                        let io = with_socket(TokioIo::new(stream), !o.forget_sockets);
+                        if let Some(conn) = tracker.track(io) {
                             let conn = conn.remote_addr(peer);
                             tokio::spawn(conn.serve(service, |io, service| {
                                 builder
@@ -88,8 +85,9 @@ impl TestRuntime for Rt {
                         }
                         return;
                     }
-                    let handshake = acceptor.accept(stream);
-                    if let Some(handshaking) = tracker.track_handshake(handshake, socket) {
+                    let (handshake, keep) = (acceptor.accept(stream), !o.forget_sockets);
+                    let handshake = async move { Ok(with_socket(handshake.await?, keep)) };
+                    if let Some(handshaking) = tracker.track_handshake(handshake) {
                         let handshaking = handshaking.remote_addr(peer);
                         let builder = builder.clone();
                         tokio::spawn(async move {
@@ -106,8 +104,7 @@ impl TestRuntime for Rt {
                 };
                 // Unix connections: served as TCP ones, without TLS.
                 let serve_unix = |stream: tokio::net::UnixStream| {
-                    let socket = Some(stoppable::raw_socket(&stream));
-                    if let Some(conn) = tracker.track(TokioIo::new(stream), socket) {
+                    if let Some(conn) = tracker.track(TokioIo::new(stream)) {
                         let service = make(&stoppable::ConnInfo::new(None));
                         tokio::spawn(conn.serve(service, |io, service| {
                             builder
@@ -133,7 +130,11 @@ impl TestRuntime for Rt {
                             () = stopper.draining() => break,
                         }
                     }
+                    // The drain first: once it began, the queue is the
+                    // drain's (a shared socket's is the other owner's, B22).
                     tokio::select! {
+                        biased;
+                        () = stopper.draining() => break,
                         accepted = listener.accept() => match accepted {
                             Ok((stream, _)) => serve(stream),
                             Err(_) => continue,
@@ -141,7 +142,6 @@ impl TestRuntime for Rt {
                         accepted = accept_unix() => if let Ok(stream) = accepted {
                             serve_unix(stream);
                         },
-                        () = stopper.draining() => break,
                     }
                 }
                 // Both listeners under one drain: the stop waits for both.
@@ -188,10 +188,7 @@ impl TestRuntime for Rt {
             let app = app();
             // The drain began before the accept loop ran: only the queue is served.
             while let Some(stream) = stoppable_tokio::try_accept(&listener) {
-                let socket = stoppable_tokio::raw_socket(&stream);
-                let conn = tracker
-                    .track(TokioIo::new(stream), socket)
-                    .expect("tracked");
+                let conn = tracker.track(TokioIo::new(stream)).expect("tracked");
                 let app = app.clone();
                 let service = service_fn(move |req| app.clone().handle(req));
                 tokio::spawn(conn.serve(service, |io, service| {
@@ -212,7 +209,7 @@ impl TestRuntime for Rt {
                 s
             })
             .unwrap();
-            let again = match tracker.track(TokioIo::new(stream), None) {
+            let again = match tracker.track(TokioIo::new(stream)) {
                 Some(_) => Ok(served),
                 None => Err(stoppable::Error::Stopped),
             };
@@ -275,4 +272,13 @@ fn maker(o: &Options, app: &App) -> Box<dyn Fn(&stoppable::ConnInfo) -> AnyServi
             })
         }))
     })
+}
+
+/// The IO as tracked: with its socket, or without (`Options::forget_sockets`:
+/// the stop then reaches the connection only through its driver).
+fn with_socket<Io>(io: Io, keep: bool) -> stoppable::EitherIo<Io, stoppable::WithoutSocket<Io>> {
+    match keep {
+        true => stoppable::EitherIo::Left(io),
+        false => stoppable::EitherIo::Right(stoppable::WithoutSocket(io)),
+    }
 }

@@ -355,8 +355,7 @@ impl Lines {
         let accepting = stopper.clone();
         runtime.clone().spawn(async move {
             let serve = |stream: Async<std::net::TcpStream>| {
-                let socket = Some(stoppable::raw_socket(&stream));
-                if let Some(conn) = tracker.track_raw(stream, socket) {
+                if let Some(conn) = tracker.track_raw(stream) {
                     runtime.spawn(echo_lines(conn));
                 }
             };
@@ -366,7 +365,9 @@ impl Lines {
                     accepting.draining().await;
                     None
                 };
-                match future::or(accepted, drained).await {
+                // The drain first (`or` polls in order): once it began, the queue is
+                // the drain's.
+                match future::or(drained, accepted).await {
                     Some(Ok((stream, _))) => serve(stream),
                     Some(Err(_)) => {}
                     None => break,
@@ -384,9 +385,9 @@ impl Lines {
 }
 
 /// Echoes lines; closes when the drain asks, between lines.
-async fn echo_lines(mut conn: RawConn<Async<std::net::TcpStream>>) {
+async fn echo_lines(conn: RawConn<Async<std::net::TcpStream>>) {
     let handle = conn.handle();
-    let mut reader = BufReader::new(&mut *conn);
+    let mut reader = BufReader::new(conn);
     let mut line = Vec::new();
     loop {
         // The first byte of a line, or the drain: bytes win (B4).
