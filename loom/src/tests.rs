@@ -50,7 +50,7 @@ fn a_force_close_never_reaches_a_closed_socket() {
         let owner = {
             let (slot, closed) = (slot.clone(), closed.clone());
             thread::spawn(move || {
-                let _forgotten = slot.forget_socket();
+                slot.forget_socket();
                 closed.store(true, Relaxed);
             })
         };
@@ -110,7 +110,8 @@ mod shared {
 
     fn shared() -> Arc<Shared> {
         // No timer task here: these stops need none (no grace).
-        Shared::new(Config::default(), Box::new(|_| {})).expect("valid config")
+        Shared::new(Config::default(), Box::new(|_| {}), Box::new(std::time::Instant::now))
+            .expect("valid config")
     }
 
     /// A stop with no grace, then the listener's close (B1), on a thread

@@ -393,6 +393,12 @@ impl stoppable::Runtime for Tokio {
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
         tokio::time::sleep_until(deadline.into())
     }
+
+    /// tokio's clock: virtual when paused (`start_paused`, with tokio's
+    /// `test-util`), so a whole server runs on virtual time.
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
 }
 
 /// A tokio `TcpListener` as a source of connections.

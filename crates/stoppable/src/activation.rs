@@ -107,8 +107,13 @@ impl std::error::Error for ActivationError {}
 /// The descriptors `3..3 + LISTEN_FDS` must be the ones passed to this
 /// process and owned by nothing else in it: call this first thing in
 /// `main`, before anything opens or closes descriptors (a descriptor
-/// closed and reused would be taken over, and closed here). A second call
-/// is refused ([`ActivationError::AlreadyTaken`]), never a second owner.
+/// closed and reused would be taken over, and closed here). When
+/// `LISTEN_PID` is absent, `LISTEN_FDS` is trusted as it is. No other
+/// thread may run yet (a `#[tokio::main]` body is too late: take them in a
+/// plain `main`, then build the runtime): this removes the activation
+/// variables from the environment, which races any thread reading it. A
+/// second call is refused ([`ActivationError::AlreadyTaken`]), never a
+/// second owner.
 #[allow(unsafe_code)]
 pub unsafe fn take() -> Result<Vec<Inherited>, ActivationError> {
     let Some(count) = passed_count()? else {
@@ -118,13 +123,21 @@ pub unsafe fn take() -> Result<Vec<Inherited>, ActivationError> {
         return Err(ActivationError::AlreadyTaken);
     }
     let fds = FIRST_FD..FIRST_FD + count as RawFd;
-    // All are checked before any is owned or changed: on an error none is
-    // closed, and a retry sees the same.
+    // All are checked and prepared before any is owned: on an error none
+    // is closed, and a retry sees the same.
     for fd in fds.clone() {
         // SAFETY: the caller vouches that the descriptor was passed to this
         // process; it stays open for this call.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        if let Err(reason) = check_listener(socket2::SockRef::from(&borrowed)) {
+        let socket = socket2::SockRef::from(&borrowed);
+        // Not for this process's own children; ready for a runtime.
+        let prepared = check_listener(socket2::SockRef::from(&borrowed)).and_then(|()| {
+            socket
+                .set_cloexec(true)
+                .and_then(|()| socket.set_nonblocking(true))
+                .map_err(|e| e.to_string())
+        });
+        if let Err(reason) = prepared {
             TAKEN.store(false, Ordering::Release);
             return Err(ActivationError::NotAListener { fd, reason });
         }
@@ -136,16 +149,6 @@ pub unsafe fn take() -> Result<Vec<Inherited>, ActivationError> {
     for fd in fds {
         // SAFETY: as above, and nothing else in the process owns it.
         let socket = socket2::Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        // Not for this process's own children; ready for a runtime.
-        let prepared = socket
-            .set_cloexec(true)
-            .and_then(|()| socket.set_nonblocking(true));
-        if let Err(e) = prepared {
-            return Err(ActivationError::NotAListener {
-                fd,
-                reason: e.to_string(),
-            });
-        }
         // Passed by a service manager, which keeps it: a stop never refuses
         // connections on it (B22). (From a handoff, the previous process
         // drains and exits: this one will hold it alone.)

@@ -31,12 +31,21 @@ use crate::socket::{borrow_socket, BorrowedSocket};
 ///
 /// # Safety
 ///
-/// For as long as a value lives, `conn_socket` gives the same answer, and a
-/// socket it gives stays open: nothing done through `&self`, nor through
-/// the IO methods of a pinned `&mut self` (reads, writes, flushes,
-/// shutdowns), closes that socket or puts another in its place; only the
-/// value's drop may close it. (The library, while it keeps the handle,
-/// owns the value and touches it through nothing else.)
+/// The value owns the socket it gives: while the value lives,
+/// `conn_socket` gives the same answer, and that socket stays open. Only
+/// the value's own drop closes it (a leaked value leaks its socket; a
+/// value that merely borrows a socket, such as a `&TcpStream`, must not
+/// implement this). Nothing done through `&self` (any method), nor the IO
+/// methods the library calls through a pinned `&mut self` (hyper's `Read`
+/// and `Write`, futures-io's and tokio's `AsyncRead` and `AsyncWrite`:
+/// reads, writes, flushes, shutdowns, closes), closes that socket or puts
+/// another in its place.
+///
+/// In return, while the value lives, the library may, from any thread at
+/// any time: shut the socket down (`shutdown(SHUT_RDWR)`), peek at it
+/// (a non-blocking `MSG_PEEK`) and set `TCP_NODELAY` on it. It takes the
+/// value by value, never lends it mutably to other code, and forgets the
+/// handle before running any of the value's code in its drop.
 ///
 /// `None` is always sound: the stop then cannot shut the connection down
 /// from outside, and a handler that owns it after an upgrade may keep it

@@ -153,18 +153,18 @@ impl<T: Write + Unpin> Write for TrackedIo<T> {
 
 impl<T> Drop for TrackedIo<T> {
     fn drop(&mut self) {
+        // No force-close reaches the handle from here on: the IO's code
+        // below may panic, and close the socket as it unwinds.
+        let socket = self.slot.forget_socket();
         // Politely first: close_notify over TLS, then a FIN, if they go out
         // at once; the socket's own shutdown makes sure of the FIN.
         let shut_down_once = self.shut_down_once;
         let polite = self.shut_down || self.io.as_mut().is_some_and(shut_down_once);
-        {
-            // Close the socket while no force-close can reach its handle.
-            let (_guard, socket) = self.slot.forget_socket();
-            if let (false, Some(socket)) = (polite, socket) {
-                crate::socket::shutdown(socket);
-            }
-            drop(self.io.take());
+        if let (false, Some(socket)) = (polite, socket) {
+            // Still open: the IO is not dropped yet.
+            crate::socket::shutdown(socket);
         }
+        drop(self.io.take());
         self.shared.closed(&self.slot);
     }
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::runtime::{Accept, Accepted, Runtime};
 use crate::shared::Shared;
@@ -193,7 +193,7 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
         self.stage = if !settle {
             Stage::Queue
         } else {
-            let until = Instant::now() + HANDSHAKE_SETTLE;
+            let until = self.runtime.now() + HANDSHAKE_SETTLE;
             Stage::Settling(Box::pin(self.runtime.sleep_until(until)))
         };
         self.refusing = (!refused.is_empty()).then_some((stop_refusing::<A>, refused));

@@ -194,11 +194,9 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for RawConn<S> {
 
 impl<S> Drop for RawConn<S> {
     fn drop(&mut self) {
-        {
-            // Close the socket while no force-close can reach its handle.
-            let _guard = self.slot.forget_socket();
-            drop(self.stream.take());
-        }
+        // Close the socket once no force-close can reach its handle.
+        self.slot.forget_socket();
+        drop(self.stream.take());
         self.shared.closed(&self.slot);
     }
 }

@@ -18,8 +18,16 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     where
         F: Future<Output = ()> + Send + 'static;
 
-    /// Resolves at `deadline`.
+    /// Resolves at `deadline`, on the clock of [`now`](Runtime::now).
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep;
+
+    /// The time, on the clock the runtime's sleeps run on: every deadline
+    /// of the stop is counted from it. The system's monotonic clock by
+    /// default; a runtime with a virtual clock (tokio's paused time) gives
+    /// its own, so a whole server runs on virtual time in tests.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
 }
 
 /// A connection fresh from the listener.

@@ -6,7 +6,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Request, Response};
 use http_body::Body;
@@ -375,7 +375,7 @@ where
                 true
             }
             Poll::Ready(Err(_)) => {
-                let until = Instant::now() + ACCEPT_ERROR_PAUSE;
+                let until = self.tracker.runtime.now() + ACCEPT_ERROR_PAUSE;
                 self.accept_pause = Some(Box::pin(self.tracker.runtime.sleep_until(until)));
                 // Loop once more, so the pause is polled and its waker set.
                 true

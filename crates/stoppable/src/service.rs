@@ -193,8 +193,13 @@ mod tests {
     /// its futures live or when they end (issue 16).
     #[test]
     fn a_request_takes_no_reference_to_the_shared_state() {
-        let shared = Shared::new(Config::default(), Box::new(|_| {})).unwrap();
-        let slot = shared.accept(None).expect("accepted");
+        let shared = Shared::new(
+            Config::default(),
+            Box::new(|_| {}),
+            Box::new(std::time::Instant::now),
+        )
+        .unwrap();
+        let slot = shared.accept().expect("accepted");
         let hello = service_fn(|_req: Request<Empty<Bytes>>| async {
             Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
         });

@@ -24,10 +24,12 @@ use stoppable_core::{Action, Config, ConfigError, ConnEvent, Counts, Drain, Phas
 
 use crate::slot::{Command, ConnSlot};
 use crate::slots::Slots;
-use crate::socket::RawSocket;
 
 /// Starts the timer task on the server's runtime.
 pub(crate) type SpawnTimers = Box<dyn Fn(&Arc<Shared>) + Send + Sync>;
+/// The runtime's clock ([`Runtime::now`](crate::Runtime::now)): the one
+/// its sleeps run on, virtual or not.
+pub(crate) type Clock = Box<dyn Fn() -> Instant + Send + Sync>;
 
 pub(crate) struct Shared {
     /// Set when the drain begins: the one relaxed load on the hot path (B15).
@@ -51,6 +53,7 @@ pub(crate) struct Shared {
     /// Notified when a connection closes: room under a connection limit.
     room: Event,
     spawn_timers: SpawnTimers,
+    clock: Clock,
 }
 
 struct Inner {
@@ -72,11 +75,20 @@ struct Inner {
     /// The timer task runs: from the start of serving when connections
     /// have a maximum age (B23), else from the stop.
     timers_running: bool,
+    /// The latest time the core was given: it never goes back, even when
+    /// a clock is read from threads that see it differently (tokio's
+    /// paused clock is real time outside its runtime).
+    now: Instant,
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config, spawn_timers: SpawnTimers) -> Result<Arc<Self>, ConfigError> {
+    pub(crate) fn new(
+        config: Config,
+        spawn_timers: SpawnTimers,
+        clock: Clock,
+    ) -> Result<Arc<Self>, ConfigError> {
         let core = Drain::with_observer(config, Slots::default())?;
+        let now = clock();
         Ok(Arc::new(Shared {
             draining: AtomicBool::new(false),
             signal_in_requests: AtomicBool::new(false),
@@ -92,10 +104,12 @@ impl Shared {
                 server_waker: None,
                 timer_waker: None,
                 timers_running: false,
+                now,
             }),
             changed: Event::new(),
             room: Event::new(),
             spawn_timers,
+            clock,
         }))
     }
 
@@ -117,7 +131,8 @@ impl Shared {
     /// one lock; the timer task hears if its next timeout moved.
     fn decide<T>(&self, f: impl FnOnce(&mut Inner, Instant) -> T) -> T {
         let mut inner = self.lock();
-        let now = Instant::now();
+        let now = (self.clock)().max(inner.now);
+        inner.now = now;
         let before = inner.core.poll_timeout();
         let out = f(&mut inner, now);
         self.run_actions(&mut inner);
@@ -174,10 +189,12 @@ impl Shared {
 
     /// Tracks a new connection; `None` once the server no longer accepts.
     /// Its slot is registered before the core decides about it, so the core
-    /// can read it at once (after the grace, a queued request is cut).
-    pub(crate) fn accept(&self, socket: Option<RawSocket>) -> Option<Arc<ConnSlot>> {
+    /// can read it at once (after the grace, a queued request is cut). It
+    /// has no socket yet: its owner gives it one once the IO is in the
+    /// wrapper that clears it before the IO drops.
+    pub(crate) fn accept(&self) -> Option<Arc<ConnSlot>> {
         self.decide(|inner, now| {
-            let slot = Arc::new(ConnSlot::new(inner.core.next_id(), socket));
+            let slot = Arc::new(ConnSlot::new(inner.core.next_id(), None));
             if self.finishing() {
                 slot.finish_responses();
             }

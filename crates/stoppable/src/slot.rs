@@ -14,11 +14,11 @@ use loom::future::AtomicWaker;
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 #[cfg(loom)]
-use loom::sync::{Mutex, MutexGuard};
+use loom::sync::Mutex;
 #[cfg(not(loom))]
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 #[cfg(not(loom))]
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use stoppable_core::{ConnId, Progress};
 
 use crate::socket::{self, RawSocket};
@@ -332,13 +332,13 @@ impl ConnSlot {
         *self.socket.lock().unwrap_or_else(|e| e.into_inner()) = socket;
     }
 
-    /// The owner is about to close the socket: no shutdown from outside may
-    /// reach it after. Gives the lock, to hold until the socket is closed,
-    /// and the socket, for the owner's own last shutdown.
-    pub(crate) fn forget_socket(&self) -> (MutexGuard<'_, Option<RawSocket>>, Option<RawSocket>) {
-        let mut guard = self.socket.lock().unwrap_or_else(|e| e.into_inner());
-        let socket = guard.take();
-        (guard, socket)
+    /// The owner is about to close the socket: no shutdown from outside
+    /// reaches it once this returns (one under way holds the lock, and
+    /// ends first). Gives the handle, for the owner's own last shutdown.
+    /// The owner calls this before running any code of the IO's, which
+    /// might panic and close the socket in the unwinding.
+    pub(crate) fn forget_socket(&self) -> Option<RawSocket> {
+        self.socket.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// A request (or unit of work) is in flight.

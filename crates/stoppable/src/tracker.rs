@@ -6,7 +6,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use stoppable_core::Report;
 
@@ -60,7 +59,9 @@ impl<R: Runtime> Tracker<R> {
     pub(crate) fn unstarted(runtime: R) -> Self {
         let timers = runtime.clone();
         let spawn_timers = Box::new(move |shared: &Arc<Shared>| Timers::spawn(&timers, shared));
-        let shared = Shared::new(Options::default().config, spawn_timers)
+        let clock = runtime.clone();
+        let clock = Box::new(move || clock.now());
+        let shared = Shared::new(Options::default().config, spawn_timers, clock)
             .expect("the default config is valid");
         Tracker {
             shared,
@@ -84,7 +85,7 @@ impl<R: Runtime> Tracker<R> {
     /// to represent is none.
     fn deadline(&self, timeout: Option<std::time::Duration>) -> Option<Deadline> {
         let timeout = timeout?;
-        let at = Instant::now().checked_add(timeout)?;
+        let at = self.runtime.now().checked_add(timeout)?;
         let sleep: Pin<Box<dyn Future<Output = ()> + Send>> =
             Box::pin(self.runtime.sleep_until(at));
         Some((sleep, timeout))
@@ -144,14 +145,18 @@ impl<R: Runtime> Tracker<R> {
     where
         Io: hyper::rt::Write + ConnSocket + Unpin,
     {
-        let slot = self.shared.accept(conn_socket::handle_of(&io))?;
-        Some(Tracked::new(
-            io,
-            slot,
-            self.shared.clone(),
+        // Everything that might panic first (a runtime without timers):
+        // the slot must not keep the handle of an IO dropped in unwinding.
+        let (reporter, deadline) = (
             self.reporter(None),
             self.deadline(self.first_request_timeout),
-        ))
+        );
+        let socket = conn_socket::handle_of(&io);
+        let slot = self.shared.accept()?;
+        let tracked = Tracked::new(io, slot, self.shared.clone(), reporter, deadline);
+        // The IO is in the `TrackedIo` that clears the handle before dropping it.
+        tracked.slot.set_socket(socket);
+        Some(tracked)
     }
 
     /// Tracks a connection just accepted whose IO needs a handshake first
@@ -167,14 +172,19 @@ impl<R: Runtime> Tracker<R> {
         F: Future<Output = std::io::Result<Io>>,
         Io: ConnSocket,
     {
-        let slot = self.shared.accept(None)?;
+        let reporter = self.reporter(None);
+        let deadlines = (
+            self.deadline(self.handshake_timeout),
+            self.deadline(self.first_request_timeout),
+        );
+        let slot = self.shared.accept()?;
         Some(Handshaking::new(
             handshake,
             slot,
             self.shared.clone(),
-            self.reporter(None),
-            self.deadline(self.handshake_timeout),
-            self.deadline(self.first_request_timeout),
+            reporter,
+            deadlines.0,
+            deadlines.1,
         ))
     }
 
@@ -183,8 +193,13 @@ impl<R: Runtime> Tracker<R> {
     /// close when [`ConnHandle::closing`](crate::ConnHandle::closing) resolves. `None` once the listener
     /// was reported closed.
     pub fn track_raw<S: ConnSocket>(&self, stream: S) -> Option<RawConn<S>> {
-        let slot = self.shared.accept(conn_socket::handle_of(&stream))?;
-        Some(RawConn::new(stream, slot, self.shared.clone()))
+        let socket = conn_socket::handle_of(&stream);
+        let slot = self.shared.accept()?;
+        let conn = RawConn::new(stream, slot.clone(), self.shared.clone());
+        // The stream is in the `RawConn` that clears the handle before
+        // dropping it.
+        slot.set_socket(socket);
+        Some(conn)
     }
 
     /// Closes `listener` the way a stop must, when [`Stopper::draining`]
