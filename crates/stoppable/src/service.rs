@@ -199,7 +199,7 @@ mod tests {
             Box::new(std::time::Instant::now),
         )
         .unwrap();
-        let slot = shared.accept().expect("accepted");
+        let slot = shared.accept(None).expect("accepted");
         let hello = service_fn(|_req: Request<Empty<Bytes>>| async {
             Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
         });

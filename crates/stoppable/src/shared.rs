@@ -24,6 +24,7 @@ use stoppable_core::{Action, Config, ConfigError, ConnEvent, Counts, Drain, Phas
 
 use crate::slot::{Command, ConnSlot};
 use crate::slots::Slots;
+use crate::socket::RawSocket;
 
 /// Starts the timer task on the server's runtime.
 pub(crate) type SpawnTimers = Box<dyn Fn(&Arc<Shared>) + Send + Sync>;
@@ -189,12 +190,26 @@ impl Shared {
 
     /// Tracks a new connection; `None` once the server no longer accepts.
     /// Its slot is registered before the core decides about it, so the core
-    /// can read it at once (after the grace, a queued request is cut). It
-    /// has no socket yet: its owner gives it one once the IO is in the
-    /// wrapper that clears it before the IO drops.
-    pub(crate) fn accept(&self) -> Option<Arc<ConnSlot>> {
-        self.decide(|inner, now| {
-            let slot = Arc::new(ConnSlot::new(inner.core.next_id(), None));
+    /// can read it at once (after the grace, a queued request is cut:
+    /// `socket` lets the core peek at it).
+    ///
+    /// The caller holds the IO that owns `socket`, and wraps it at once in
+    /// the owner that forgets the handle before dropping it; should this
+    /// panic first (in a waker), the unwinding drops that IO, so the slot
+    /// forgets the handle then.
+    pub(crate) fn accept(&self, socket: Option<RawSocket>) -> Option<Arc<ConnSlot>> {
+        struct ForgetOnPanic(Option<Arc<ConnSlot>>);
+        impl Drop for ForgetOnPanic {
+            fn drop(&mut self) {
+                if let (Some(slot), true) = (&self.0, std::thread::panicking()) {
+                    slot.forget_socket();
+                }
+            }
+        }
+        let mut made = ForgetOnPanic(None);
+        let accepted = self.decide(|inner, now| {
+            let slot = Arc::new(ConnSlot::new(inner.core.next_id(), socket));
+            made.0 = Some(slot.clone());
             if self.finishing() {
                 slot.finish_responses();
             }
@@ -206,7 +221,9 @@ impl Shared {
                     None
                 }
             }
-        })
+        });
+        made.0 = None;
+        accepted
     }
 
     /// Tells the core what a connection did since it last heard.

@@ -145,18 +145,21 @@ impl<R: Runtime> Tracker<R> {
     where
         Io: hyper::rt::Write + ConnSocket + Unpin,
     {
-        // Everything that might panic first (a runtime without timers):
-        // the slot must not keep the handle of an IO dropped in unwinding.
+        // What may panic (a runtime without timers) comes first: from the
+        // accept on, the slot keeps the handle, and the IO must be in the
+        // `TrackedIo` that forgets it before dropping the IO.
         let (reporter, deadline) = (
             self.reporter(None),
             self.deadline(self.first_request_timeout),
         );
-        let socket = conn_socket::handle_of(&io);
-        let slot = self.shared.accept()?;
-        let tracked = Tracked::new(io, slot, self.shared.clone(), reporter, deadline);
-        // The IO is in the `TrackedIo` that clears the handle before dropping it.
-        tracked.slot.set_socket(socket);
-        Some(tracked)
+        let slot = self.shared.accept(conn_socket::handle_of(&io))?;
+        Some(Tracked::new(
+            io,
+            slot,
+            self.shared.clone(),
+            reporter,
+            deadline,
+        ))
     }
 
     /// Tracks a connection just accepted whose IO needs a handshake first
@@ -177,7 +180,7 @@ impl<R: Runtime> Tracker<R> {
             self.deadline(self.handshake_timeout),
             self.deadline(self.first_request_timeout),
         );
-        let slot = self.shared.accept()?;
+        let slot = self.shared.accept(None)?;
         Some(Handshaking::new(
             handshake,
             slot,
@@ -193,13 +196,10 @@ impl<R: Runtime> Tracker<R> {
     /// close when [`ConnHandle::closing`](crate::ConnHandle::closing) resolves. `None` once the listener
     /// was reported closed.
     pub fn track_raw<S: ConnSocket>(&self, stream: S) -> Option<RawConn<S>> {
-        let socket = conn_socket::handle_of(&stream);
-        let slot = self.shared.accept()?;
-        let conn = RawConn::new(stream, slot.clone(), self.shared.clone());
-        // The stream is in the `RawConn` that clears the handle before
-        // dropping it.
-        slot.set_socket(socket);
-        Some(conn)
+        // The stream goes straight into the `RawConn` that forgets the
+        // handle before dropping it.
+        let slot = self.shared.accept(conn_socket::handle_of(&stream))?;
+        Some(RawConn::new(stream, slot, self.shared.clone()))
     }
 
     /// Closes `listener` the way a stop must, when [`Stopper::draining`]
