@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use stoppable_core::{Config, ConnEvent, Drain, Progress};
+use stoppable_core::{Config, ConnEvent, Lifecycle, Progress};
 
 #[path = "counting_alloc.rs"]
 mod counting_alloc;
@@ -19,7 +19,7 @@ const PAIRS: u64 = 5_000_000;
 
 fn main() {
     let now = Instant::now();
-    let mut drain = Drain::new(Config::default()).expect("default config is valid");
+    let mut drain = Lifecycle::new(Config::default()).expect("default config is valid");
     // Other connections around, as on a real server.
     for _ in 0..1_000 {
         drain.accept(now).expect("serving");

@@ -16,8 +16,8 @@ macro_rules! event {
 mod shared;
 #[path = "../../crates/stoppable/src/slot.rs"]
 mod slot;
-#[path = "../../crates/stoppable/src/slots.rs"]
-mod slots;
+#[path = "../../crates/stoppable/src/conn_table.rs"]
+mod conn_table;
 
 /// The crate's error, as `shared.rs` returns it.
 #[derive(Debug)]

@@ -7,12 +7,12 @@ use std::time::Instant;
 use loom::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use loom::sync::Arc;
 use loom::thread;
-use stoppable_core::{Config, Drain};
+use stoppable_core::{Config, Lifecycle};
 
 use crate::slot::{Command, ConnSlot};
 
 fn slot(socket: Option<i32>) -> Arc<ConnSlot> {
-    let mut drain = Drain::new(Config::default()).expect("valid config");
+    let mut drain = Lifecycle::new(Config::default()).expect("valid config");
     let id = drain.accept(Instant::now()).expect("accepting");
     Arc::new(ConnSlot::new(id, socket))
 }
@@ -26,12 +26,12 @@ fn an_order_always_reaches_the_driver() {
         let slot = slot(None);
         let stop = {
             let slot = slot.clone();
-            thread::spawn(move || slot.order(Command::Close))
+            thread::spawn(move || slot.order(Command::CloseIdle))
         };
         loom::future::block_on(poll_fn(|cx| {
             slot.register(cx.waker());
             match slot.command() {
-                Command::Close => Poll::Ready(()),
+                Command::CloseIdle => Poll::Ready(()),
                 _ => Poll::Pending,
             }
         }));
@@ -83,16 +83,16 @@ fn a_snapshot_never_shows_more_finished_than_started() {
 /// Orders only ever raise the command: a shutdown that comes after a close
 /// (or with it) never turns it back.
 #[test]
-fn a_close_is_never_lowered_to_a_shutdown() {
+fn a_close_idle_is_never_lowered_to_a_finish() {
     loom::model(|| {
         let slot = slot(None);
         let closer = {
             let slot = slot.clone();
-            thread::spawn(move || slot.order(Command::Close))
+            thread::spawn(move || slot.order(Command::CloseIdle))
         };
-        slot.order(Command::Shutdown);
+        slot.order(Command::Finish);
         closer.join().unwrap();
-        assert_eq!(slot.command(), Command::Close);
+        assert_eq!(slot.command(), Command::CloseIdle);
     });
 }
 
@@ -144,7 +144,7 @@ mod shared {
                 slot.request_started(false);
                 shared.sync(slot);
                 // A drain never closes a connection whose request started.
-                assert_ne!(slot.command(), Command::Close);
+                assert_ne!(slot.command(), Command::CloseIdle);
                 slot.request_finished();
                 shared.sync(slot);
                 shared.closed(slot);
@@ -180,7 +180,7 @@ mod shared {
             slot.request_finished();
             shared.sync(&slot);
             stop.join().unwrap();
-            assert_ne!(during, Command::Close, "closed with a request in flight");
+            assert_ne!(during, Command::CloseIdle, "closed with a request in flight");
             assert!(
                 shared.report().is_none(),
                 "the stop waits for the connection"

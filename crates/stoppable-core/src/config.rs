@@ -6,7 +6,7 @@ use std::time::Duration;
 /// The timing options of a drain.
 ///
 /// Build it with [`Config::default`] and the `with_*` methods, then call
-/// [`Config::validate`] (the [`Drain`](crate::Drain) constructor does).
+/// [`Config::validate`] (the [`Lifecycle`](crate::Lifecycle) constructor does).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
     /// How long a connection that sent no byte yet may still send its first

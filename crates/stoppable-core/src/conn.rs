@@ -58,12 +58,12 @@ pub enum ConnState {
 pub(crate) enum Told {
     /// Nothing yet.
     Nothing,
-    /// Finish the current work, then close ([`Action::Shutdown`](crate::Action::Shutdown)).
-    Shutdown,
-    /// Close now ([`Action::Close`](crate::Action::Close)), as it was when
+    /// Finish the current work, then close ([`Action::Finish`](crate::Action::Finish)).
+    Finish,
+    /// Close now ([`Action::CloseIdle`](crate::Action::CloseIdle)), as it was when
     /// decided: if a request arrives before the driver carries it out, the
     /// driver serves it instead, and the core hears of it.
-    Close { arrived: u64 },
+    CloseIdle { arrived: u64 },
 }
 
 /// What the drain does next with one connection.
@@ -74,9 +74,9 @@ pub(crate) enum Step {
     /// Nothing now; look again at this instant.
     WaitUntil(Instant),
     /// Tell it to finish its work and close.
-    Shutdown,
+    Finish,
     /// Close it: it has no work.
-    Close,
+    CloseIdle,
     /// Close it, cutting its work: a request head late past its deadline,
     /// or HTTP/2 streams opened after the GOAWAY.
     Cut,
@@ -188,15 +188,15 @@ impl Conn {
             Some((arrived, since)) if arrived == self.arrived => Some((arrived, since)),
             _ => Some((self.arrived, now)),
         };
-        if let Told::Close { arrived } = self.told {
+        if let Told::CloseIdle { arrived } = self.told {
             if self.arrived > arrived || self.has_work() {
                 // Its request came before the close was carried out: the
                 // driver serves it, then closes (B4).
-                self.told = Told::Shutdown;
+                self.told = Told::Finish;
                 self.told_at.get_or_insert(now);
             }
         }
-        if self.told == Told::Shutdown {
+        if self.told == Told::Finish {
             self.quiet_since = match self.quiet_since {
                 _ if self.has_work() => None,
                 since => Some(since.unwrap_or(now)),
@@ -207,7 +207,7 @@ impl Conn {
 
     /// Told to finish now.
     pub(crate) fn shut_down(&mut self, now: Instant) {
-        self.told = Told::Shutdown;
+        self.told = Told::Finish;
         self.told_at = Some(now);
         if !self.has_work() {
             self.quiet_since = Some(now);
@@ -249,7 +249,7 @@ impl Conn {
         let after = |since: Instant, wait: Duration| since.checked_add(wait);
         let due = |at: Option<Instant>| match at {
             Some(at) if at > now => Step::WaitUntil(at),
-            Some(_) => Step::Close,
+            Some(_) => Step::CloseIdle,
             None => Step::Wait,
         };
         let head_deadline = self
@@ -260,27 +260,27 @@ impl Conn {
             .quiet_since
             .and_then(|since| after(since, config.goaway_timeout));
         match (self.told, self.state()) {
-            (Told::Close { .. }, _) | (_, ConnState::Upgraded) => Step::Wait,
+            (Told::CloseIdle { .. }, _) | (_, ConnState::Upgraded) => Step::Wait,
             (_, ConnState::Reading) if head_late => Step::Cut,
             (Told::Nothing, ConnState::Fresh) => {
                 match due(after(self.accepted_at, config.first_request_window)) {
-                    Step::Close if self.http2 => Step::Shutdown,
+                    Step::CloseIdle if self.http2 => Step::Finish,
                     step => step,
                 }
             }
-            (Told::Nothing, _) => Step::Shutdown,
-            (Told::Shutdown, ConnState::Reading) => due(head_deadline),
-            (Told::Shutdown, ConnState::Fresh | ConnState::Idle) => due(quiet_deadline),
+            (Told::Nothing, _) => Step::Finish,
+            (Told::Finish, ConnState::Reading) => due(head_deadline),
+            (Told::Finish, ConnState::Fresh | ConnState::Idle) => due(quiet_deadline),
             // Every stream it may finish has: the rest were opened after
             // the client had the GOAWAY.
-            (Told::Shutdown, ConnState::Active)
+            (Told::Finish, ConnState::Active)
                 if self.allowed_streams.is_some_and(|n| self.finished >= n) =>
             {
                 Step::Cut
             }
             // Its driver reports when the work ends; look again anyway, so
             // a report that never comes cannot hold the stop.
-            (Told::Shutdown, ConnState::Active) => match after(now, config.goaway_timeout) {
+            (Told::Finish, ConnState::Active) => match after(now, config.goaway_timeout) {
                 Some(at) => Step::WaitUntil(at),
                 None => Step::Wait,
             },

@@ -4,21 +4,21 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use stoppable_core::{
-    Action, Config, ConfigError, ConnEvent, ConnId, ConnState, Drain, Error, Observe, Phase,
+    Action, Config, ConfigError, ConnEvent, ConnId, ConnState, Error, Lifecycle, Observe, Phase,
     Progress,
 };
 
 const MS: Duration = Duration::from_millis(1);
 
-fn drain() -> (Drain, Instant) {
-    (Drain::new(Config::default()).unwrap(), Instant::now())
+fn drain() -> (Lifecycle, Instant) {
+    (Lifecycle::new(Config::default()).unwrap(), Instant::now())
 }
 
-fn actions<O: Observe>(drain: &mut Drain<O>) -> Vec<Action> {
+fn actions<O: Observe>(drain: &mut Lifecycle<O>) -> Vec<Action> {
     std::iter::from_fn(|| drain.poll_action()).collect()
 }
 
-fn progress(drain: &mut Drain, id: ConnId, p: Progress, now: Instant) {
+fn progress(drain: &mut Lifecycle, id: ConnId, p: Progress, now: Instant) {
     drain.handle(id, ConnEvent::Progress(p), now).unwrap();
 }
 
@@ -75,8 +75,8 @@ impl Observe for Truth {
     }
 }
 
-fn observed() -> (Drain<Truth>, Instant) {
-    let drain = Drain::with_observer(Config::default(), Truth::default()).unwrap();
+fn observed() -> (Lifecycle<Truth>, Instant) {
+    let drain = Lifecycle::with_observer(Config::default(), Truth::default()).unwrap();
     (drain, Instant::now())
 }
 
@@ -133,7 +133,7 @@ fn b3_idle_connection_is_shut_down_at_once() {
     d.stop(None, t0 + MS);
     assert_eq!(
         actions(&mut d),
-        vec![Action::StopAccepting, Action::Shutdown(c)]
+        vec![Action::StopAccepting, Action::Finish(c)]
     );
     d.listener_closed(t0 + MS);
     d.handle(c, ConnEvent::Closed, t0 + 2 * MS).unwrap();
@@ -149,7 +149,7 @@ fn b3_fresh_connection_older_than_window_is_closed() {
     d.stop(None, later);
     assert_eq!(
         actions(&mut d),
-        vec![Action::StopAccepting, Action::Close(c)]
+        vec![Action::StopAccepting, Action::CloseIdle(c)]
     );
 }
 
@@ -164,7 +164,7 @@ fn b4_fresh_connection_gets_rest_of_window_then_closes() {
     d.handle_timeout(end - MS);
     assert!(actions(&mut d).is_empty(), "early timeout is a no-op");
     d.handle_timeout(end);
-    assert_eq!(actions(&mut d), vec![Action::Close(c)]);
+    assert_eq!(actions(&mut d), vec![Action::CloseIdle(c)]);
     assert_eq!(d.poll_timeout(), None);
 }
 
@@ -178,7 +178,7 @@ fn b4_request_found_by_looking_closer_turns_a_close_into_a_shutdown() {
     d.stop(None, late);
     assert_eq!(
         actions(&mut d),
-        vec![Action::StopAccepting, Action::Shutdown(c)]
+        vec![Action::StopAccepting, Action::Finish(c)]
     );
     assert_eq!(d.state(c), Ok(ConnState::Reading));
 }
@@ -196,7 +196,7 @@ fn b21_decisions_read_the_connection_as_it_is_now() {
     d.listener_closed(t0);
     assert_eq!(
         actions(&mut d),
-        vec![Action::StopAccepting, Action::Shutdown(c)]
+        vec![Action::StopAccepting, Action::Finish(c)]
     );
     // Its next request starts and nobody reports it: the deadline sees it.
     let next = Progress {
@@ -216,7 +216,7 @@ fn b21_decisions_read_the_connection_as_it_is_now() {
 fn b21_a_head_after_the_one_seen_at_the_stop_gets_its_own_deadline() {
     let delay = Duration::from_secs(11);
     let config = Config::default().with_drain_delay(delay);
-    let mut d = Drain::with_observer(config, Truth::default()).unwrap();
+    let mut d = Lifecycle::with_observer(config, Truth::default()).unwrap();
     let t0 = Instant::now();
     let c = d.accept(t0).unwrap();
     // A head is being read at the stop...
@@ -239,7 +239,7 @@ fn b21_a_head_after_the_one_seen_at_the_stop_gets_its_own_deadline() {
     d.handle_timeout(t0 + delay);
     assert_eq!(
         actions(&mut d),
-        vec![Action::StopAccepting, Action::Shutdown(c)],
+        vec![Action::StopAccepting, Action::Finish(c)],
         "the new head is not cut by the old one's deadline"
     );
     let end = t0 + delay + Config::default().header_read_timeout;
@@ -274,7 +274,7 @@ fn b7_fresh_http2_connection_is_shut_down_not_closed_after_its_window() {
     d.stop(None, late);
     assert_eq!(
         actions(&mut d),
-        vec![Action::StopAccepting, Action::Shutdown(c)],
+        vec![Action::StopAccepting, Action::Finish(c)],
         "a GOAWAY first"
     );
 }
@@ -292,12 +292,12 @@ fn b7_connection_quiet_after_its_goaway_is_closed_after_the_timeout() {
     d.listener_closed(t0);
     assert_eq!(
         actions(&mut d),
-        vec![Action::StopAccepting, Action::Shutdown(c)]
+        vec![Action::StopAccepting, Action::Finish(c)]
     );
     let bound = t0 + Config::default().goaway_timeout;
     assert_eq!(d.poll_timeout(), Some(bound), "no grace, yet a bound");
     d.handle_timeout(bound);
-    assert_eq!(actions(&mut d), vec![Action::Close(c)]);
+    assert_eq!(actions(&mut d), vec![Action::CloseIdle(c)]);
     d.handle(c, ConnEvent::Closed, bound).unwrap();
     assert!(stopped(&actions(&mut d)).unwrap().graceful);
 }
@@ -330,7 +330,7 @@ fn b7_the_goaway_timeout_runs_from_when_the_work_ended() {
     assert!(actions(&mut d).is_empty());
     assert_eq!(d.poll_timeout(), Some(bound));
     d.handle_timeout(bound);
-    assert_eq!(actions(&mut d), vec![Action::Close(c)]);
+    assert_eq!(actions(&mut d), vec![Action::CloseIdle(c)]);
 }
 
 #[test]
@@ -347,7 +347,7 @@ fn b4_fresh_connection_that_sends_within_window_is_served() {
     assert_eq!(d.state(c), Ok(ConnState::Reading));
     assert_eq!(
         actions(&mut d),
-        vec![Action::Shutdown(c)],
+        vec![Action::Finish(c)],
         "served, then closed (B6)"
     );
     progress(&mut d, c, in_flight(1), t0 + 3 * MS);
@@ -367,10 +367,10 @@ fn b4_bytes_already_received_are_not_cut() {
     };
     progress(&mut d, c, next_head, t0);
     d.stop(None, t0 + MS);
-    // Shutdown, never Close: the driver finishes reading the head first.
+    // Finish, never CloseIdle: the driver finishes reading the head first.
     assert_eq!(
         actions(&mut d),
-        vec![Action::StopAccepting, Action::Shutdown(c)]
+        vec![Action::StopAccepting, Action::Finish(c)]
     );
 }
 
@@ -412,7 +412,7 @@ fn b6_active_connection_is_told_to_close_after_its_response() {
     d.stop(None, t0);
     assert_eq!(
         actions(&mut d),
-        vec![Action::StopAccepting, Action::Shutdown(c)]
+        vec![Action::StopAccepting, Action::Finish(c)]
     );
     assert_eq!(d.counts().closing, 1);
 }
@@ -426,7 +426,7 @@ fn b7_http2_streams_count_as_requests_in_flight() {
     d.stop(None, t0);
     assert_eq!(
         actions(&mut d),
-        vec![Action::StopAccepting, Action::Shutdown(c)]
+        vec![Action::StopAccepting, Action::Finish(c)]
     );
     progress(
         &mut d,
@@ -456,7 +456,7 @@ fn b8_half_sent_head_is_bounded_by_header_read_timeout() {
     d.stop(None, t0);
     assert_eq!(
         actions(&mut d),
-        vec![Action::StopAccepting, Action::Shutdown(c)]
+        vec![Action::StopAccepting, Action::Finish(c)]
     );
     let end = t0 + Config::default().header_read_timeout;
     assert_eq!(d.poll_timeout(), Some(end));
@@ -497,7 +497,7 @@ fn b9_grace_force_closes_work_and_closes_idle_at_deadline() {
     d.handle_timeout(t0 + 300 * MS);
     let acts = actions(&mut d);
     assert!(acts.contains(&Action::ForceClose(busy)));
-    assert!(acts.contains(&Action::Close(idle)));
+    assert!(acts.contains(&Action::CloseIdle(idle)));
     let report = stopped(&acts).unwrap();
     assert!(!report.graceful);
     assert_eq!((report.force_closed, report.closed_idle), (1, 1));
@@ -517,7 +517,7 @@ fn b9_output_the_client_does_not_take_is_work_forced_at_deadline() {
     assert_eq!(d.state(stuck), Ok(ConnState::Active));
     d.stop(Some(300 * MS), t0);
     d.listener_closed(t0);
-    assert!(actions(&mut d).contains(&Action::Shutdown(stuck)));
+    assert!(actions(&mut d).contains(&Action::Finish(stuck)));
     d.handle_timeout(t0 + 300 * MS);
     let acts = actions(&mut d);
     assert!(acts.contains(&Action::ForceClose(stuck)));
@@ -568,7 +568,7 @@ fn b9_zero_grace_with_only_idle_connections_is_graceful() {
     d.stop(Some(Duration::ZERO), t0);
     d.listener_closed(t0);
     let acts = actions(&mut d);
-    assert!(acts.contains(&Action::Close(idle)));
+    assert!(acts.contains(&Action::CloseIdle(idle)));
     assert!(stopped(&acts).unwrap().graceful);
 }
 
@@ -719,7 +719,7 @@ fn b14_upgraded_connection_stays_tracked_until_closed_or_forced() {
 #[test]
 fn b16_readiness_delay_keeps_serving_then_drains() {
     let config = Config::default().with_drain_delay(Duration::from_secs(2));
-    let mut d = Drain::new(config).unwrap();
+    let mut d = Lifecycle::new(config).unwrap();
     let t0 = Instant::now();
     let c = d.accept(t0).unwrap();
     progress(&mut d, c, idle_after_one_request(), t0);
@@ -732,9 +732,9 @@ fn b16_readiness_delay_keeps_serving_then_drains() {
     assert_eq!(d.phase(), Phase::Draining);
     let acts = actions(&mut d);
     assert_eq!(acts[0], Action::StopAccepting);
-    assert!(acts.contains(&Action::Shutdown(c)));
+    assert!(acts.contains(&Action::Finish(c)));
     assert!(
-        acts.contains(&Action::Close(late)),
+        acts.contains(&Action::CloseIdle(late)),
         "its window passed during the delay"
     );
     assert_eq!(
@@ -813,10 +813,10 @@ fn unknown_and_stale_ids_are_errors() {
 
 #[test]
 fn bad_config_is_a_clear_error() {
-    let err = Drain::new(Config::default().with_header_read_timeout(Duration::ZERO)).err();
+    let err = Lifecycle::new(Config::default().with_header_read_timeout(Duration::ZERO)).err();
     assert_eq!(err, Some(ConfigError::ZeroHeaderReadTimeout));
     let err =
-        Drain::new(Config::default().with_first_request_window(Duration::from_secs(60))).err();
+        Lifecycle::new(Config::default().with_first_request_window(Duration::from_secs(60))).err();
     assert!(matches!(
         err,
         Some(ConfigError::FirstRequestWindowTooLong(_))
@@ -840,7 +840,7 @@ fn b7_streams_opened_after_the_goaway_do_not_hold_the_stop() {
     d.listener_closed(t0);
     assert_eq!(
         actions(&mut d),
-        vec![Action::StopAccepting, Action::Shutdown(c)]
+        vec![Action::StopAccepting, Action::Finish(c)]
     );
     // The client answers no PING and opens a stream now and then: each
     // keeps the connection busy.
@@ -865,7 +865,7 @@ fn b7_streams_opened_after_the_goaway_do_not_hold_the_stop() {
 #[test]
 fn b17_zero_grace_during_the_readiness_delay_forces_at_once() {
     let delay = Duration::from_secs(5);
-    let mut d = Drain::new(Config::default().with_drain_delay(delay)).unwrap();
+    let mut d = Lifecycle::new(Config::default().with_drain_delay(delay)).unwrap();
     let t0 = Instant::now();
     let c = d.accept(t0).unwrap();
     progress(&mut d, c, in_flight(1), t0);
@@ -887,7 +887,7 @@ fn b4_a_close_the_driver_declines_becomes_a_shutdown() {
     d.listener_closed(late);
     assert_eq!(
         actions(&mut d),
-        vec![Action::StopAccepting, Action::Close(c)]
+        vec![Action::StopAccepting, Action::CloseIdle(c)]
     );
     // Its request arrived before the close was carried out: the driver
     // declines, serves it, and says so.
@@ -908,9 +908,9 @@ fn b4_a_close_the_driver_declines_becomes_a_shutdown() {
     );
 }
 
-fn aged(age: Duration) -> (Drain, Instant) {
+fn aged(age: Duration) -> (Lifecycle, Instant) {
     let config = Config::default().with_max_connection_age(Some(age));
-    (Drain::new(config).unwrap(), Instant::now())
+    (Lifecycle::new(config).unwrap(), Instant::now())
 }
 
 #[test]
@@ -927,7 +927,7 @@ fn b23_a_connection_past_its_age_is_asked_to_finish_while_serving() {
     drain.handle_timeout(due - MS);
     assert_eq!(actions(&mut drain), vec![]);
     drain.handle_timeout(due);
-    assert_eq!(actions(&mut drain), vec![Action::Shutdown(id)]);
+    assert_eq!(actions(&mut drain), vec![Action::Finish(id)]);
     assert_eq!(drain.phase(), Phase::Serving);
     // Once asked, never again while serving.
     assert_eq!(drain.poll_timeout(), None);
@@ -948,7 +948,7 @@ fn b23_a_connection_that_sent_nothing_is_not_aged_until_it_has() {
     assert!(again > due);
     progress(&mut drain, id, in_flight(1), again - MS);
     drain.handle_timeout(again);
-    assert_eq!(actions(&mut drain), vec![Action::Shutdown(id)]);
+    assert_eq!(actions(&mut drain), vec![Action::Finish(id)]);
 }
 
 #[test]
@@ -959,7 +959,7 @@ fn b23_ages_end_when_the_drain_begins() {
     drain.stop(None, t0 + 10 * MS);
     assert_eq!(
         actions(&mut drain),
-        vec![Action::StopAccepting, Action::Shutdown(id)]
+        vec![Action::StopAccepting, Action::Finish(id)]
     );
     // Past its age: the drain decides alone, nothing is asked twice.
     drain.handle_timeout(t0 + 1100 * MS);
@@ -970,7 +970,7 @@ fn b23_ages_end_when_the_drain_begins() {
 fn b23_a_zero_age_is_refused() {
     let config = Config::default().with_max_connection_age(Some(Duration::ZERO));
     assert!(matches!(
-        Drain::new(config),
+        Lifecycle::new(config),
         Err(ConfigError::ZeroMaxConnectionAge)
     ));
 }

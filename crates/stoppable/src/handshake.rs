@@ -130,7 +130,7 @@ where
             return Poll::Ready(None);
         };
         slot.register(cx.waker());
-        if slot.command() >= Command::Close {
+        if slot.command() >= Command::CloseIdle {
             this.close();
             return Poll::Ready(None);
         }

@@ -17,9 +17,10 @@ mod async_io;
 #[cfg(feature = "tls-async-io")]
 mod async_io_tls;
 pub mod builder;
-mod conn;
 mod conn_error;
 mod conn_socket;
+mod conn_table;
+mod driver;
 mod h2_frames;
 #[cfg(all(unix, feature = "handoff"))]
 pub mod handoff;
@@ -38,7 +39,6 @@ mod service;
 mod shared;
 mod signal;
 mod slot;
-mod slots;
 mod socket;
 mod stopper;
 mod task;
@@ -55,9 +55,9 @@ use std::fmt;
 #[doc = include_str!("../BEHAVIOUR.md")]
 pub mod behaviour {}
 
-pub use conn::ConnDriver;
 pub use conn_error::{ConnError, ConnStage};
 pub use conn_socket::{ConnSocket, WithoutSocket};
+pub use driver::ConnDriver;
 pub use handshake::{Handshake, Handshaking, Plain, Started};
 pub use io::TrackedIo;
 pub use listener_drain::ListenerDrain;

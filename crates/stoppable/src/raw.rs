@@ -247,8 +247,8 @@ impl Future for Closing {
 fn should_close(slot: &ConnSlot) -> bool {
     match slot.command() {
         Command::Cut => true,
-        Command::Close if !slot.close_declined() && !slot.has_unread() => true,
-        Command::Close | Command::Shutdown => !slot.is_busy() && !slot.has_unread(),
+        Command::CloseIdle if !slot.close_declined() && !slot.has_unread() => true,
+        Command::CloseIdle | Command::Finish => !slot.is_busy() && !slot.has_unread(),
         Command::None => false,
     }
 }
@@ -272,7 +272,7 @@ mod tests {
     /// wakes both (one shared waker slot woke only the last to register).
     #[test]
     fn every_task_waiting_on_closing_is_woken() {
-        let mut drain = stoppable_core::Drain::new(Default::default()).expect("valid");
+        let mut drain = stoppable_core::Lifecycle::new(Default::default()).expect("valid");
         let id = drain.accept(std::time::Instant::now()).expect("accepting");
         let handle = ConnHandle(Arc::new(ConnSlot::new(id, None)));
         let counts: Vec<Arc<Count>> = (0..2)
@@ -284,7 +284,7 @@ mod tests {
             let polled = Pin::new(closing).poll(&mut Context::from_waker(&waker));
             assert!(polled.is_pending());
         }
-        handle.0.order(Command::Shutdown);
+        handle.0.order(Command::Finish);
         for count in &counts {
             assert_eq!(count.0.load(SeqCst), 1, "each waiting task was woken");
         }

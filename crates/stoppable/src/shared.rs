@@ -5,7 +5,7 @@
 //!
 //! Every decision of the core goes through one funnel ([`Shared::decide`]):
 //! under the lock the core decides, reading each connection it decides
-//! about through the slots ([`Slots`]), so never on an earlier snapshot
+//! about through the slots ([`ConnTable`]), so never on an earlier snapshot
 //! (B21); then what it decided is carried out, still under the lock.
 
 use std::sync::atomic::Ordering;
@@ -20,10 +20,10 @@ use std::sync::{atomic::AtomicBool, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
-use stoppable_core::{Action, Config, ConfigError, ConnEvent, Counts, Drain, Phase, Report};
+use stoppable_core::{Action, Config, ConfigError, ConnEvent, Counts, Lifecycle, Phase, Report};
 
+use crate::conn_table::ConnTable;
 use crate::slot::{Command, ConnSlot};
-use crate::slots::Slots;
 use crate::socket::RawSocket;
 
 /// Starts the timer task on the server's runtime.
@@ -60,7 +60,7 @@ pub(crate) struct Shared {
 struct Inner {
     /// The core, with the connections' slots as what it reads. Private to
     /// this file: every call goes through [`Shared::decide`].
-    core: Drain<Slots>,
+    core: Lifecycle<ConnTable>,
     /// Serving started (the server was polled, or a tracker made): options
     /// are fixed from then on.
     serving: bool,
@@ -88,7 +88,7 @@ impl Shared {
         spawn_timers: SpawnTimers,
         clock: Clock,
     ) -> Result<Arc<Self>, ConfigError> {
-        let core = Drain::with_observer(config, Slots::default())?;
+        let core = Lifecycle::with_observer(config, ConnTable::default())?;
         let now = clock();
         Ok(Arc::new(Shared {
             draining: AtomicBool::new(false),
@@ -157,7 +157,7 @@ impl Shared {
         if inner.serving || inner.core.phase() != Phase::Serving {
             return;
         }
-        if let Ok(mut core) = Drain::with_observer(config, Slots::default()) {
+        if let Ok(mut core) = Lifecycle::with_observer(config, ConnTable::default()) {
             std::mem::swap(core.observer_mut(), inner.core.observer_mut());
             // Tasks tracked before serving (B24) are still running.
             for _ in 0..inner.core.counts().tasks {
@@ -303,7 +303,7 @@ impl Shared {
         for id in ids {
             if let Some(slot) = inner.core.observer().get(id) {
                 if slot.progress().started > 0 {
-                    slot.order(Command::Shutdown);
+                    slot.order(Command::Finish);
                 }
             }
         }
@@ -422,18 +422,18 @@ impl Shared {
                     self.changed.notify(usize::MAX);
                     wake(&inner.server_waker);
                 }
-                Action::Shutdown(id) => {
+                Action::Finish(id) => {
                     let serving = matches!(inner.core.phase(), Phase::Serving | Phase::Delaying);
                     if let Some(slot) = inner.core.observer().get(id) {
                         // Before the drain, only a connection's age asks.
                         if serving {
-                            slot.age();
+                            slot.finish_for_age();
                         } else {
-                            slot.order(Command::Shutdown);
+                            slot.order(Command::Finish);
                         }
                     }
                 }
-                Action::Close(id) => {
+                Action::CloseIdle(id) => {
                     let seen = inner.core.seen(id);
                     if let Some(slot) = inner.core.observer().get(id) {
                         match seen {

@@ -28,10 +28,10 @@ use crate::socket::{self, RawSocket};
 pub(crate) enum Command {
     None = 0,
     /// Finish the current work, then close (hyper's graceful shutdown).
-    Shutdown = 1,
+    Finish = 1,
     /// Close, politely, unless a request came since the core decided (see
-    /// [`ConnSlot::close_declined`]): then finish it, as for `Shutdown`.
-    Close = 2,
+    /// [`ConnSlot::close_declined`]): then finish it, as for `Finish`.
+    CloseIdle = 2,
     /// Close now (the grace is over, a head is late): politely if the
     /// driver can at once, else the socket is shut down from outside.
     Cut = 3,
@@ -72,7 +72,7 @@ pub(crate) struct ConnSlot {
     /// (B9, B11). Cleared by the next complete flush.
     output_blocked: AtomicBool,
     command: AtomicU8,
-    /// `arrived` as the core saw it when it decided a `Close`.
+    /// `arrived` as the core saw it when it decided a `CloseIdle`.
     close_unless: AtomicU64,
     /// The driver's waker (one task).
     waker: AtomicWaker,
@@ -197,12 +197,12 @@ impl ConnSlot {
     /// connection's owner decides between its units); an HTTP/1 connection
     /// driven by hyper only closes after its next response, never while
     /// idle, where a request may be on the wire (the keep-alive race).
-    pub(crate) fn age(&self) {
+    pub(crate) fn finish_for_age(&self) {
         let hyper_http1 = self.driven.load(SeqCst) && !self.is_http2();
         if hyper_http1 {
             self.says_close.store(true, Relaxed);
         } else {
-            self.order(Command::Shutdown);
+            self.order(Command::Finish);
         }
     }
 
@@ -241,11 +241,11 @@ impl ConnSlot {
         self.raw.load(Relaxed)
     }
 
-    /// The order (acquire: a `Close` comes with its `close_unless`).
+    /// The order (acquire: a `CloseIdle` comes with its `close_unless`).
     pub(crate) fn command(&self) -> Command {
         match self.command.load(Acquire) {
-            1 => Command::Shutdown,
-            2 => Command::Close,
+            1 => Command::Finish,
+            2 => Command::CloseIdle,
             3 => Command::Cut,
             _ => Command::None,
         }
@@ -263,10 +263,10 @@ impl ConnSlot {
     /// makes it decline, and serve the request (B4).
     pub(crate) fn close_if_idle(&self, arrived: u64) {
         self.close_unless.store(arrived, Relaxed);
-        self.order(Command::Close);
+        self.order(Command::CloseIdle);
     }
 
-    /// A `Close` its driver must not carry out: a request came (or work
+    /// A `CloseIdle` its driver must not carry out: a request came (or work
     /// began) since the core decided it.
     pub(crate) fn close_declined(&self) -> bool {
         self.arrived.load(Relaxed) > self.close_unless.load(Relaxed) || self.is_busy()
@@ -402,7 +402,7 @@ mod tests {
     /// close woke a driver without a socket only once, B9.)
     #[test]
     fn a_second_order_wakes_a_driver_that_caches_its_waker() {
-        let mut drain = stoppable_core::Drain::new(Default::default()).expect("valid");
+        let mut drain = stoppable_core::Lifecycle::new(Default::default()).expect("valid");
         let id = drain.accept(std::time::Instant::now()).expect("accepting");
         let slot = ConnSlot::new(id, None);
         let count = Arc::new(Count(AtomicUsize::new(0)));
@@ -410,11 +410,11 @@ mod tests {
         let mut cached = None;
         // Serving: registered once.
         slot.register_cached(&mut cached, &waker, false);
-        slot.order(Command::Shutdown);
+        slot.order(Command::Finish);
         assert_eq!(count.0.load(SeqCst), 1);
         // Woken, the driver polls again, in the stop now.
         slot.register_cached(&mut cached, &waker, true);
-        slot.order(Command::Close);
+        slot.order(Command::CloseIdle);
         assert_eq!(count.0.load(SeqCst), 2, "the close woke the driver");
     }
 }

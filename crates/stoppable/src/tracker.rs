@@ -9,9 +9,9 @@ use std::task::{Context, Poll};
 
 use stoppable_core::Report;
 
-use crate::conn::ConnDriver;
 use crate::conn_error::{ConnError, ErrorHook, Reporter};
 use crate::conn_socket::{self, ConnSocket};
+use crate::driver::ConnDriver;
 use crate::handshake::{Deadline, Handshaking};
 use crate::io::TrackedIo;
 use crate::listener_drain::ListenerDrain;

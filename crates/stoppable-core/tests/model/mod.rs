@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use stoppable_core::{
-    Action, Config, ConnEvent, ConnId, Counts, Drain, Observe, Phase, Progress, Report,
+    Action, Config, ConnEvent, ConnId, Counts, Lifecycle, Observe, Phase, Progress, Report,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -121,7 +121,7 @@ struct Tracked {
 pub struct Trace(Vec<(u64, Action)>);
 
 struct Run {
-    drain: Drain<Truth>,
+    drain: Lifecycle<Truth>,
     config: Config,
     t0: Instant,
     now: Instant,
@@ -157,7 +157,7 @@ impl Run {
     fn new(config: Config) -> Self {
         let t0 = Instant::now();
         Run {
-            drain: Drain::with_observer(config, Truth::default()).unwrap(),
+            drain: Lifecycle::with_observer(config, Truth::default()).unwrap(),
             config,
             t0,
             now: t0,
@@ -423,8 +423,8 @@ impl Run {
                     prop_assert!(self.stop_at.is_some());
                     self.drain_began = true;
                 }
-                Action::Shutdown(id) if !self.drain_began => self.check_aged(id)?,
-                Action::Close(id) => {
+                Action::Finish(id) if !self.drain_began => self.check_aged(id)?,
+                Action::CloseIdle(id) => {
                     let at_deadline = self.deadline.is_some_and(|d| d <= self.now);
                     prop_assert!(
                         at_deadline || !self.truth().get(id).http2 || self.shut_down.contains(&id),
@@ -454,7 +454,7 @@ impl Run {
                     prop_assert!(self.drain.handle(id, ConnEvent::Closed, self.now).is_err());
                     self.forget(id);
                 }
-                Action::Shutdown(id) => {
+                Action::Finish(id) => {
                     self.shut_down.insert(id);
                     prop_assert!(
                         self.conns.iter().any(|c| c.id == id),

@@ -9,20 +9,20 @@ use crate::age::Ages;
 use crate::conn::{Clock, Conn, ConnState, Progress, Step, Told};
 use crate::{Config, ConfigError, ConnId, Counts, Error, Observe, Phase, Report};
 
-/// What the driver must do. Drain them with [`Drain::poll_action`] after
+/// What the driver must do. Drain them with [`Lifecycle::poll_action`] after
 /// every call that changes the state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Action {
     /// Accept what the kernel already queued (B1), then close the listener
-    /// and report [`Drain::listener_closed`].
+    /// and report [`Lifecycle::listener_closed`].
     StopAccepting,
     /// Finish the current work, then close: HTTP/1.1 answers what it has
     /// read with `Connection: close` (B6), HTTP/2 sends GOAWAY (B7); an idle
     /// connection closes at once (B3). A driver must not cut a request head
     /// it is still reading ([`Progress::arrived`]). Also ordered while
     /// serving, to a connection past its maximum age (B23).
-    Shutdown(ConnId),
+    Finish(ConnId),
     /// Close now, politely: the connection has no work (no first request in
     /// its window, B4; idle at the grace deadline, B9; or told to finish
     /// and quiet past the GOAWAY timeout, B7). An HTTP/2 connection gets its
@@ -30,7 +30,7 @@ pub enum Action {
     /// Report [`ConnEvent::Closed`] when done, except at the grace
     /// deadline, where the core counts it closed at once. Before this
     /// action the core asked [`Observe::look_closer`] for request bytes.
-    Close(ConnId),
+    CloseIdle(ConnId),
     /// Cut the connection's work: its grace is over (B9), or its request
     /// head did not arrive within the header-read timeout (B8). Shut the
     /// socket down (FIN first), then close it, even if a handler holds it
@@ -40,9 +40,9 @@ pub enum Action {
     /// Cancel every application task still running: the grace is over
     /// (B9). The core counts them cancelled at once (the stop is not
     /// graceful, B11) and ignores their later
-    /// [`task_finished`](Drain::task_finished).
+    /// [`task_finished`](Lifecycle::task_finished).
     CancelTasks,
-    /// The stop completed; the report is also in [`Drain::report`].
+    /// The stop completed; the report is also in [`Lifecycle::report`].
     Stopped(Report),
 }
 
@@ -85,36 +85,37 @@ struct Slot {
     conn: Option<Conn>,
 }
 
-/// The sans-IO stop of one server.
+/// The sans-IO life of one server: serving (connection ages, B23), the
+/// readiness delay, the drain, the grace and the report.
 ///
-/// Feed it what happens ([`accept`](Drain::accept), [`handle`](Drain::handle),
-/// [`stop`](Drain::stop), [`listener_closed`](Drain::listener_closed),
-/// [`handle_timeout`](Drain::handle_timeout)), with the time as an argument;
+/// Feed it what happens ([`accept`](Lifecycle::accept), [`handle`](Lifecycle::handle),
+/// [`stop`](Lifecycle::stop), [`listener_closed`](Lifecycle::listener_closed),
+/// [`handle_timeout`](Lifecycle::handle_timeout)), with the time as an argument;
 /// it never reads a clock. After each call a driver must
-/// 1. take every [`Action`] from [`poll_action`](Drain::poll_action) and carry it out, then
-/// 2. read [`poll_timeout`](Drain::poll_timeout) and call `handle_timeout` no later than that instant.
+/// 1. take every [`Action`] from [`poll_action`](Lifecycle::poll_action) and carry it out, then
+/// 2. read [`poll_timeout`](Lifecycle::poll_timeout) and call `handle_timeout` no later than that instant.
 ///
 /// Spurious `handle_timeout` calls are no-ops, and after `handle_timeout(now)`
 /// `poll_timeout` is never `<= now`, so a driver cannot busy-loop.
 ///
 /// Before it decides about a connection, the core reads what the connection
 /// is doing through its [`Observe`] (B21): give it one with
-/// [`Drain::with_observer`] if your connections count their own progress;
-/// [`Drain::new`] relies on your reports alone.
+/// [`Lifecycle::with_observer`] if your connections count their own progress;
+/// [`Lifecycle::new`] relies on your reports alone.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use stoppable_core::{Action, Config, ConnEvent, Drain, Progress};
+/// use stoppable_core::{Action, Config, ConnEvent, Lifecycle, Progress};
 ///
 /// let t0 = Instant::now();
-/// let mut drain = Drain::new(Config::default()).unwrap();
+/// let mut drain = Lifecycle::new(Config::default()).unwrap();
 /// let conn = drain.accept(t0).unwrap();
 /// // A request is in flight when the stop comes, with a grace of 1 s.
 /// let busy = Progress { started: 1, arrived: 1, ..Progress::default() };
 /// drain.handle(conn, ConnEvent::Progress(busy), t0).unwrap();
 /// drain.stop(Some(Duration::from_secs(1)), t0);
 /// assert_eq!(drain.poll_action(), Some(Action::StopAccepting));
-/// assert_eq!(drain.poll_action(), Some(Action::Shutdown(conn)));
+/// assert_eq!(drain.poll_action(), Some(Action::Finish(conn)));
 /// drain.listener_closed(t0);
 /// // The response ends and the connection closes before the deadline.
 /// let t1 = t0 + Duration::from_millis(20);
@@ -132,7 +133,7 @@ struct Slot {
 /// }
 /// assert_eq!(drain.poll_timeout(), None);
 /// ```
-pub struct Drain<O = ()> {
+pub struct Lifecycle<O = ()> {
     config: Config,
     slots: Vec<Slot>,
     free: Vec<u32>,
@@ -151,20 +152,20 @@ pub struct Drain<O = ()> {
     observer: O,
 }
 
-impl Drain {
+impl Lifecycle {
     /// A server that is serving, with no connection yet, that learns what
     /// its connections do from the driver's reports alone.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
-        Drain::with_observer(config, ())
+        Lifecycle::with_observer(config, ())
     }
 }
 
-impl<O: Observe> Drain<O> {
+impl<O: Observe> Lifecycle<O> {
     /// A server that is serving, with no connection yet, that reads what a
     /// connection is doing through `observer` before it decides about it.
     pub fn with_observer(config: Config, observer: O) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Drain {
+        Ok(Lifecycle {
             config,
             slots: Vec::new(),
             free: Vec::new(),
@@ -181,7 +182,7 @@ impl<O: Observe> Drain<O> {
         })
     }
 
-    /// The observer given to [`with_observer`](Drain::with_observer).
+    /// The observer given to [`with_observer`](Lifecycle::with_observer).
     pub fn observer(&self) -> &O {
         &self.observer
     }
@@ -202,7 +203,7 @@ impl<O: Observe> Drain<O> {
     }
 
     /// The live counts (B18), as fresh as the last report or
-    /// [`refresh`](Drain::refresh).
+    /// [`refresh`](Lifecycle::refresh).
     pub fn counts(&self) -> Counts {
         self.counts
     }
@@ -230,7 +231,7 @@ impl<O: Observe> Drain<O> {
         })
     }
 
-    /// The id the next [`accept`](Drain::accept) gives: a driver registers
+    /// The id the next [`accept`](Lifecycle::accept) gives: a driver registers
     /// the connection with its observer first, so the core can read it when
     /// it decides about it at once (a connection accepted after the grace).
     pub fn next_id(&self) -> ConnId {
@@ -258,7 +259,7 @@ impl<O: Observe> Drain<O> {
 
     /// A new connection was accepted. Connections keep being accepted during
     /// the readiness delay and the accept-queue drain (B1); after
-    /// [`listener_closed`](Drain::listener_closed) this is an error.
+    /// [`listener_closed`](Lifecycle::listener_closed) this is an error.
     pub fn accept(&mut self, now: Instant) -> Result<ConnId, Error> {
         if self.listener_closed || self.phase == Phase::Stopped {
             return Err(Error::NotAccepting);
@@ -443,7 +444,7 @@ impl<O: Observe> Drain<O> {
             }
             match self.conn(id) {
                 Ok(conn) if conn.started > 0 || conn.upgraded => {
-                    self.actions.push_back(Action::Shutdown(id));
+                    self.actions.push_back(Action::Finish(id));
                 }
                 Ok(_) => self.ages.arm(id, now, age),
                 Err(_) => {}
@@ -470,7 +471,7 @@ impl<O: Observe> Drain<O> {
         self.actions.pop_front()
     }
 
-    /// When to call [`handle_timeout`](Drain::handle_timeout) next, if ever.
+    /// When to call [`handle_timeout`](Lifecycle::handle_timeout) next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let Some(stop) = self.stop else {
             return self.ages.next();
@@ -547,7 +548,7 @@ impl<O: Observe> Drain<O> {
             Action::ForceClose(id)
         } else {
             self.tally_close(&conn);
-            Action::Close(id)
+            Action::CloseIdle(id)
         };
         self.actions.push_back(action);
     }
@@ -579,22 +580,22 @@ impl<O: Observe> Drain<O> {
             match conn.next_step(clock) {
                 Step::Wait => return,
                 Step::WaitUntil(at) => return self.schedule(id, at),
-                Step::Shutdown => {
+                Step::Finish => {
                     let _ = self.update(id, |conn| conn.shut_down(now));
-                    self.actions.push_back(Action::Shutdown(id));
+                    self.actions.push_back(Action::Finish(id));
                 }
                 // Before closing what looks idle, look harder (B4).
-                Step::Close if !looked_closer => {
+                Step::CloseIdle if !looked_closer => {
                     looked_closer = true;
                     self.look_closer(id, now);
                 }
-                Step::Close => {
+                Step::CloseIdle => {
                     let _ = self.update(id, |conn| {
-                        conn.told = Told::Close {
+                        conn.told = Told::CloseIdle {
                             arrived: conn.arrived,
                         }
                     });
-                    self.actions.push_back(Action::Close(id));
+                    self.actions.push_back(Action::CloseIdle(id));
                     return;
                 }
                 Step::Cut => {
@@ -749,7 +750,7 @@ enum Sign {
 fn count(counts: &mut Counts, conn: &Conn, sign: Sign) {
     let bucket = match (conn.told, conn.state()) {
         (_, ConnState::Upgraded) => &mut counts.upgraded,
-        (Told::Shutdown | Told::Close { .. }, _) => &mut counts.closing,
+        (Told::Finish | Told::CloseIdle { .. }, _) => &mut counts.closing,
         (Told::Nothing, ConnState::Fresh | ConnState::Idle) => &mut counts.idle,
         (Told::Nothing, ConnState::Reading | ConnState::Active) => &mut counts.active,
     };
@@ -782,7 +783,7 @@ mod tests {
     #[test]
     fn repeated_reports_do_not_grow_the_timers() {
         let t0 = Instant::now();
-        let mut drain = Drain::new(Config::default()).expect("valid");
+        let mut drain = Lifecycle::new(Config::default()).expect("valid");
         let ids: Vec<ConnId> = (0..10)
             .map(|_| drain.accept(t0).expect("accepting"))
             .collect();

@@ -94,11 +94,11 @@ impl<C> ConnDriver<C> {
         self.slot.is_http2() || !(self.slot.is_reading() || self.slot.is_busy())
     }
 
-    /// The order to carry out: a `Close` whose request came meanwhile is
+    /// The order to carry out: a `CloseIdle` whose request came meanwhile is
     /// declined, and the connection finished as for a shutdown (B4).
     fn command(&self) -> Command {
         match self.slot.command() {
-            Command::Close if self.slot.close_declined() => Command::Shutdown,
+            Command::CloseIdle if self.slot.close_declined() => Command::Finish,
             command => command,
         }
     }
@@ -144,7 +144,7 @@ where
         }
         loop {
             let command = this.command();
-            if command == Command::Shutdown && !this.shutdown_sent {
+            if command == Command::Finish && !this.shutdown_sent {
                 // hyper would close an idle connection without reading what
                 // the client already sent: look first.
                 this.slot.note_unread_bytes();
@@ -154,7 +154,7 @@ where
                 return Poll::Ready(());
             };
             match command {
-                Command::Close | Command::Cut => {
+                Command::CloseIdle | Command::Cut => {
                     if this.slot.is_http2() && !this.shutdown_sent {
                         // B7: never closed without a GOAWAY, sent now if the
                         // socket takes it.
@@ -165,7 +165,7 @@ where
                     // Dropping the IO closes it: close_notify, FIN (B9).
                     return this.end();
                 }
-                Command::Shutdown if !this.shutdown_sent && may_shut_down => {
+                Command::Finish if !this.shutdown_sent && may_shut_down => {
                     conn.as_mut().graceful_shutdown();
                     this.shutdown_sent = true;
                     if this.slot.is_http2() {
@@ -203,8 +203,8 @@ where
                 this.shared.sync(&this.slot);
             }
             let can_act = match this.command() {
-                Command::Close | Command::Cut => true,
-                Command::Shutdown => !this.shutdown_sent && this.may_shut_down(),
+                Command::CloseIdle | Command::Cut => true,
+                Command::Finish => !this.shutdown_sent && this.may_shut_down(),
                 Command::None => false,
             };
             if !can_act {

@@ -10,9 +10,9 @@ use crate::slot::ConnSlot;
 
 /// Open connections by slot index, as the core numbers them.
 #[derive(Default)]
-pub(crate) struct Slots(Vec<Option<Arc<ConnSlot>>>);
+pub(crate) struct ConnTable(Vec<Option<Arc<ConnSlot>>>);
 
-impl Slots {
+impl ConnTable {
     pub(crate) fn insert(&mut self, slot: Arc<ConnSlot>) {
         let index = slot.id.index();
         if self.0.len() <= index {
@@ -37,7 +37,7 @@ impl Slots {
     }
 }
 
-impl Observe for Slots {
+impl Observe for ConnTable {
     fn progress(&mut self, id: ConnId) -> Option<Progress> {
         Some(self.get(id)?.progress())
     }
