@@ -2,6 +2,7 @@
 //! runtime, paired against plain hyper and against hyper-util's
 //! `GracefulShutdown`, with this machine's floor beside them.
 
+mod exact;
 mod idle;
 mod load;
 pub mod process;
@@ -56,8 +57,21 @@ fn progress(what: &str) {
 
 pub fn run(args: &[String]) -> ExitCode {
     let quick = args.iter().any(|a| a == "--quick");
+    if args.iter().any(|a| a == "--exact") {
+        let only = match args {
+            [_] => None,
+            [_, flag, runtime] if flag == "--runtime" && RUNTIMES.contains(&runtime.as_str()) => {
+                Some(runtime.as_str())
+            }
+            _ => {
+                eprintln!("bench: --exact [--runtime tokio|smol|async-std]");
+                return ExitCode::from(2);
+            }
+        };
+        return run_exact(only);
+    }
     if let Some(other) = args.iter().find(|a| *a != "--quick") {
-        eprintln!("bench: unknown option {other} (only --quick)");
+        eprintln!("bench: unknown option {other} (--quick, or --exact)");
         return ExitCode::from(2);
     }
     let settings = Settings::new(quick);
@@ -104,6 +118,55 @@ pub fn run(args: &[String]) -> ExitCode {
     }
     let _ = std::fs::write(out.join("latest.md"), table);
     ExitCode::SUCCESS
+}
+
+/// `--exact`: instructions per request (see [`exact`]), to
+/// `target/bench/exact.json` and `exact.md`. Fails when valgrind is
+/// missing, a server fails, or two runs of a figure disagree.
+fn run_exact(only: Option<&str>) -> ExitCode {
+    if !exact::valgrind_found() {
+        eprintln!("bench --exact: valgrind not found (apt-get install valgrind)");
+        return ExitCode::FAILURE;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = match build(&root) {
+        Ok(bin) => bin,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let out = root.join("target").join("bench");
+    let _ = std::fs::create_dir_all(&out);
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let figures = match client.block_on(exact::measure(&bin, &out, only)) {
+        Ok(figures) => figures,
+        Err(e) => {
+            eprintln!("bench --exact: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let table = exact::markdown(&figures);
+    println!("{table}");
+    let _ = std::fs::write(out.join("exact.md"), &table);
+    let json = out.join("exact.json");
+    match std::fs::write(&json, exact::json(&figures)) {
+        Ok(()) => progress(&format!("wrote {}", json.display())),
+        Err(e) => eprintln!("bench: cannot write {}: {e}", json.display()),
+    }
+    if figures.iter().all(exact::Exact::agrees) {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "bench --exact: two runs of a figure disagree by more than {} %",
+            100.0 * exact::AGREEMENT
+        );
+        ExitCode::FAILURE
+    }
 }
 
 /// Builds the servers in release mode; returns the release directory.

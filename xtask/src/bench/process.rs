@@ -37,10 +37,33 @@ impl Server {
 
     /// Like [`Server::start`], with more command-line arguments.
     pub fn start_with(bin: &Path, side: Side, runtime: &str, args: &[&str]) -> Server {
-        let mut command = Command::new(bin.join(match side {
-            Side::Peer => "peer",
-            _ => "examples/server",
-        }));
+        Server::spawn(Command::new(program(bin, side)), side, runtime, args)
+    }
+
+    /// Like [`Server::start`], under valgrind's cachegrind with no cache
+    /// simulation: it counts the instructions the server runs, and writes
+    /// their total to `out` when the server exits. On one core, with one
+    /// worker thread (every runtime sizes its pool from the cores it may
+    /// use): with several, how work spreads over them, and so what it
+    /// costs, changes from run to run.
+    pub fn start_counted(bin: &Path, side: Side, runtime: &str, out: &Path) -> Server {
+        let mut command = Command::new("taskset");
+        command
+            .args([
+                "--cpu-list",
+                "0",
+                "valgrind",
+                "--tool=cachegrind",
+                "--cache-sim=no",
+            ])
+            .env("TOKIO_WORKER_THREADS", "1")
+            .env("ASYNC_STD_THREAD_COUNT", "1")
+            .arg(format!("--cachegrind-out-file={}", out.display()))
+            .arg(program(bin, side));
+        Server::spawn(command, side, runtime, &[])
+    }
+
+    fn spawn(mut command: Command, side: Side, runtime: &str, args: &[&str]) -> Server {
         if side != Side::Peer {
             command.args(["--runtime", runtime, "--addr", "127.0.0.1:0"]);
         }
@@ -68,7 +91,8 @@ impl Server {
         }
     }
 
-    /// Sends SIGTERM; returns when it was sent.
+    /// Sends SIGTERM; returns when it was sent. The server (any side)
+    /// stops and exits.
     pub fn terminate(&self) -> Instant {
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: kill(2) on our own child's pid.
@@ -129,6 +153,14 @@ impl Server {
         let _ = self.child.wait();
         false
     }
+}
+
+/// The program of a side.
+fn program(bin: &Path, side: Side) -> std::path::PathBuf {
+    bin.join(match side {
+        Side::Peer => "peer",
+        _ => "examples/server",
+    })
 }
 
 impl Drop for Server {

@@ -1,0 +1,289 @@
+//! `cargo xtask bench --exact`: the instructions the server runs per
+//! request, counted by valgrind (cachegrind, no cache simulation), which
+//! wall-clock noise does not touch. Per request = (I(2N) − I(N)) / N, each
+//! I from its own server process, so start-up and the stop cancel. The
+//! load is counted, not timed: one keep-alive connection asking one
+//! request at a time, to a server on one core with one worker thread.
+//! With several connections, or several threads, how much work one wake-up
+//! finds (one request or three) changes from run to run, and so does the
+//! count: with four connections, tokio's HTTP/2 figures moved by 1 %. Every
+//! figure is measured twice; the two must agree within `AGREEMENT`.
+//!
+//! On smol and async-std HTTP/1.1 the two runs still disagree, by up to
+//! half: async-io's reactor runs in a thread of its own, and whether a
+//! read finds the next request already there, or parks and hands over to
+//! that thread, depends on timing.
+
+//!
+//! valgrind: `apt-get install valgrind`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::process::{Server, Side};
+use super::{progress, RUNTIMES};
+use crate::http1::{read_response, Response};
+
+/// Requests of the smaller run; the larger asks twice as many.
+const N: u64 = 5_000;
+/// Connections the requests go over (see above: one).
+const CONNS: u64 = 1;
+/// The client's HTTP/2 flow-control windows: the largest allowed.
+const WINDOW: u32 = (1 << 31) - 1;
+/// How far apart two measurements of one figure may be.
+pub const AGREEMENT: f64 = 0.002;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http1,
+    Http2,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "HTTP/1.1",
+            Protocol::Http2 => "HTTP/2",
+        }
+    }
+}
+
+/// One figure: instructions per request, measured twice.
+pub struct Exact {
+    pub runtime: &'static str,
+    pub protocol: Protocol,
+    pub side: Side,
+    pub runs: [f64; 2],
+}
+
+impl Exact {
+    pub fn mean(&self) -> f64 {
+        (self.runs[0] + self.runs[1]) / 2.0
+    }
+
+    /// The two runs agree within [`AGREEMENT`].
+    pub fn agrees(&self) -> bool {
+        (self.runs[0] - self.runs[1]).abs() <= AGREEMENT * self.mean()
+    }
+}
+
+/// Whether valgrind can be run here.
+pub fn valgrind_found() -> bool {
+    std::process::Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Every figure: plain, stoppable and (on tokio) the hyper-util peer, per
+/// runtime and protocol.
+pub async fn measure(bin: &Path, scratch: &Path, only: Option<&str>) -> Result<Vec<Exact>, String> {
+    let mut figures = Vec::new();
+    for runtime in RUNTIMES
+        .into_iter()
+        .filter(|r| only.is_none_or(|o| o == *r))
+    {
+        for protocol in [Protocol::Http1, Protocol::Http2] {
+            let mut sides = vec![Side::Plain, Side::Stoppable];
+            if runtime == "tokio" {
+                sides.push(Side::Peer);
+            }
+            for side in sides {
+                progress(&format!(
+                    "exact: {runtime}, {}, {}",
+                    protocol.name(),
+                    side.name()
+                ));
+                let mut runs = [0.0; 2];
+                for run in &mut runs {
+                    let small = instructions(bin, scratch, side, runtime, protocol, N).await?;
+                    let large = instructions(bin, scratch, side, runtime, protocol, 2 * N).await?;
+                    *run = large.saturating_sub(small) as f64 / N as f64;
+                }
+                figures.push(Exact {
+                    runtime,
+                    protocol,
+                    side,
+                    runs,
+                });
+            }
+        }
+    }
+    Ok(figures)
+}
+
+/// The instructions one server process runs, from its start to its exit,
+/// serving `requests`.
+async fn instructions(
+    bin: &Path,
+    scratch: &Path,
+    side: Side,
+    runtime: &str,
+    protocol: Protocol,
+    requests: u64,
+) -> Result<u64, String> {
+    let out = scratch.join("cachegrind.out");
+    let _ = std::fs::remove_file(&out);
+    let server = Server::start_counted(bin, side, runtime, &out);
+    let served = match protocol {
+        Protocol::Http1 => http1(server.addr, requests).await,
+        Protocol::Http2 => http2(server.addr, requests).await,
+    };
+    server.terminate();
+    if !server.wait(Duration::from_secs(120)) {
+        return Err(format!("{} on {runtime} did not exit cleanly", side.name()));
+    }
+    served?;
+    let counted = std::fs::read_to_string(&out)
+        .map_err(|e| format!("no cachegrind output ({}): {e}", out.display()))?;
+    counted
+        .lines()
+        .find_map(|l| l.strip_prefix("summary:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "no summary line in cachegrind's output".to_owned())
+}
+
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nhost: bench\r\n\r\n";
+
+/// `requests` over `CONNS` keep-alive connections, one at a time on each.
+async fn http1(addr: SocketAddr, requests: u64) -> Result<(), String> {
+    let tasks: Vec<_> = (0..CONNS)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+                let _ = stream.set_nodelay(true);
+                let mut buf = vec![0u8; 4096];
+                for _ in 0..requests / CONNS {
+                    stream.write_all(REQUEST).await.map_err(|e| e.to_string())?;
+                    if !matches!(
+                        read_response(&mut stream, &mut buf).await,
+                        Response::Answered { close: false }
+                    ) {
+                        return Err("a request failed".to_owned());
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
+/// `requests` over `CONNS` HTTP/2 connections, one stream at a time on
+/// each.
+async fn http2(addr: SocketAddr, requests: u64) -> Result<(), String> {
+    let uri: hyper::Uri = format!("http://{addr}/").parse().expect("uri");
+    let tasks: Vec<_> = (0..CONNS)
+        .map(|_| {
+            let uri = uri.clone();
+            tokio::spawn(async move {
+                let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+                let _ = stream.set_nodelay(true);
+                // Windows that never run out over the run: no
+                // WINDOW_UPDATE, whose timing against the next request
+                // would vary, only requests and responses.
+                let (mut sender, conn) =
+                    hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .initial_connection_window_size(WINDOW)
+                        .initial_stream_window_size(WINDOW)
+                        .handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                tokio::spawn(conn);
+                for _ in 0..requests / CONNS {
+                    let req = hyper::Request::get(uri.clone())
+                        .body(Empty::<Bytes>::new())
+                        .expect("request");
+                    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+                    resp.into_body()
+                        .collect()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok::<_, String>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
+/// The table: per runtime and protocol, plain, stoppable, the peer, and
+/// what stoppable adds to plain.
+pub fn markdown(figures: &[Exact]) -> String {
+    let mut out = String::from(
+        "Instructions per request (valgrind, the server process; two runs each)\n\n\
+         | runtime | load | plain | stoppable | hyper-util peer | added by stoppable |\n\
+         | --- | --- | --- | --- | --- | --- |\n",
+    );
+    let find = |runtime: &str, protocol: Protocol, side: Side| {
+        figures
+            .iter()
+            .find(|f| f.runtime == runtime && f.protocol == protocol && f.side == side)
+    };
+    let cell = |f: Option<&Exact>| match f {
+        Some(f) => format!(
+            "{:.0}–{:.0}{}",
+            f.runs[0].min(f.runs[1]),
+            f.runs[0].max(f.runs[1]),
+            if f.agrees() { "" } else { " (runs disagree)" }
+        ),
+        None => "–".to_owned(),
+    };
+    for runtime in RUNTIMES {
+        for protocol in [Protocol::Http1, Protocol::Http2] {
+            let plain = find(runtime, protocol, Side::Plain);
+            let stoppable = find(runtime, protocol, Side::Stoppable);
+            let added = match (plain, stoppable) {
+                (Some(p), Some(s)) => format!(
+                    "{:+.0} ({:+.2} %)",
+                    s.mean() - p.mean(),
+                    100.0 * (s.mean() - p.mean()) / p.mean()
+                ),
+                _ => "–".to_owned(),
+            };
+            out.push_str(&format!(
+                "| {runtime} | {} | {} | {} | {} | {added} |\n",
+                protocol.name(),
+                cell(plain),
+                cell(stoppable),
+                cell(find(runtime, protocol, Side::Peer)),
+            ));
+        }
+    }
+    out
+}
+
+/// The figures as JSON.
+pub fn json(figures: &[Exact]) -> String {
+    let rows: Vec<String> = figures
+        .iter()
+        .map(|f| {
+            format!(
+                "{{\"runtime\":\"{}\",\"protocol\":\"{}\",\"side\":\"{}\",\"runs\":[{:.1},{:.1}],\"agree\":{}}}",
+                f.runtime,
+                f.protocol.name(),
+                f.side.name(),
+                f.runs[0],
+                f.runs[1],
+                f.agrees()
+            )
+        })
+        .collect();
+    format!(
+        "{{\"unit\":\"instructions per request\",\"requests\":[{N},{}],\"connections\":{CONNS},\"agreement\":{AGREEMENT},\"figures\":[{}]}}\n",
+        2 * N,
+        rows.join(",")
+    )
+}
