@@ -91,6 +91,24 @@ impl Server {
         }
     }
 
+    /// Whether every thread of the server sleeps (Linux): nothing runs,
+    /// nothing is about to.
+    pub fn is_asleep(&self) -> bool {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        std::fs::read_dir(tasks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .all(|task| {
+                std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+                    // The state follows the command's closing parenthesis.
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().next())
+                        .is_some_and(|state| state == "S")
+                })
+            })
+    }
+
     /// Sends SIGTERM; returns when it was sent. The server (any side)
     /// stops and exits.
     pub fn terminate(&self) -> Instant {
