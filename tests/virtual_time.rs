@@ -123,6 +123,15 @@ async fn read_hello(client: &mut DuplexStream) -> String {
     String::from_utf8(got).expect("text")
 }
 
+/// Fails a case that would otherwise wait forever (a connection left
+/// open, a stop that never ends): on the paused clock, once every task
+/// waits and no timer is left, this one fires at once.
+async fn bounded(case: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(2 * 3600 * S, case)
+        .await
+        .expect("the case ended");
+}
+
 /// `at` is `after` past `start`, to the timer's tick.
 #[track_caller]
 fn assert_at(start: Instant, at: Instant, after: Duration, what: &str) {
@@ -149,28 +158,31 @@ async fn the_servers_clock_is_tokios_clock() {
 /// it is served.
 #[tokio::test(start_paused = true)]
 async fn b4_the_first_request_window_ends_exactly_on_time() {
-    let pair = Pair::start(Options::default().first_request_window(5 * S));
-    let mut silent = pair.connect().await;
-    let mut late = pair.connect().await;
-    tokio::time::sleep(S).await;
-    let start = Instant::now();
-    let stopping = tokio::spawn(pair.stopper.stop());
-    let asks = async {
-        tokio::time::sleep(4 * S - 100 * TICK).await;
-        late.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        read_hello(&mut late).await
-    };
-    let (answer, (sent, closed)) = tokio::join!(asks, read_to_eof(&mut silent));
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains("connection: close"), "B6: {answer}");
-    assert!(sent.is_empty());
-    assert_at(start, closed, 4 * S, "the silent connection's close");
-    let report = stopping.await.unwrap();
-    assert!(report.graceful, "{report:?}");
-    assert_eq!((report.closed_idle, report.closed_after_work), (1, 1));
-    assert_eq!(report.elapsed, 4 * S);
+    bounded(async {
+        let pair = Pair::start(Options::default().first_request_window(5 * S));
+        let mut silent = pair.connect().await;
+        let mut late = pair.connect().await;
+        tokio::time::sleep(S).await;
+        let start = Instant::now();
+        let stopping = tokio::spawn(pair.stopper.stop());
+        let asks = async {
+            tokio::time::sleep(4 * S - 100 * TICK).await;
+            late.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            read_hello(&mut late).await
+        };
+        let (answer, (sent, closed)) = tokio::join!(asks, read_to_eof(&mut silent));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("connection: close"), "B6: {answer}");
+        assert!(sent.is_empty());
+        assert_at(start, closed, 4 * S, "the silent connection's close");
+        let report = stopping.await.unwrap();
+        assert!(report.graceful, "{report:?}");
+        assert_eq!((report.closed_idle, report.closed_after_work), (1, 1));
+        assert_eq!(report.elapsed, 4 * S);
+    })
+    .await;
 }
 
 /// B8: a request head still arriving at the stop is cut exactly one
@@ -178,20 +190,52 @@ async fn b4_the_first_request_window_ends_exactly_on_time() {
 /// graceful.
 #[tokio::test(start_paused = true)]
 async fn b8_a_head_still_arriving_is_cut_exactly_at_the_header_read_timeout() {
-    let pair = Pair::start(Options::default().header_read_timeout(3 * S));
-    let mut slow = pair.connect().await;
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
-    tokio::time::sleep(S).await;
-    let start = Instant::now();
-    let stopping = tokio::spawn(pair.stopper.stop());
-    let (sent, cut) = read_to_eof(&mut slow).await;
-    assert!(sent.is_empty(), "no answer to half a head: {sent:?}");
-    assert_at(start, cut, 3 * S, "the cut");
-    let report: Report = stopping.await.unwrap();
-    assert!(!report.graceful, "a head was cut: {report:?}");
-    assert_eq!(report.force_closed, 1);
+    bounded(async {
+        let pair = Pair::start(Options::default().header_read_timeout(3 * S));
+        let mut slow = pair.connect().await;
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(S).await;
+        let start = Instant::now();
+        let stopping = tokio::spawn(pair.stopper.stop());
+        let (sent, cut) = read_to_eof(&mut slow).await;
+        assert!(sent.is_empty(), "no answer to half a head: {sent:?}");
+        assert_at(start, cut, 3 * S, "the cut");
+        let report: Report = stopping.await.unwrap();
+        assert!(!report.graceful, "a head was cut: {report:?}");
+        assert_eq!(report.force_closed, 1);
+    })
+    .await;
+}
+
+/// B8: a head begun during the drain has the header-read timeout from its
+/// first byte, not from the drain's start: a fresh connection sends half a
+/// head 2 s into its window, and is cut 3 s later.
+#[tokio::test(start_paused = true)]
+async fn b8_a_head_begun_during_the_drain_is_cut_a_timeout_after_its_first_byte() {
+    bounded(async {
+        let pair = Pair::start(
+            Options::default()
+                .first_request_window(4 * S)
+                .header_read_timeout(3 * S),
+        );
+        let mut fresh = pair.connect().await;
+        let start = Instant::now();
+        let stopping = tokio::spawn(pair.stopper.stop());
+        tokio::time::sleep(2 * S).await;
+        fresh
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let (sent, cut) = read_to_eof(&mut fresh).await;
+        assert!(sent.is_empty(), "no answer to half a head: {sent:?}");
+        assert_at(start, cut, 5 * S, "the cut");
+        let report = stopping.await.unwrap();
+        assert!(!report.graceful, "a head was cut: {report:?}");
+        assert_eq!(report.force_closed, 1);
+    })
+    .await;
 }
 
 /// B9: at the grace deadline (an hour, on virtual time) a request still
@@ -199,43 +243,53 @@ async fn b8_a_head_still_arriving_is_cut_exactly_at_the_header_read_timeout() {
 /// graceful.
 #[tokio::test(start_paused = true)]
 async fn b9_the_grace_ends_exactly_on_time() {
-    let pair = Pair::start(Options::default());
-    let mut hung = pair.connect().await;
-    hung.write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    pair.settle(|| pair.stopper.counts().requests_in_flight == 1)
-        .await;
-    let start = Instant::now();
-    let stopping = tokio::spawn(pair.stopper.stop_within(3600 * S));
-    let (sent, closed) = read_to_eof(&mut hung).await;
-    assert!(sent.is_empty(), "{sent:?}");
-    assert_at(start, closed, 3600 * S, "the force-close");
-    let report = stopping.await.unwrap();
-    assert_at(start, Instant::now(), 3600 * S, "the report");
-    assert!(!report.graceful);
-    assert_eq!(report.force_closed, 1);
-    assert_eq!(report.elapsed, 3600 * S);
+    bounded(async {
+        let pair = Pair::start(Options::default());
+        let mut hung = pair.connect().await;
+        hung.write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        pair.settle(|| pair.stopper.counts().requests_in_flight == 1)
+            .await;
+        // The grace counts from the drain's start, not from the request.
+        tokio::time::sleep(10 * S).await;
+        let start = Instant::now();
+        let stopping = tokio::spawn(pair.stopper.stop_within(3600 * S));
+        let (sent, closed) = read_to_eof(&mut hung).await;
+        assert!(sent.is_empty(), "{sent:?}");
+        assert_at(start, closed, 3600 * S, "the force-close");
+        let report = stopping.await.unwrap();
+        assert_at(start, Instant::now(), 3600 * S, "the report");
+        assert!(!report.graceful);
+        assert_eq!(report.force_closed, 1);
+        assert_eq!(report.elapsed, 3600 * S);
+    })
+    .await;
 }
 
 /// B5 / B10: a request that ends before the grace is answered, and the
 /// stop completes the moment it does, not at the deadline.
 #[tokio::test(start_paused = true)]
 async fn b10_the_stop_ends_with_the_last_request_not_at_the_grace() {
-    let pair = Pair::start(Options::default());
-    let mut busy = pair.connect().await;
-    busy.write_all(b"GET /sleep/2500 HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    pair.settle(|| pair.stopper.counts().requests_in_flight == 1)
-        .await;
-    let start = Instant::now();
-    let report = pair.stopper.stop_within(60 * S).await;
-    assert_at(start, Instant::now(), 2500 * TICK, "the report");
-    assert!(report.graceful, "{report:?}");
-    assert_eq!(report.closed_after_work, 1);
-    let answer = read_hello(&mut busy).await;
-    assert!(answer.contains("connection: close"), "B6: {answer}");
+    bounded(async {
+        let pair = Pair::start(Options::default());
+        let mut busy = pair.connect().await;
+        busy.write_all(b"GET /sleep/2500 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        pair.settle(|| pair.stopper.counts().requests_in_flight == 1)
+            .await;
+        // The request has 1.5 s left when the stop comes.
+        tokio::time::sleep(S).await;
+        let start = Instant::now();
+        let report = pair.stopper.stop_within(60 * S).await;
+        assert_at(start, Instant::now(), 1500 * TICK, "the report");
+        assert!(report.graceful, "{report:?}");
+        assert_eq!(report.closed_after_work, 1);
+        let answer = read_hello(&mut busy).await;
+        assert!(answer.contains("connection: close"), "B6: {answer}");
+    })
+    .await;
 }
 
 /// B16: during the readiness delay the server accepts and serves as usual;
@@ -243,30 +297,35 @@ async fn b10_the_stop_ends_with_the_last_request_not_at_the_grace() {
 /// once (B3).
 #[tokio::test(start_paused = true)]
 async fn b16_the_readiness_delay_ends_exactly_on_time() {
-    let pair = Pair::start(Options::default().drain_delay(4 * S));
-    let mut idle = pair.connect().await;
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    read_hello(&mut idle).await;
-    let start = Instant::now();
-    let stopping = tokio::spawn(pair.stopper.stop());
-    pair.settle(|| pair.stopper.phase() == Phase::Delaying)
-        .await;
-    tokio::time::sleep(4 * S - 100 * TICK).await;
-    assert_eq!(pair.stopper.phase(), Phase::Delaying);
-    let mut newcomer = pair.connect().await;
-    newcomer
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = read_hello(&mut newcomer).await;
-    assert!(!answer.contains("connection: close"), "as usual: {answer}");
-    let (_, closed) = read_to_eof(&mut idle).await;
-    assert_at(start, closed, 4 * S, "the idle connection's close");
-    let report = stopping.await.unwrap();
-    assert!(report.graceful, "{report:?}");
-    assert_eq!(report.elapsed, 4 * S);
+    bounded(async {
+        let pair = Pair::start(Options::default().drain_delay(4 * S));
+        let mut idle = pair.connect().await;
+        idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        read_hello(&mut idle).await;
+        // The delay counts from the stop, not from the last request.
+        tokio::time::sleep(10 * S).await;
+        let start = Instant::now();
+        let stopping = tokio::spawn(pair.stopper.stop());
+        pair.settle(|| pair.stopper.phase() == Phase::Delaying)
+            .await;
+        tokio::time::sleep(4 * S - 100 * TICK).await;
+        assert_eq!(pair.stopper.phase(), Phase::Delaying);
+        let mut newcomer = pair.connect().await;
+        newcomer
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_hello(&mut newcomer).await;
+        assert!(!answer.contains("connection: close"), "as usual: {answer}");
+        let (_, closed) = read_to_eof(&mut idle).await;
+        assert_at(start, closed, 4 * S, "the idle connection's close");
+        let report = stopping.await.unwrap();
+        assert!(report.graceful, "{report:?}");
+        assert_eq!(report.elapsed, 4 * S);
+    })
+    .await;
 }
 
 /// HTTP/2 frame types the client reads.
@@ -277,13 +336,23 @@ const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
 const END_STREAM: u8 = 0x1;
 
-/// One frame's header, its payload skipped: (type, flags, stream).
+/// One frame's header, its payload skipped: (type, flags, stream); `None`
+/// when the server closed the connection between frames.
 async fn read_frame(client: &mut DuplexStream) -> Option<(u8, u8, u32)> {
     let mut head = [0u8; 9];
-    client.read_exact(&mut head).await.ok()?;
+    if client.read(&mut head[..1]).await.expect("no reset") == 0 {
+        return None;
+    }
+    client
+        .read_exact(&mut head[1..])
+        .await
+        .expect("a whole frame");
     let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
     let mut payload = vec![0u8; len];
-    client.read_exact(&mut payload).await.ok()?;
+    client
+        .read_exact(&mut payload)
+        .await
+        .expect("a whole frame");
     let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
     Some((head[3], head[4], stream))
 }
@@ -292,33 +361,43 @@ async fn read_frame(client: &mut DuplexStream) -> Option<(u8, u8, u32)> {
 /// is closed exactly one GOAWAY timeout after the drain's start.
 #[tokio::test(start_paused = true)]
 async fn b7_an_http2_client_that_never_answers_is_closed_at_the_goaway_timeout() {
-    let pair = Pair::start(Options::default().goaway_timeout(2 * S));
-    let mut h2 = pair.connect().await;
-    // The preface, empty SETTINGS, then GET / on stream 1: `:method GET`,
-    // `:path /`, `:scheme http` from HPACK's static table, `:authority x`.
-    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    hello.extend_from_slice(&[0, 0, 0, SETTINGS, 0, 0, 0, 0, 0]);
-    let block = [0x82, 0x84, 0x86, 0x41, 0x01, b'x'];
-    hello.extend_from_slice(&[0, 0, block.len() as u8, HEADERS, 0x5, 0, 0, 0, 1]);
-    hello.extend_from_slice(&block);
-    h2.write_all(&hello).await.unwrap();
-    // Up to the end of the response; nothing is ever acknowledged.
-    loop {
-        let (kind, flags, stream) = read_frame(&mut h2).await.expect("the response");
-        if stream == 1 && matches!(kind, DATA | HEADERS) && flags & END_STREAM != 0 {
-            break;
+    bounded(async {
+        let pair = Pair::start(Options::default().goaway_timeout(2 * S));
+        let mut h2 = pair.connect().await;
+        // The preface, empty SETTINGS, then GET / on stream 1: `:method GET`,
+        // `:path /`, `:scheme http` from HPACK's static table, `:authority x`.
+        let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        hello.extend_from_slice(&[0, 0, 0, SETTINGS, 0, 0, 0, 0, 0]);
+        let block = [0x82, 0x84, 0x86, 0x41, 0x01, b'x'];
+        hello.extend_from_slice(&[0, 0, block.len() as u8, HEADERS, 0x5, 0, 0, 0, 1]);
+        hello.extend_from_slice(&block);
+        h2.write_all(&hello).await.unwrap();
+        // Up to the end of the response; nothing is ever acknowledged.
+        loop {
+            let (kind, flags, stream) = read_frame(&mut h2).await.expect("the response");
+            if stream == 1 && matches!(kind, DATA | HEADERS) && flags & END_STREAM != 0 {
+                break;
+            }
         }
-    }
-    let start = Instant::now();
-    let stopping = tokio::spawn(pair.stopper.stop());
-    let mut seen = Vec::new();
-    while let Some((kind, _, _)) = read_frame(&mut h2).await {
-        seen.push(kind);
-    }
-    assert_at(start, Instant::now(), 2 * S, "the close");
-    assert!(seen.contains(&GOAWAY), "a GOAWAY first: {seen:?}");
-    assert!(seen.contains(&PING), "its PING, never answered: {seen:?}");
-    let report = stopping.await.unwrap();
-    assert!(report.graceful, "no work was cut: {report:?}");
-    assert_eq!(report.elapsed, 2 * S);
+        // The GOAWAY timeout counts from the drain's start, not from the
+        // last stream.
+        tokio::time::sleep(10 * S).await;
+        let start = Instant::now();
+        let stopping = tokio::spawn(pair.stopper.stop());
+        let mut seen = Vec::new();
+        while let Some((kind, _, _)) = read_frame(&mut h2).await {
+            seen.push(kind);
+        }
+        assert_at(start, Instant::now(), 2 * S, "the close");
+        let at = |kind| seen.iter().position(|k| *k == kind);
+        assert!(at(GOAWAY).is_some(), "a GOAWAY: {seen:?}");
+        assert!(
+            at(GOAWAY) < at(PING),
+            "then its PING, never answered: {seen:?}"
+        );
+        let report = stopping.await.unwrap();
+        assert!(report.graceful, "no work was cut: {report:?}");
+        assert_eq!(report.elapsed, 2 * S);
+    })
+    .await;
 }

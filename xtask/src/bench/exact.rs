@@ -108,7 +108,13 @@ pub async fn measure(bin: &Path, scratch: &Path, only: Option<&str>) -> Result<V
                         protocol.name(),
                         side.name()
                     );
-                    *run = large.saturating_sub(small) as f64 / N as f64;
+                    let added = large.checked_sub(small).ok_or_else(|| {
+                        format!(
+                            "{runtime}: {} requests ran fewer instructions than {N}",
+                            2 * N
+                        )
+                    })?;
+                    *run = added as f64 / N as f64;
                 }
                 figures.push(Exact {
                     runtime,
@@ -140,11 +146,15 @@ async fn instructions(
         Protocol::Http1 => http1(server.addr, requests, asleep).await,
         Protocol::Http2 => http2(server.addr, requests, asleep).await,
     };
+    // The client's connection is closed: the stop finds none, whatever
+    // the timing, so each run's stop costs the same.
+    let asleep = until_asleep(&server);
     server.terminate();
     if !server.wait(Duration::from_secs(120)) {
         return Err(format!("{} on {runtime} did not exit cleanly", side.name()));
     }
     served?;
+    asleep?;
     let counted = std::fs::read_to_string(&out)
         .map_err(|e| format!("no cachegrind output ({}): {e}", out.display()))?;
     counted
@@ -220,7 +230,7 @@ async fn http2(
             .handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
+    let conn = tokio::spawn(conn);
     for _ in 0..requests {
         asleep()?;
         let req = hyper::Request::get(uri.clone())
@@ -232,7 +242,13 @@ async fn http2(
             .await
             .map_err(|e| e.to_string())?;
     }
-    Ok(())
+    // The last sender gone, the connection closes; wait for it.
+    drop(sender);
+    tokio::time::timeout(Duration::from_secs(10), conn)
+        .await
+        .map_err(|_| "the HTTP/2 connection did not close".to_owned())?
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// The table: per runtime and protocol, plain, stoppable, the peer, and
