@@ -95,19 +95,19 @@ impl<T: Read + Unpin> Read for TrackedIo<T> {
         let mut inner = ReadBuf::uninit(unsafe { buf.as_mut() });
         let polled = this.io().poll_read(cx, inner.unfilled());
         let filled = inner.filled();
-        if this.sniff.is_http1() {
-            // Told apart already (most reads): every byte is request bytes.
-            if !filled.is_empty() {
-                this.slot.bytes_arrived();
-            }
+        // Once told apart as HTTP/1 (most reads), every byte is request
+        // bytes: no sniffing.
+        let request = if this.sniff.is_http1() {
+            !filled.is_empty()
         } else {
             let read = this.sniff.read(filled);
             if read.http2 {
                 this.slot.mark_http2();
             }
-            if read.request {
-                this.slot.bytes_arrived();
-            }
+            read.request
+        };
+        if request {
+            this.slot.bytes_arrived();
         }
         if this.sniff.is_http1() && !filled.is_empty() {
             // A read that stops short of a head's end may hold the start of
