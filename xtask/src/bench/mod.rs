@@ -88,35 +88,22 @@ pub fn run(args: &[String]) -> ExitCode {
         eprintln!("bench: file descriptor limit {limit} is below the {needed} needed");
         return ExitCode::FAILURE;
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let bin = match build(&root) {
-        Ok(bin) => bin,
-        Err(e) => {
-            eprintln!("bench: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some((root, bin)) = built() else {
+        return ExitCode::FAILURE;
     };
     let started = Instant::now();
-    let client = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("client runtime");
+    let client = client_runtime();
     let mut results = client.block_on(measure(&bin, &settings));
     results.allocs = allocations(&root);
     results.machine = machine();
     results.quick = quick;
     results.seconds = started.elapsed().as_secs_f64();
-    let table = results.markdown();
-    println!("{table}");
-    let out = root.join("target").join("bench");
-    let _ = std::fs::create_dir_all(&out);
-    let json = out.join("latest.json");
-    match std::fs::write(&json, results.json()) {
-        Ok(()) => progress(&format!("wrote {}", json.display())),
-        Err(e) => eprintln!("bench: cannot write {}: {e}", json.display()),
-    }
-    let _ = std::fs::write(out.join("latest.md"), table);
+    write_out(
+        &out_dir(&root),
+        "latest",
+        &results.markdown(),
+        &results.json(),
+    );
     ExitCode::SUCCESS
 }
 
@@ -128,36 +115,23 @@ fn run_exact(only: Option<&str>) -> ExitCode {
         eprintln!("bench --exact: valgrind not found (apt-get install valgrind)");
         return ExitCode::FAILURE;
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let bin = match build(&root) {
-        Ok(bin) => bin,
-        Err(e) => {
-            eprintln!("bench: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some((root, bin)) = built() else {
+        return ExitCode::FAILURE;
     };
-    let out = root.join("target").join("bench");
-    let _ = std::fs::create_dir_all(&out);
-    let client = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("client runtime");
-    let figures = match client.block_on(exact::measure(&bin, &out, only)) {
+    let out = out_dir(&root);
+    let figures = match client_runtime().block_on(exact::measure(&bin, &out, only)) {
         Ok(figures) => figures,
         Err(e) => {
             eprintln!("bench --exact: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let table = exact::markdown(&figures);
-    println!("{table}");
-    let _ = std::fs::write(out.join("exact.md"), &table);
-    let json = out.join("exact.json");
-    match std::fs::write(&json, exact::json(&figures)) {
-        Ok(()) => progress(&format!("wrote {}", json.display())),
-        Err(e) => eprintln!("bench: cannot write {}: {e}", json.display()),
-    }
+    write_out(
+        &out,
+        "exact",
+        &exact::markdown(&figures),
+        &exact::json(&figures),
+    );
     if figures.iter().all(exact::Exact::agrees) {
         ExitCode::SUCCESS
     } else {
@@ -166,6 +140,47 @@ fn run_exact(only: Option<&str>) -> ExitCode {
             100.0 * exact::AGREEMENT
         );
         ExitCode::FAILURE
+    }
+}
+
+/// The workspace's root and, built, its release directory; `None` (the
+/// error told) when the build failed.
+fn built() -> Option<(PathBuf, PathBuf)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    match build(&root) {
+        Ok(bin) => Some((root, bin)),
+        Err(e) => {
+            eprintln!("bench: {e}");
+            None
+        }
+    }
+}
+
+/// The load generator's runtime: one worker, beside the server's.
+fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("client runtime")
+}
+
+/// `target/bench`, made if missing.
+fn out_dir(root: &Path) -> PathBuf {
+    let out = root.join("target").join("bench");
+    let _ = std::fs::create_dir_all(&out);
+    out
+}
+
+/// Prints `table` and writes it and `json` to `<stem>.md` and
+/// `<stem>.json` in `out`.
+fn write_out(out: &Path, stem: &str, table: &str, json: &str) {
+    println!("{table}");
+    let _ = std::fs::write(out.join(format!("{stem}.md")), table);
+    let path = out.join(format!("{stem}.json"));
+    match std::fs::write(&path, json) {
+        Ok(()) => progress(&format!("wrote {}", path.display())),
+        Err(e) => eprintln!("bench: cannot write {}: {e}", path.display()),
     }
 }
 
