@@ -92,6 +92,16 @@ impl Pair {
         client
     }
 
+    /// A new connection whose request for `path` is in flight.
+    async fn in_flight(&self, path: &str) -> DuplexStream {
+        let mut client = self.connect().await;
+        let before = self.stopper.counts().requests_in_flight;
+        get(&mut client, path).await;
+        self.settle(|| self.stopper.counts().requests_in_flight > before)
+            .await;
+        client
+    }
+
     /// Lets the server's tasks run, without moving the clock, until `done`.
     async fn settle(&self, done: impl Fn() -> bool) {
         for _ in 0..10_000 {
@@ -102,6 +112,12 @@ impl Pair {
         }
         panic!("the server did not get there without the clock moving");
     }
+}
+
+/// Asks for `path` on `client`.
+async fn get(client: &mut DuplexStream, path: &str) {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    client.write_all(head.as_bytes()).await.unwrap();
 }
 
 /// Reads until the server closes the connection: what it sent, and when.
@@ -167,9 +183,7 @@ async fn b4_the_first_request_window_ends_exactly_on_time() {
         let stopping = tokio::spawn(pair.stopper.stop());
         let asks = async {
             tokio::time::sleep(4 * S - 100 * TICK).await;
-            late.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-                .await
-                .unwrap();
+            get(&mut late, "/").await;
             read_hello(&mut late).await
         };
         let (answer, (sent, closed)) = tokio::join!(asks, read_to_eof(&mut silent));
@@ -245,12 +259,7 @@ async fn b8_a_head_begun_during_the_drain_is_cut_a_timeout_after_its_first_byte(
 async fn b9_the_grace_ends_exactly_on_time() {
     bounded(async {
         let pair = Pair::start(Options::default());
-        let mut hung = pair.connect().await;
-        hung.write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        pair.settle(|| pair.stopper.counts().requests_in_flight == 1)
-            .await;
+        let mut hung = pair.in_flight("/hang").await;
         // The grace counts from the drain's start, not from the request.
         tokio::time::sleep(10 * S).await;
         let start = Instant::now();
@@ -273,12 +282,7 @@ async fn b9_the_grace_ends_exactly_on_time() {
 async fn b10_the_stop_ends_with_the_last_request_not_at_the_grace() {
     bounded(async {
         let pair = Pair::start(Options::default());
-        let mut busy = pair.connect().await;
-        busy.write_all(b"GET /sleep/2500 HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        pair.settle(|| pair.stopper.counts().requests_in_flight == 1)
-            .await;
+        let mut busy = pair.in_flight("/sleep/2500").await;
         // The request has 1.5 s left when the stop comes.
         tokio::time::sleep(S).await;
         let start = Instant::now();
@@ -300,9 +304,7 @@ async fn b16_the_readiness_delay_ends_exactly_on_time() {
     bounded(async {
         let pair = Pair::start(Options::default().drain_delay(4 * S));
         let mut idle = pair.connect().await;
-        idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        get(&mut idle, "/").await;
         read_hello(&mut idle).await;
         // The delay counts from the stop, not from the last request.
         tokio::time::sleep(10 * S).await;
@@ -313,10 +315,7 @@ async fn b16_the_readiness_delay_ends_exactly_on_time() {
         tokio::time::sleep(4 * S - 100 * TICK).await;
         assert_eq!(pair.stopper.phase(), Phase::Delaying);
         let mut newcomer = pair.connect().await;
-        newcomer
-            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        get(&mut newcomer, "/").await;
         let answer = read_hello(&mut newcomer).await;
         assert!(!answer.contains("connection: close"), "as usual: {answer}");
         let (_, closed) = read_to_eof(&mut idle).await;
