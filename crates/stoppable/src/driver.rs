@@ -112,6 +112,40 @@ impl<C> ConnDriver<C> {
     }
 }
 
+impl<C> ConnDriver<C>
+where
+    C: GracefulConnection,
+    C::Error: Into<BoxError>,
+{
+    /// Polls hyper's connection; ready once it ended here.
+    fn poll_conn(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(());
+        };
+        let Poll::Ready(result) = conn.as_mut().poll(cx) else {
+            return Poll::Pending;
+        };
+        // Errors are mostly the peer's doing (reset, malformed request):
+        // told to the user, and the connection simply ends (B8).
+        if let Err(e) = result {
+            let e: BoxError = e.into();
+            // hyper's header-read timer also ends an idle keep-alive
+            // connection: that is no error (no byte of a head came).
+            let timeout = e
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_timeout);
+            if timeout && self.slot.is_reading() {
+                // A head hyper cut: cut work, if a stop began (B11).
+                self.slot.mark_cut_by_driver();
+            }
+            if !timeout || self.slot.is_reading() {
+                self.reporter.report(ConnStage::Http, e);
+            }
+        }
+        self.end()
+    }
+}
+
 impl<C> Future for ConnDriver<C>
 where
     C: GracefulConnection,
@@ -124,10 +158,11 @@ where
         // Once this connection may be told to finish, each order takes the
         // waker: register it on every poll (B23's orders come before the
         // drain: to all at the stop, or to this one at its age).
-        let orders = this.shared.finishing() || this.slot.command() != Command::None;
+        let ordered = this.slot.command() != Command::None;
+        let orders = ordered || this.shared.finishing();
         this.slot
             .register_cached(&mut this.waker, cx.waker(), orders);
-        if this.first_request_due(cx) {
+        if this.first_request.is_some() && this.first_request_due(cx) {
             if !this.slot.is_http2() {
                 return this.end();
             }
@@ -141,6 +176,10 @@ where
                 this.shutdown_sent = true;
                 this.slot.mark_goaway_sent();
             }
+        }
+        if !ordered && !this.shared.is_draining() {
+            // Serving, with no order: hyper's connection alone.
+            return this.poll_conn(cx);
         }
         loop {
             let command = this.command();
@@ -174,25 +213,8 @@ where
                 }
                 _ => {}
             }
-            // Errors are mostly the peer's doing (reset, malformed request):
-            // told to the user, and the connection simply ends (B8).
-            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
-                if let Err(e) = result {
-                    let e: BoxError = e.into();
-                    // hyper's header-read timer also ends an idle keep-alive
-                    // connection: that is no error (no byte of a head came).
-                    let timeout = e
-                        .downcast_ref::<hyper::Error>()
-                        .is_some_and(hyper::Error::is_timeout);
-                    if timeout && this.slot.is_reading() {
-                        // A head hyper cut: cut work, if a stop began (B11).
-                        this.slot.mark_cut_by_driver();
-                    }
-                    if !timeout || this.slot.is_reading() {
-                        this.reporter.report(ConnStage::Http, e);
-                    }
-                }
-                return this.end();
+            if this.poll_conn(cx).is_ready() {
+                return Poll::Ready(());
             }
             if !this.shared.is_draining() {
                 return Poll::Pending;

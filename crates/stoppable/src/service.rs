@@ -52,6 +52,7 @@ impl Drop for FinishGuard {
 
 /// This request's connection must close after it: the drain began (B6),
 /// clients move on (B23), or its maximum age (B23).
+#[inline]
 fn told_to_finish(guard: &FinishGuard) -> bool {
     guard.0.closes_after_response()
 }
@@ -72,8 +73,7 @@ where
         self.slot
             .request_started(http1 && req.body().is_end_stream());
         if self.shared.signal_in_requests.load(Relaxed) {
-            req.extensions_mut()
-                .insert(DrainSignal::new(self.shared.clone()));
+            insert_drain_signal(&mut req, &self.shared);
         }
         let guard = FinishGuard(self.slot.clone());
         let connect = req.method() == Method::CONNECT;
@@ -86,6 +86,15 @@ where
             connect,
         }
     }
+}
+
+/// Kept out of `call`, which hyper then inlines, so that the response
+/// future is built where hyper keeps it rather than copied there.
+#[cold]
+#[inline(never)]
+fn insert_drain_signal<B>(req: &mut Request<B>, shared: &Arc<Shared>) {
+    req.extensions_mut()
+        .insert(DrainSignal::new(shared.clone()));
 }
 
 pin_project_lite::pin_project! {
@@ -114,32 +123,45 @@ where
             Poll::Ready(Ok(response)) => response,
         };
         let guard = this.guard.take();
-        let status = response.status();
-        let tunnel = *this.connect && status.is_success();
-        if status == StatusCode::SWITCHING_PROTOCOLS || tunnel && *this.http1 {
-            if let Some(guard) = &guard {
-                guard.0.mark_upgraded();
+        if let Some(guard) = &guard {
+            let http1 = *this.http1;
+            if *this.connect
+                || response.status() == StatusCode::SWITCHING_PROTOCOLS
+                || http1 && told_to_finish(guard)
+            {
+                note_response(&mut response, guard, http1, *this.connect);
             }
-        } else if tunnel {
-            // An HTTP/2 tunnel is one stream of its connection, which still
-            // gets its GOAWAY: the tunnel counts as a request in flight
-            // until the connection ends (hyper drops the response body when
-            // the tunnel opens).
-            if let Some(guard) = &guard {
-                guard.0.request_started(false);
-            }
-        } else if *this.http1 && guard.as_ref().is_some_and(told_to_finish) {
-            // B6: a head written after the stop says the connection closes
-            // (B23: from the stop already, when clients move on; or from
-            // this connection's maximum age).
-            response
-                .headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
         }
         Poll::Ready(Ok(response.map(|inner| TrackedBody {
             inner,
             _guard: guard,
         })))
+    }
+}
+
+/// What a response that is not a plain one means to its connection: an
+/// upgrade or tunnel, or a connection that must close after it. Out of
+/// line: most responses are plain, and the poll stays small.
+#[cold]
+#[inline(never)]
+fn note_response<B>(response: &mut Response<B>, guard: &FinishGuard, http1: bool, connect: bool) {
+    let status = response.status();
+    let tunnel = connect && status.is_success();
+    if status == StatusCode::SWITCHING_PROTOCOLS || tunnel && http1 {
+        guard.0.mark_upgraded();
+    } else if tunnel {
+        // An HTTP/2 tunnel is one stream of its connection, which still
+        // gets its GOAWAY: the tunnel counts as a request in flight until
+        // the connection ends (hyper drops the response body when the
+        // tunnel opens).
+        guard.0.request_started(false);
+    } else if http1 && told_to_finish(guard) {
+        // B6: a head written after the stop says the connection closes
+        // (B23: from the stop already, when clients move on; or from this
+        // connection's maximum age).
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
     }
 }
 

@@ -114,6 +114,7 @@ impl Shared {
         }))
     }
 
+    #[inline]
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
@@ -323,6 +324,7 @@ impl Shared {
     }
 
     /// Whether connections are being asked to finish (B6, B23).
+    #[inline]
     pub(crate) fn finishing(&self) -> bool {
         self.finishing.load(Ordering::Relaxed)
     }

@@ -127,6 +127,7 @@ impl ConnSlot {
     /// Bytes arrived. With no request in flight, or behind one that has no
     /// body, they begin the next request: an HTTP/1 head, or on HTTP/2
     /// frames that may open a stream (B4).
+    #[inline]
     pub(crate) fn bytes_arrived(&self) {
         let started = self.started.load(Relaxed);
         let idle = self.finished.load(Relaxed) == started;
@@ -138,6 +139,7 @@ impl ConnSlot {
     }
 
     /// HTTP/1: whether the last read stopped short of a head's end.
+    #[inline]
     pub(crate) fn note_read_tail(&self, mid_head: bool) {
         if self.read_tail.load(Relaxed) != mid_head {
             self.read_tail.store(mid_head, Relaxed);
@@ -145,12 +147,14 @@ impl ConnSlot {
     }
 
     /// A request head is being read and no request accounts for it yet.
+    #[inline]
     pub(crate) fn is_reading(&self) -> bool {
         self.arrived.load(Relaxed) > self.started.load(Relaxed)
     }
 
     /// The connection speaks HTTP/2: hyper's graceful shutdown (GOAWAY) is
     /// safe at any time, with no head to protect.
+    #[inline]
     pub(crate) fn mark_http2(&self) {
         self.http2.store(true, Relaxed);
     }
@@ -158,6 +162,7 @@ impl ConnSlot {
     /// A request starts; `body_less` for an HTTP/1 one with no body, after
     /// which any byte read begins the next head. If the read that brought
     /// its head went on past it, the next head has begun already.
+    #[inline]
     pub(crate) fn request_started(&self, body_less: bool) {
         let started = self.started.fetch_add(1, Relaxed) + 1;
         if self.next_head_may_begin.load(Relaxed) != body_less {
@@ -168,16 +173,19 @@ impl ConnSlot {
         }
     }
 
+    #[inline]
     pub(crate) fn request_finished(&self) {
         self.finished.fetch_add(1, Release);
     }
 
     /// A write or flush could not complete.
+    #[inline]
     pub(crate) fn mark_output_blocked(&self) {
         self.output_blocked.store(true, Relaxed);
     }
 
     /// Everything written is flushed: one load, a store only after a block.
+    #[inline]
     pub(crate) fn output_flushed(&self) {
         if self.output_blocked.load(Relaxed) {
             self.output_blocked.store(false, Relaxed);
@@ -188,6 +196,7 @@ impl ConnSlot {
         self.upgraded.store(true, Relaxed);
     }
 
+    #[inline]
     pub(crate) fn is_http2(&self) -> bool {
         self.http2.load(Relaxed)
     }
@@ -216,6 +225,7 @@ impl ConnSlot {
 
     /// Its next response says `Connection: close`: told to finish, asked
     /// to with every connection, or aged.
+    #[inline]
     pub(crate) fn closes_after_response(&self) -> bool {
         self.command() != Command::None || self.says_close.load(Relaxed)
     }
@@ -242,6 +252,7 @@ impl ConnSlot {
     }
 
     /// The order (acquire: a `CloseIdle` comes with its `close_unless`).
+    #[inline]
     pub(crate) fn command(&self) -> Command {
         match self.command.load(Acquire) {
             1 => Command::Finish,
@@ -342,6 +353,7 @@ impl ConnSlot {
     }
 
     /// A request (or unit of work) is in flight.
+    #[inline]
     pub(crate) fn is_busy(&self) -> bool {
         self.finished.load(Relaxed) < self.started.load(Relaxed)
     }
@@ -368,6 +380,7 @@ impl ConnSlot {
     /// then. Once orders can come, every order takes the stored waker
     /// (`wake`), so a driver registers on each poll, or a second order would
     /// wake nothing.
+    #[inline]
     pub(crate) fn register_cached(&self, cached: &mut Option<Waker>, waker: &Waker, orders: bool) {
         let same = cached.as_ref().is_some_and(|w| w.will_wake(waker));
         if same && !orders {
