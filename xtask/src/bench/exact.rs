@@ -28,6 +28,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::process::{Server, Side};
+use super::svg;
 use super::{progress, RUNTIMES};
 use crate::http1::{read_response, Response};
 
@@ -301,6 +302,45 @@ pub fn markdown(figures: &[Exact]) -> String {
         }
     }
     out
+}
+
+/// The figures as a picture: per runtime and protocol, a bar for plain,
+/// stoppable and the peer (the mean of the two runs).
+pub fn svg(figures: &[Exact]) -> String {
+    let mut labels = Vec::new();
+    let mut series: Vec<svg::Series<Vec<Option<f64>>>> = [Side::Plain, Side::Stoppable, Side::Peer]
+        .into_iter()
+        .map(|side| svg::Series {
+            name: side.name().to_owned(),
+            values: Vec::new(),
+        })
+        .collect();
+    for runtime in RUNTIMES {
+        for protocol in [Protocol::Http1, Protocol::Http2] {
+            let of = |side: Side| {
+                figures
+                    .iter()
+                    .find(|f| f.runtime == runtime && f.protocol == protocol && f.side == side)
+                    .map(Exact::mean)
+            };
+            if of(Side::Plain).is_none() && of(Side::Stoppable).is_none() {
+                continue;
+            }
+            labels.push(format!("{runtime}, {}", protocol.name()));
+            for (s, side) in series
+                .iter_mut()
+                .zip([Side::Plain, Side::Stoppable, Side::Peer])
+            {
+                s.values.push(of(side));
+            }
+        }
+    }
+    svg::bars(
+        "Instructions per request (valgrind, the server process)",
+        "instructions per request: fewer is better",
+        &labels,
+        &series,
+    )
 }
 
 /// The figures as JSON.

@@ -45,8 +45,8 @@ pub async fn open(addr: SocketAddr, n: usize, request: bool) -> Vec<TcpStream> {
     conns
 }
 
-/// Waits until every connection reads EOF; the instant the last one did.
-pub async fn all_eof(conns: Vec<TcpStream>) -> Instant {
+/// Waits until every connection reads EOF; the instant each one did.
+pub async fn all_eof(conns: Vec<TcpStream>) -> Vec<Instant> {
     let tasks: Vec<_> = conns
         .into_iter()
         .map(|mut stream| {
@@ -61,17 +61,17 @@ pub async fn all_eof(conns: Vec<TcpStream>) -> Instant {
             })
         })
         .collect();
-    let mut last = Instant::now();
+    let mut eofs = Vec::with_capacity(tasks.len());
     for task in tasks {
-        last = last.max(task.await.expect("eof task"));
+        eofs.push(task.await.expect("eof task"));
     }
-    last
+    eofs
 }
 
 /// The floor, measured with a helper process that accepts `n` connections
-/// and closes them in a tight loop on cue: (the loop's time, the time until
-/// every client read EOF).
-pub async fn floor(n: usize) -> (Duration, Duration) {
+/// and closes them in a tight loop on cue: (the loop's time, the time from
+/// the cue until each client read EOF).
+pub async fn floor(n: usize) -> (Duration, Vec<Duration>) {
     let exe = std::env::current_exe().expect("own path");
     let mut child = Command::new(exe)
         .args(["floor-serve", &n.to_string()])
@@ -89,12 +89,13 @@ pub async fn floor(n: usize) -> (Duration, Duration) {
     let mut stdin = child.stdin.take().expect("stdin");
     let go = Instant::now();
     stdin.write_all(b"go\n").expect("cue");
-    let last = all_eof(conns).await;
+    let eofs = all_eof(conns).await;
     line.clear();
     stdout.read_line(&mut line).expect("loop time");
     let _ = child.wait();
     let loop_us: u64 = line.trim().parse().unwrap_or(0);
-    (Duration::from_micros(loop_us), last.duration_since(go))
+    let eofs = eofs.iter().map(|eof| eof.duration_since(go)).collect();
+    (Duration::from_micros(loop_us), eofs)
 }
 
 /// A listener on 127.0.0.1, port 0, with room for `backlog` connects.

@@ -7,6 +7,8 @@ mod idle;
 mod load;
 pub mod process;
 mod report;
+mod svg;
+mod timeline;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -24,6 +26,8 @@ struct Settings {
     duration: Duration,
     conns: Vec<usize>,
     idle: Vec<usize>,
+    /// Connections asking without pause during a stop under load.
+    loaded_conns: usize,
     memory_conns: usize,
 }
 
@@ -36,6 +40,7 @@ impl Settings {
                 duration: Duration::from_millis(700),
                 conns: vec![64],
                 idle: vec![1_000],
+                loaded_conns: 64,
                 memory_conns: 1_000,
             }
         } else {
@@ -45,6 +50,7 @@ impl Settings {
                 duration: Duration::from_millis(1500),
                 conns: vec![64, 1_000],
                 idle: vec![1_000, 10_000],
+                loaded_conns: 256,
                 memory_conns: 10_000,
             }
         }
@@ -98,12 +104,9 @@ pub fn run(args: &[String]) -> ExitCode {
     results.machine = machine();
     results.quick = quick;
     results.seconds = started.elapsed().as_secs_f64();
-    write_out(
-        &out_dir(&root),
-        "latest",
-        &results.markdown(),
-        &results.json(),
-    );
+    let out = out_dir(&root);
+    write_out(&out, "latest", &results.markdown(), &results.json());
+    write_pictures(&out, &results);
     ExitCode::SUCCESS
 }
 
@@ -132,6 +135,7 @@ fn run_exact(only: Option<&str>) -> ExitCode {
         &exact::markdown(&figures),
         &exact::json(&figures),
     );
+    write_svg(&out, "exact", &exact::svg(&figures));
     if figures.iter().all(exact::Exact::agrees) {
         ExitCode::SUCCESS
     } else {
@@ -179,6 +183,29 @@ fn write_out(out: &Path, stem: &str, table: &str, json: &str) {
     let _ = std::fs::write(out.join(format!("{stem}.md")), table);
     let path = out.join(format!("{stem}.json"));
     match std::fs::write(&path, json) {
+        Ok(()) => progress(&format!("wrote {}", path.display())),
+        Err(e) => eprintln!("bench: cannot write {}: {e}", path.display()),
+    }
+}
+
+/// The pictures of a run: throughput, and the stops over time (idle, at
+/// the largest N; and under load).
+fn write_pictures(out: &Path, results: &Results) {
+    write_svg(out, "throughput", &results.throughput_svg());
+    let largest = results.stops.iter().map(|r| r.n).max().unwrap_or(0);
+    let idle: Vec<&StopRow> = results.stops.iter().filter(|r| r.n == largest).collect();
+    let title = format!("Stop with {largest} idle keep-alive connections");
+    write_svg(out, "stop_idle", &timeline::picture(&title, &idle));
+    let loaded: Vec<&StopRow> = results.loaded.iter().collect();
+    let n = results.loaded.first().map_or(0, |r| r.n);
+    let title = format!("Stop under load: {n} connections asking without pause");
+    write_svg(out, "stop_loaded", &timeline::picture(&title, &loaded));
+}
+
+/// Writes a picture to `<stem>.svg` in `out`.
+fn write_svg(out: &Path, stem: &str, svg: &str) {
+    let path = out.join(format!("{stem}.svg"));
+    match std::fs::write(&path, svg) {
         Ok(()) => progress(&format!("wrote {}", path.display())),
         Err(e) => eprintln!("bench: cannot write {}: {e}", path.display()),
     }
@@ -248,14 +275,28 @@ async fn measure(bin: &Path, s: &Settings) -> Results {
         results
             .stops
             .push(stop_time(bin, Side::Peer, "tokio", n).await);
-        let (close_loop, all_eof) = idle::floor(n).await;
+        let (close_loop, eofs) = idle::floor(n).await;
+        let closes_ms: Vec<f64> = eofs.into_iter().map(ms).collect();
         results.stops.push(StopRow {
             who: "floor: close N sockets".into(),
             n,
             to_report_ms: ms(close_loop),
-            to_all_eof_ms: ms(all_eof),
+            to_all_eof_ms: closes_ms.iter().copied().fold(0.0, f64::max),
+            closes_ms,
         });
     }
+    progress(&format!(
+        "stop under load, {} connections asking",
+        s.loaded_conns
+    ));
+    for runtime in RUNTIMES {
+        results
+            .loaded
+            .push(loaded_stop(bin, Side::Stoppable, runtime, s.loaded_conns).await);
+    }
+    results
+        .loaded
+        .push(loaded_stop(bin, Side::Peer, "tokio", s.loaded_conns).await);
     progress(&format!("memory with {} idle connections", s.memory_conns));
     for runtime in RUNTIMES {
         for side in [Side::Plain, Side::Stoppable] {
@@ -317,11 +358,13 @@ async fn stop_time(bin: &Path, side: Side, runtime: &str, n: usize) -> StopRow {
     })
     .await
     .expect("report");
-    let last_eof = eof.await.expect("eof");
-    let who = match side {
-        Side::Peer => side.name().to_owned(),
-        _ => format!("stoppable ({runtime})"),
-    };
+    let closes_ms: Vec<f64> = eof
+        .await
+        .expect("eof")
+        .into_iter()
+        .map(|eof| ms(eof.saturating_duration_since(sent)))
+        .collect();
+    let who = who(side, runtime);
     if process::elapsed_ms(&line).is_none() {
         eprintln!("[bench] {who}: no report line, got {line:?}");
     }
@@ -329,7 +372,44 @@ async fn stop_time(bin: &Path, side: Side, runtime: &str, n: usize) -> StopRow {
         who,
         n,
         to_report_ms: ms(reported.duration_since(sent)),
-        to_all_eof_ms: ms(last_eof.saturating_duration_since(sent)),
+        to_all_eof_ms: closes_ms.iter().copied().fold(0.0, f64::max),
+        closes_ms,
+    }
+}
+
+fn who(side: Side, runtime: &str) -> String {
+    match side {
+        Side::Peer => side.name().to_owned(),
+        _ => format!("stoppable ({runtime})"),
+    }
+}
+
+/// A stop while `n` connections ask one request after another: when each
+/// connection ended, as its client saw it (a `Connection: close`, or the
+/// server closing).
+async fn loaded_stop(bin: &Path, side: Side, runtime: &str, n: usize) -> StopRow {
+    let mut server = Server::start(bin, side, runtime);
+    let conns = idle::open(server.addr, n, true).await;
+    let asking = timeline::load_until_closed(conns, Duration::from_secs(20));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = server.terminate();
+    let report = tokio::task::spawn_blocking(move || {
+        let report = server.report_line();
+        let _ = server.wait(Duration::from_secs(10));
+        report
+    });
+    let mut closes_ms = Vec::with_capacity(n);
+    for connection in asking {
+        let ended = connection.await.expect("load task");
+        closes_ms.push(ms(ended.saturating_duration_since(sent)));
+    }
+    let (_, reported) = report.await.expect("report");
+    StopRow {
+        who: who(side, runtime),
+        n,
+        to_report_ms: ms(reported.duration_since(sent)),
+        to_all_eof_ms: closes_ms.iter().copied().fold(0.0, f64::max),
+        closes_ms,
     }
 }
 

@@ -4,11 +4,14 @@ use std::fmt::Write;
 
 use super::load::Load;
 use super::process::Side;
+use super::svg::{self, Series};
 
 #[derive(Default)]
 pub struct Results {
     pub load: Vec<LoadRow>,
     pub stops: Vec<StopRow>,
+    /// Stops of a server under load (clients asking without pause).
+    pub loaded: Vec<StopRow>,
     pub memory: Vec<Memory>,
     pub allocs: Vec<Alloc>,
     pub machine: String,
@@ -65,6 +68,9 @@ pub struct StopRow {
     /// For the floor: the close loop itself.
     pub to_report_ms: f64,
     pub to_all_eof_ms: f64,
+    /// When each client's connection ended, in ms after the signal (for
+    /// the pictures; not in the JSON).
+    pub closes_ms: Vec<f64>,
 }
 
 pub struct Memory {
@@ -79,6 +85,43 @@ pub struct Alloc {
     pub runtime: String,
     pub side: String,
     pub per_request: f64,
+}
+
+impl Results {
+    /// Throughput per load, plain beside stoppable and the peer (the
+    /// median of the rounds): a picture.
+    pub fn throughput_svg(&self) -> String {
+        let sides = [Side::Plain, Side::Stoppable, Side::Peer];
+        let mut labels = Vec::new();
+        let mut series: Vec<Series<Vec<Option<f64>>>> = sides
+            .iter()
+            .map(|side| Series {
+                name: side.name().to_owned(),
+                values: Vec::new(),
+            })
+            .collect();
+        for plain in self.load.iter().filter(|r| r.side == Side::Plain) {
+            labels.push(format!(
+                "{} {} ×{}",
+                plain.runtime, plain.protocol, plain.conns
+            ));
+            for (s, side) in series.iter_mut().zip(sides) {
+                let row = self.load.iter().find(|r| {
+                    r.side == side
+                        && r.runtime == plain.runtime
+                        && r.protocol == plain.protocol
+                        && r.conns == plain.conns
+                });
+                s.values.push(row.map(|r| median(&r.rps)));
+            }
+        }
+        svg::bars(
+            "Requests per second (median of the rounds; wall clock, ±15–30 % noise)",
+            "requests per second: more is better (runtime, protocol, ×connections)",
+            &labels,
+            &series,
+        )
+    }
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -221,6 +264,16 @@ impl Results {
                 row.who, row.n, row.to_report_ms, row.to_all_eof_ms
             );
         }
+        let _ = writeln!(out, "\n### Stop of a server under load\n");
+        let _ = writeln!(out, "| who | N connections asking without pause | signal → report ms | signal → every client closed ms |");
+        let _ = writeln!(out, "| --- | --- | --- | --- |");
+        for row in &self.loaded {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.1} | {:.1} |",
+                row.who, row.n, row.to_report_ms, row.to_all_eof_ms
+            );
+        }
         let _ = writeln!(out, "\n### Memory held per idle connection\n");
         let _ = writeln!(
             out,
@@ -303,16 +356,18 @@ impl Results {
                 r.errors
             ));
         }
-        let stops: Vec<String> = self
-            .stops
-            .iter()
-            .map(|s| {
-                format!(
-                    r#"{{"who":"{}","n":{},"to_report_ms":{:.3},"to_all_eof_ms":{:.3}}}"#,
-                    s.who, s.n, s.to_report_ms, s.to_all_eof_ms
-                )
-            })
-            .collect();
+        let stop_json = |rows: &[StopRow]| -> Vec<String> {
+            rows.iter()
+                .map(|s| {
+                    format!(
+                        r#"{{"who":"{}","n":{},"to_report_ms":{:.3},"to_all_eof_ms":{:.3}}}"#,
+                        s.who, s.n, s.to_report_ms, s.to_all_eof_ms
+                    )
+                })
+                .collect()
+        };
+        let stops = stop_json(&self.stops);
+        let loaded = stop_json(&self.loaded);
         let memory: Vec<String> = self
             .memory
             .iter()
@@ -338,12 +393,13 @@ impl Results {
             })
             .collect();
         format!(
-            "{{\"machine\":\"{}\",\"quick\":{},\"seconds\":{:.1},\"load\":[{}],\"stops\":[{}],\"memory\":[{}],\"allocs\":[{}]}}\n",
+            "{{\"machine\":\"{}\",\"quick\":{},\"seconds\":{:.1},\"load\":[{}],\"stops\":[{}],\"loaded\":[{}],\"memory\":[{}],\"allocs\":[{}]}}\n",
             self.machine,
             self.quick,
             self.seconds,
             parts.join(","),
             stops.join(","),
+            loaded.join(","),
             memory.join(","),
             allocs.join(",")
         )
