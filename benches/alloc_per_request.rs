@@ -75,8 +75,11 @@ fn tokio_server(stoppable: bool) -> SocketAddr {
                 let _ = stoppable_tokio::serve(listener, service_fn(hello)).await;
                 return;
             }
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            // hyper as stoppable configures it (tokio's timer, the
+            // header-read timeout), as the async-io side below does: hyper
+            // boxes a new header-read sleep for each request head, which is
+            // the configuration's cost, not the tracking's.
+            let builder = stoppable_tokio::builder();
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 let conn = builder
