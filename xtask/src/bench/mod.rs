@@ -414,7 +414,7 @@ async fn loaded_stop(bin: &Path, side: Side, runtime: &str, n: usize) -> StopRow
 }
 
 async fn memory(bin: &Path, side: Side, runtime: &str, n: usize) -> Memory {
-    let server = Server::start(bin, side, runtime);
+    let server = Server::start_one_arena(bin, side, runtime);
     let warm = idle::open(server.addr, 16, true).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (before, _) = server.rss();
