@@ -177,9 +177,19 @@ where
                 this.slot.mark_goaway_sent();
             }
         }
-        if !ordered && !this.shared.is_draining() {
-            // Serving, with no order: hyper's connection alone.
-            return this.poll_conn(cx);
+        // Serving, with no order: hyper's connection alone. The order is
+        // read again after the waker's registration: one that came before
+        // it took the old waker (or none), and is seen here; one after it
+        // wakes the waker just registered.
+        if !ordered && !this.shared.is_draining() && this.slot.command() == Command::None {
+            if this.poll_conn(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            // A drain that began during that poll hears of this connection's
+            // progress now, as below.
+            if !this.shared.is_draining() {
+                return Poll::Pending;
+            }
         }
         loop {
             let command = this.command();
