@@ -45,8 +45,9 @@ pub async fn open(addr: SocketAddr, n: usize, request: bool) -> Vec<TcpStream> {
     conns
 }
 
-/// Waits until every connection reads EOF; the instant each one did.
-pub async fn all_eof(conns: Vec<TcpStream>) -> Vec<Instant> {
+/// Starts reading every connection now, so each EOF is seen when it comes;
+/// the future waits for all of them, and gives the instant each one did.
+pub fn all_eof(conns: Vec<TcpStream>) -> impl std::future::Future<Output = Vec<Instant>> {
     let tasks: Vec<_> = conns
         .into_iter()
         .map(|mut stream| {
@@ -61,11 +62,13 @@ pub async fn all_eof(conns: Vec<TcpStream>) -> Vec<Instant> {
             })
         })
         .collect();
-    let mut eofs = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        eofs.push(task.await.expect("eof task"));
+    async move {
+        let mut eofs = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            eofs.push(task.await.expect("eof task"));
+        }
+        eofs
     }
-    eofs
 }
 
 /// The floor, measured with a helper process that accepts `n` connections
@@ -86,10 +89,13 @@ pub async fn floor(n: usize) -> (Duration, Vec<Duration>) {
     let conns = open(addr, n, false).await;
     line.clear();
     stdout.read_line(&mut line).expect("ready");
+    // Every client reads before the cue, as in a stop.
+    let eofs = all_eof(conns);
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut stdin = child.stdin.take().expect("stdin");
     let go = Instant::now();
     stdin.write_all(b"go\n").expect("cue");
-    let eofs = all_eof(conns).await;
+    let eofs = eofs.await;
     line.clear();
     stdout.read_line(&mut line).expect("loop time");
     let _ = child.wait();

@@ -198,7 +198,7 @@ fn write_pictures(out: &Path, results: &Results) {
     write_svg(out, "stop_idle", &timeline::picture(&title, &idle));
     let loaded: Vec<&StopRow> = results.loaded.iter().collect();
     let n = results.loaded.first().map_or(0, |r| r.n);
-    let title = format!("Stop under load: {n} connections asking without pause");
+    let title = format!("Stop under load: {n} HTTP/1.1 connections asking without pause");
     write_svg(out, "stop_loaded", &timeline::picture(&title, &loaded));
 }
 
@@ -278,7 +278,7 @@ async fn measure(bin: &Path, s: &Settings) -> Results {
         let (close_loop, eofs) = idle::floor(n).await;
         let closes_ms: Vec<f64> = eofs.into_iter().map(ms).collect();
         results.stops.push(StopRow {
-            who: "floor: close N sockets".into(),
+            who: "floor: close N sockets (from its cue)".into(),
             n,
             to_report_ms: ms(close_loop),
             to_all_eof_ms: closes_ms.iter().copied().fold(0.0, f64::max),
@@ -347,10 +347,11 @@ async fn paired(
 async fn stop_time(bin: &Path, side: Side, runtime: &str, n: usize) -> StopRow {
     let mut server = Server::start(bin, side, runtime);
     let conns = idle::open(server.addr, n, true).await;
-    // Let the server finish its bookkeeping of the last accepts.
+    // Every client reads before the signal, so each EOF is seen when it
+    // comes; and the server finishes its bookkeeping of the last accepts.
+    let eof = idle::all_eof(conns);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sent = server.terminate();
-    let eof = tokio::spawn(idle::all_eof(conns));
     let (line, reported) = tokio::task::spawn_blocking(move || {
         let report = server.report_line();
         let _ = server.wait(Duration::from_secs(10));
@@ -360,7 +361,6 @@ async fn stop_time(bin: &Path, side: Side, runtime: &str, n: usize) -> StopRow {
     .expect("report");
     let closes_ms: Vec<f64> = eof
         .await
-        .expect("eof")
         .into_iter()
         .map(|eof| ms(eof.saturating_duration_since(sent)))
         .collect();
@@ -384,9 +384,9 @@ fn who(side: Side, runtime: &str) -> String {
     }
 }
 
-/// A stop while `n` connections ask one request after another: when each
-/// connection ended, as its client saw it (a `Connection: close`, or the
-/// server closing).
+/// A stop while `n` HTTP/1.1 connections ask one request after another:
+/// when each client was told to close (a response saying
+/// `Connection: close`) or saw its connection closed.
 async fn loaded_stop(bin: &Path, side: Side, runtime: &str, n: usize) -> StopRow {
     let mut server = Server::start(bin, side, runtime);
     let conns = idle::open(server.addr, n, true).await;
@@ -403,7 +403,13 @@ async fn loaded_stop(bin: &Path, side: Side, runtime: &str, n: usize) -> StopRow
         let ended = connection.await.expect("load task");
         closes_ms.push(ms(ended.saturating_duration_since(sent)));
     }
-    let (_, reported) = report.await.expect("report");
+    let (line, reported) = report.await.expect("report");
+    if process::elapsed_ms(&line).is_none() {
+        eprintln!(
+            "[bench] {}: no report line, got {line:?}",
+            who(side, runtime)
+        );
+    }
     StopRow {
         who: who(side, runtime),
         n,

@@ -68,8 +68,9 @@ pub struct StopRow {
     /// For the floor: the close loop itself.
     pub to_report_ms: f64,
     pub to_all_eof_ms: f64,
-    /// When each client's connection ended, in ms after the signal (for
-    /// the pictures; not in the JSON).
+    /// When each client saw its connection end (EOF; under load, a
+    /// `Connection: close` response or a close), in ms after the signal
+    /// (for the pictures; not in the JSON).
     pub closes_ms: Vec<f64>,
 }
 
@@ -265,7 +266,7 @@ impl Results {
             );
         }
         let _ = writeln!(out, "\n### Stop of a server under load\n");
-        let _ = writeln!(out, "| who | N connections asking without pause | signal → report ms | signal → every client closed ms |");
+        let _ = writeln!(out, "| who | N HTTP/1.1 connections asking without pause | signal → report ms | signal → every client told to close, or closed, ms |");
         let _ = writeln!(out, "| --- | --- | --- | --- |");
         for row in &self.loaded {
             let _ = writeln!(

@@ -15,8 +15,9 @@ use crate::http1::{read_response, Response};
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nhost: bench\r\n\r\n";
 
 /// Each connection asks one request after another until the server says
-/// `Connection: close` or closes, for at most `limit`; the instant each
-/// connection ended.
+/// `Connection: close` or closes, for at most `limit` (a response that has
+/// not come by then ends the connection's loop too); the instant each
+/// connection's loop ended.
 pub fn load_until_closed(conns: Vec<TcpStream>, limit: Duration) -> Vec<JoinHandle<Instant>> {
     let deadline = Instant::now() + limit;
     conns
@@ -28,8 +29,10 @@ pub fn load_until_closed(conns: Vec<TcpStream>, limit: Duration) -> Vec<JoinHand
                     if stream.write_all(REQUEST).await.is_err() {
                         break;
                     }
-                    let answered = read_response(&mut stream, &mut buf).await;
-                    if !matches!(answered, Response::Answered { close: false }) {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let answered =
+                        tokio::time::timeout(left, read_response(&mut stream, &mut buf)).await;
+                    if !matches!(answered, Ok(Response::Answered { close: false })) {
                         break;
                     }
                 }
