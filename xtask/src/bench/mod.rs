@@ -181,11 +181,7 @@ fn out_dir(root: &Path) -> PathBuf {
 fn write_out(out: &Path, stem: &str, table: &str, json: &str) {
     println!("{table}");
     let _ = std::fs::write(out.join(format!("{stem}.md")), table);
-    let path = out.join(format!("{stem}.json"));
-    match std::fs::write(&path, json) {
-        Ok(()) => progress(&format!("wrote {}", path.display())),
-        Err(e) => eprintln!("bench: cannot write {}: {e}", path.display()),
-    }
+    write_file(&out.join(format!("{stem}.json")), json);
 }
 
 /// The pictures of a run: throughput, and the stops over time (idle, at
@@ -204,8 +200,12 @@ fn write_pictures(out: &Path, results: &Results) {
 
 /// Writes a picture to `<stem>.svg` in `out`.
 fn write_svg(out: &Path, stem: &str, svg: &str) {
-    let path = out.join(format!("{stem}.svg"));
-    match std::fs::write(&path, svg) {
+    write_file(&out.join(format!("{stem}.svg")), svg);
+}
+
+/// Writes `contents` to `path`, and tells so (or why not).
+fn write_file(path: &Path, contents: &str) {
+    match std::fs::write(path, contents) {
         Ok(()) => progress(&format!("wrote {}", path.display())),
         Err(e) => eprintln!("bench: cannot write {}: {e}", path.display()),
     }
@@ -276,14 +276,12 @@ async fn measure(bin: &Path, s: &Settings) -> Results {
             .stops
             .push(stop_time(bin, Side::Peer, "tokio", n).await);
         let (close_loop, eofs) = idle::floor(n).await;
-        let closes_ms: Vec<f64> = eofs.into_iter().map(ms).collect();
-        results.stops.push(StopRow {
-            who: "floor: close N sockets (from its cue)".into(),
+        results.stops.push(StopRow::new(
+            "floor: close N sockets (from its cue)".into(),
             n,
-            to_report_ms: ms(close_loop),
-            to_all_eof_ms: closes_ms.iter().copied().fold(0.0, f64::max),
-            closes_ms,
-        });
+            ms(close_loop),
+            eofs.into_iter().map(ms).collect(),
+        ));
     }
     progress(&format!(
         "stop under load, {} connections asking",
@@ -345,36 +343,21 @@ async fn paired(
 }
 
 async fn stop_time(bin: &Path, side: Side, runtime: &str, n: usize) -> StopRow {
-    let mut server = Server::start(bin, side, runtime);
+    let server = Server::start(bin, side, runtime);
     let conns = idle::open(server.addr, n, true).await;
     // Every client reads before the signal, so each EOF is seen when it
     // comes; and the server finishes its bookkeeping of the last accepts.
     let eof = idle::all_eof(conns);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let sent = server.terminate();
-    let (line, reported) = tokio::task::spawn_blocking(move || {
-        let report = server.report_line();
-        let _ = server.wait(Duration::from_secs(10));
-        report
-    })
-    .await
-    .expect("report");
-    let closes_ms: Vec<f64> = eof
-        .await
-        .into_iter()
-        .map(|eof| ms(eof.saturating_duration_since(sent)))
-        .collect();
-    let who = who(side, runtime);
-    if process::elapsed_ms(&line).is_none() {
-        eprintln!("[bench] {who}: no report line, got {line:?}");
-    }
-    StopRow {
-        who,
+    let (sent, report) = signal(server);
+    let ends = eof.await;
+    stop_row(
+        who(side, runtime),
         n,
-        to_report_ms: ms(reported.duration_since(sent)),
-        to_all_eof_ms: closes_ms.iter().copied().fold(0.0, f64::max),
-        closes_ms,
-    }
+        sent,
+        report.await.expect("report"),
+        ends,
+    )
 }
 
 fn who(side: Side, runtime: &str) -> String {
@@ -384,39 +367,57 @@ fn who(side: Side, runtime: &str) -> String {
     }
 }
 
-/// A stop while `n` HTTP/1.1 connections ask one request after another:
-/// when each client was told to close (a response saying
-/// `Connection: close`) or saw its connection closed.
-async fn loaded_stop(bin: &Path, side: Side, runtime: &str, n: usize) -> StopRow {
-    let mut server = Server::start(bin, side, runtime);
-    let conns = idle::open(server.addr, n, true).await;
-    let asking = timeline::load_until_closed(conns, Duration::from_secs(20));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+/// Sends the stop signal: its instant, and a task that reads the report
+/// line (with the instant it came), then waits for the server's exit.
+fn signal(mut server: Server) -> (Instant, tokio::task::JoinHandle<(String, Instant)>) {
     let sent = server.terminate();
     let report = tokio::task::spawn_blocking(move || {
         let report = server.report_line();
         let _ = server.wait(Duration::from_secs(10));
         report
     });
-    let mut closes_ms = Vec::with_capacity(n);
-    for connection in asking {
-        let ended = connection.await.expect("load task");
-        closes_ms.push(ms(ended.saturating_duration_since(sent)));
-    }
-    let (line, reported) = report.await.expect("report");
+    (sent, report)
+}
+
+/// A stop's row from its signal, its report line and each client's end;
+/// a missing report is told.
+fn stop_row(
+    who: String,
+    n: usize,
+    sent: Instant,
+    (line, reported): (String, Instant),
+    ends: Vec<Instant>,
+) -> StopRow {
     if process::elapsed_ms(&line).is_none() {
-        eprintln!(
-            "[bench] {}: no report line, got {line:?}",
-            who(side, runtime)
-        );
+        eprintln!("[bench] {who}: no report line, got {line:?}");
     }
-    StopRow {
-        who: who(side, runtime),
+    let closes_ms: Vec<f64> = ends
+        .into_iter()
+        .map(|end| ms(end.saturating_duration_since(sent)))
+        .collect();
+    StopRow::new(who, n, ms(reported.duration_since(sent)), closes_ms)
+}
+
+/// A stop while `n` HTTP/1.1 connections ask one request after another:
+/// when each client was told to close (a response saying
+/// `Connection: close`) or saw its connection closed.
+async fn loaded_stop(bin: &Path, side: Side, runtime: &str, n: usize) -> StopRow {
+    let server = Server::start(bin, side, runtime);
+    let conns = idle::open(server.addr, n, true).await;
+    let asking = timeline::load_until_closed(conns, Duration::from_secs(20));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (sent, report) = signal(server);
+    let mut ends = Vec::with_capacity(n);
+    for connection in asking {
+        ends.push(connection.await.expect("load task"));
+    }
+    stop_row(
+        who(side, runtime),
         n,
-        to_report_ms: ms(reported.duration_since(sent)),
-        to_all_eof_ms: closes_ms.iter().copied().fold(0.0, f64::max),
-        closes_ms,
-    }
+        sent,
+        report.await.expect("report"),
+        ends,
+    )
 }
 
 async fn memory(bin: &Path, side: Side, runtime: &str, n: usize) -> Memory {

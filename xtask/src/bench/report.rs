@@ -88,6 +88,20 @@ pub struct Alloc {
     pub per_request: f64,
 }
 
+impl StopRow {
+    /// A row from when each client saw its connection end: the last of
+    /// them is the column's figure.
+    pub fn new(who: String, n: usize, to_report_ms: f64, closes_ms: Vec<f64>) -> Self {
+        StopRow {
+            who,
+            n,
+            to_report_ms,
+            to_all_eof_ms: closes_ms.iter().copied().fold(0.0, f64::max),
+            closes_ms,
+        }
+    }
+}
+
 impl Results {
     /// Throughput per load, plain beside stoppable and the peer (the
     /// median of the rounds): a picture.
