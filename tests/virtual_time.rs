@@ -158,6 +158,22 @@ fn assert_at(start: Instant, at: Instant, after: Duration, what: &str) {
     );
 }
 
+/// B8: a client that sent half a head gets no answer, is cut exactly
+/// `after` from `start`, and the stop reports its head as cut work.
+async fn assert_half_head_cut(
+    client: &mut DuplexStream,
+    start: Instant,
+    after: Duration,
+    stopping: tokio::task::JoinHandle<Report>,
+) {
+    let (sent, cut) = read_to_eof(client).await;
+    assert!(sent.is_empty(), "no answer to half a head: {sent:?}");
+    assert_at(start, cut, after, "the cut");
+    let report = stopping.await.unwrap();
+    assert!(!report.graceful, "a head was cut: {report:?}");
+    assert_eq!(report.force_closed, 1);
+}
+
 /// The server's clock is tokio's: on a paused runtime it moves when, and
 /// only when, tokio's does.
 #[tokio::test(start_paused = true)]
@@ -213,12 +229,7 @@ async fn b8_a_head_still_arriving_is_cut_exactly_at_the_header_read_timeout() {
         tokio::time::sleep(S).await;
         let start = Instant::now();
         let stopping = tokio::spawn(pair.stopper.stop());
-        let (sent, cut) = read_to_eof(&mut slow).await;
-        assert!(sent.is_empty(), "no answer to half a head: {sent:?}");
-        assert_at(start, cut, 3 * S, "the cut");
-        let report: Report = stopping.await.unwrap();
-        assert!(!report.graceful, "a head was cut: {report:?}");
-        assert_eq!(report.force_closed, 1);
+        assert_half_head_cut(&mut slow, start, 3 * S, stopping).await;
     })
     .await;
 }
@@ -242,12 +253,7 @@ async fn b8_a_head_begun_during_the_drain_is_cut_a_timeout_after_its_first_byte(
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
             .await
             .unwrap();
-        let (sent, cut) = read_to_eof(&mut fresh).await;
-        assert!(sent.is_empty(), "no answer to half a head: {sent:?}");
-        assert_at(start, cut, 5 * S, "the cut");
-        let report = stopping.await.unwrap();
-        assert!(!report.graceful, "a head was cut: {report:?}");
-        assert_eq!(report.force_closed, 1);
+        assert_half_head_cut(&mut fresh, start, 5 * S, stopping).await;
     })
     .await;
 }
