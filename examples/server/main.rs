@@ -247,7 +247,11 @@ fn on_smol(options: Options, listening: Listening) -> io::Result<()> {
 
 fn on_async_std(options: Options, listening: Listening) -> io::Result<()> {
     let Listening { listener, shared } = listening;
-    async_std::task::block_on(async {
+    // The server runs on async-std's executor, and this thread only waits:
+    // `async_std::task::block_on` would have it take turns at driving the
+    // reactor too, and what a request costs would vary with which of three
+    // threads happened to poll the sockets.
+    futures_lite::future::block_on(async_std::task::spawn(async move {
         let listener = async_std::net::TcpListener::from(listener);
         let line = announcement(listener.local_addr()?, &options);
         let app = App::new(
@@ -278,7 +282,7 @@ fn on_async_std(options: Options, listening: Listening) -> io::Result<()> {
             }
         }
         .await
-    })
+    }))
 }
 
 /// Serves until a stop completes: `on_signals` installs the runtime's signal
