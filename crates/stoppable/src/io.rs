@@ -95,32 +95,56 @@ impl<T: Read + Unpin> Read for TrackedIo<T> {
         let mut inner = ReadBuf::uninit(unsafe { buf.as_mut() });
         let polled = this.io().poll_read(cx, inner.unfilled());
         let filled = inner.filled();
-        // Once told apart as HTTP/1 (most reads), every byte is request
-        // bytes: no sniffing.
-        let request = if this.sniff.is_http1() {
-            !filled.is_empty()
-        } else {
-            let read = this.sniff.read(filled);
-            if read.http2 {
-                this.slot.mark_http2();
-            }
-            read.request
-        };
-        if request {
-            this.slot.bytes_arrived();
-        }
-        if this.sniff.is_http1() && !filled.is_empty() {
-            // A read that stops short of a head's end may hold the start of
-            // the next head, pipelined (B4, B6). A head ends with an empty
-            // line; lines may end with CRLF or a bare LF (hyper takes both).
-            let head_end = filled.ends_with(b"\n\r\n") || filled.ends_with(b"\n\n");
-            this.slot.note_read_tail(!head_end);
-        }
         let n = filled.len();
+        // A read that brought nothing (pending, or the end) notes nothing.
+        if n > 0 {
+            note_read(&mut this.sniff, &this.slot, filled);
+        }
         // SAFETY: `n` bytes were initialised by the read above.
         unsafe { buf.advance(n) };
         polled
     }
+}
+
+/// What the bytes of one read tell the connection's slot (B4). Once the
+/// protocol is known (most reads), without the sniffer.
+#[inline]
+fn note_read(sniff: &mut Sniff, slot: &ConnSlot, bytes: &[u8]) {
+    match sniff {
+        Sniff::Http1 => {
+            slot.bytes_arrived();
+            note_tail(slot, bytes);
+        }
+        // From its first stream on, any bytes may be a request.
+        Sniff::Http2 => slot.bytes_arrived(),
+        _ => sniff_read(sniff, slot, bytes),
+    }
+}
+
+/// The first reads, until the protocol is known (and on HTTP/2, until its
+/// first stream): out of line.
+#[cold]
+#[inline(never)]
+fn sniff_read(sniff: &mut Sniff, slot: &ConnSlot, bytes: &[u8]) {
+    let read = sniff.read(bytes);
+    if read.http2 {
+        slot.mark_http2();
+    }
+    if read.request {
+        slot.bytes_arrived();
+    }
+    if sniff.is_http1() {
+        note_tail(slot, bytes);
+    }
+}
+
+/// HTTP/1: a read that stops short of a head's end may hold the start of
+/// the next head, pipelined (B4, B6). A head ends with an empty line; lines
+/// may end with CRLF or a bare LF (hyper takes both).
+#[inline]
+fn note_tail(slot: &ConnSlot, bytes: &[u8]) {
+    let head_end = bytes.ends_with(b"\n\r\n") || bytes.ends_with(b"\n\n");
+    slot.note_read_tail(!head_end);
 }
 
 impl<T: Write + Unpin> Write for TrackedIo<T> {
