@@ -68,10 +68,6 @@ impl Server {
             ])
             .env("TOKIO_WORKER_THREADS", "1")
             .env("ASYNC_STD_THREAD_COUNT", "1")
-            // One heap for every thread: with one arena per thread, where a
-            // freed block goes back to, and so how often the allocator takes
-            // its slow path, varied with which thread ran what.
-            .env("MALLOC_ARENA_MAX", "1")
             .arg(format!("--cachegrind-out-file={}", out.display()))
             .arg(program(bin, side));
         Server::spawn(command, side, runtime, &[])
