@@ -249,8 +249,8 @@ fn on_async_std(options: Options, listening: Listening) -> io::Result<()> {
     let Listening { listener, shared } = listening;
     // The server runs on async-std's executor, and this thread only waits:
     // `async_std::task::block_on` would have it take turns at driving the
-    // reactor too, and what a request costs would vary with which of three
-    // threads happened to poll the sockets.
+    // reactor too, a third thread that may poll the sockets (with it, the
+    // instructions a request costs moved between runs of `bench --exact`).
     futures_lite::future::block_on(async_std::task::spawn(async move {
         let listener = async_std::net::TcpListener::from(listener);
         let line = announcement(listener.local_addr()?, &options);
