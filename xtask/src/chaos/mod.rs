@@ -111,7 +111,7 @@ pub fn run(args: &[String]) -> ExitCode {
         "chaos: seed {} (replay: cargo xtask stress --chaos {} --seed {})\n",
         args.seed, args.stops, args.seed
     );
-    println!("| runtime | stops | grace none / short / long | delay past the header-read timeout | maximum age / move on | serving timeouts | TLS | stop by signal / call / handler / after dropping the server | answered | retryable (not processed) | connections cut, counted forced | cuts the server may not have seen | cut by a serving timeout before the stop | faults injected | graceful reports | failed stops |");
+    println!("| runtime | stops | grace none / short / long | delay past the header-read timeout | maximum age / move on | serving timeouts | TLS | stop by signal / call / handler / after dropping the server | answered | retryable (not processed) | connections cut, counted forced | cuts the server may not have seen | cut by a serving timeout before or as the stop began | faults injected | graceful reports | failed stops |");
     println!(
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
