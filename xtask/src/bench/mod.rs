@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 pub use idle::floor_serve;
 use process::{Server, Side};
-use report::{Alloc, LoadRow, Memory, Results, StopRow};
+use report::{Counted, LoadRow, Memory, Results, StopRow};
 
 const RUNTIMES: [&str; 3] = ["tokio", "smol", "async-std"];
 
@@ -100,7 +100,9 @@ pub fn run(args: &[String]) -> ExitCode {
     let started = Instant::now();
     let client = client_runtime();
     let mut results = client.block_on(measure(&bin, &settings));
-    results.allocs = allocations(&root);
+    progress("allocations per request, heap bytes per idle connection (counting allocator)");
+    results.allocs = counted(&root, "alloc_per_request", "alloc");
+    results.held = counted(&root, "heap_per_conn", "held");
     results.machine = machine();
     results.quick = quick;
     results.seconds = started.elapsed().as_secs_f64();
@@ -438,12 +440,11 @@ async fn memory(bin: &Path, side: Side, runtime: &str, n: usize) -> Memory {
     }
 }
 
-/// Runs the counting-allocator bench binary and reads its lines
-/// `alloc RUNTIME SIDE PER_REQUEST`.
-fn allocations(root: &Path) -> Vec<Alloc> {
-    progress("allocations per request (counting allocator)");
+/// Runs a counting-allocator bench binary and reads its lines
+/// `PREFIX RUNTIME SIDE VALUE`.
+fn counted(root: &Path, bench: &str, prefix: &str) -> Vec<Counted> {
     let output = Command::new(env!("CARGO"))
-        .args(["bench", "--quiet", "--bench", "alloc_per_request"])
+        .args(["bench", "--quiet", "--bench", bench])
         .current_dir(root)
         .output();
     let Ok(output) = output else {
@@ -452,11 +453,11 @@ fn allocations(root: &Path) -> Vec<Alloc> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| {
-            let mut words = line.strip_prefix("alloc ")?.split_whitespace();
-            Some(Alloc {
+            let mut words = line.strip_prefix(prefix)?.split_whitespace();
+            Some(Counted {
                 runtime: words.next()?.to_owned(),
                 side: words.next()?.to_owned(),
-                per_request: words.next()?.parse().ok()?,
+                value: words.next()?.parse().ok()?,
             })
         })
         .collect()

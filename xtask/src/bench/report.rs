@@ -13,7 +13,10 @@ pub struct Results {
     /// Stops of a server under load (clients asking without pause).
     pub loaded: Vec<StopRow>,
     pub memory: Vec<Memory>,
-    pub allocs: Vec<Alloc>,
+    /// Heap allocations per request.
+    pub allocs: Vec<Counted>,
+    /// Heap bytes held per idle connection.
+    pub held: Vec<Counted>,
     pub machine: String,
     pub quick: bool,
     pub seconds: f64,
@@ -82,10 +85,24 @@ pub struct Memory {
     pub peak_bytes: u64,
 }
 
-pub struct Alloc {
+/// A figure from a counting-allocator bench: one runtime, one side.
+pub struct Counted {
     pub runtime: String,
     pub side: String,
-    pub per_request: f64,
+    pub value: f64,
+}
+
+/// Each runtime's plain and stoppable figures, side by side.
+fn pairs(figures: &[Counted]) -> impl Iterator<Item = (&Counted, &Counted)> {
+    figures
+        .iter()
+        .filter(|c| c.side == "plain")
+        .filter_map(|plain| {
+            let ours = figures
+                .iter()
+                .find(|c| c.side == "stoppable" && c.runtime == plain.runtime)?;
+            Some((plain, ours))
+        })
 }
 
 impl StopRow {
@@ -321,24 +338,40 @@ impl Results {
         );
         let _ = writeln!(out, "| runtime | plain | stoppable | added | target (0) |");
         let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
-        for plain in self.allocs.iter().filter(|a| a.side == "plain") {
-            if let Some(ours) = self
-                .allocs
-                .iter()
-                .find(|a| a.side == "stoppable" && a.runtime == plain.runtime)
-            {
-                let added = ours.per_request - plain.per_request;
-                let ok = added < 0.01;
-                targets.push(ok);
-                let _ = writeln!(
-                    out,
-                    "| {} | {:.2} | {:.2} | {added:.2} | {} |",
-                    plain.runtime,
-                    plain.per_request,
-                    ours.per_request,
-                    verdict(ok)
-                );
-            }
+        for (plain, ours) in pairs(&self.allocs) {
+            let added = ours.value - plain.value;
+            let ok = added < 0.01;
+            targets.push(ok);
+            let _ = writeln!(
+                out,
+                "| {} | {:.2} | {:.2} | {added:.2} | {} |",
+                plain.runtime,
+                plain.value,
+                ours.value,
+                verdict(ok)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### Heap bytes held per idle connection (counting allocator, in-process)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| runtime | plain B/conn | stoppable B/conn | added B/conn | target (≤ 256) |"
+        );
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+        for (plain, ours) in pairs(&self.held) {
+            let added = ours.value - plain.value;
+            let ok = added <= 256.0;
+            targets.push(ok);
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:.0} | {added:.0} | {} |",
+                plain.runtime,
+                plain.value,
+                ours.value,
+                verdict(ok)
+            );
         }
         let met = targets.iter().filter(|t| **t).count();
         let _ = writeln!(
@@ -397,18 +430,20 @@ impl Results {
                 )
             })
             .collect();
-        let allocs: Vec<String> = self
-            .allocs
-            .iter()
-            .map(|a| {
-                format!(
-                    r#"{{"runtime":"{}","side":"{}","per_request":{:.4}}}"#,
-                    a.runtime, a.side, a.per_request
-                )
-            })
-            .collect();
+        let counted = |figures: &[Counted], name: &str| -> String {
+            let items: Vec<String> = figures
+                .iter()
+                .map(|c| {
+                    format!(
+                        r#"{{"runtime":"{}","side":"{}","{name}":{:.4}}}"#,
+                        c.runtime, c.side, c.value
+                    )
+                })
+                .collect();
+            items.join(",")
+        };
         format!(
-            "{{\"machine\":\"{}\",\"quick\":{},\"seconds\":{:.1},\"load\":[{}],\"stops\":[{}],\"loaded\":[{}],\"memory\":[{}],\"allocs\":[{}]}}\n",
+            "{{\"machine\":\"{}\",\"quick\":{},\"seconds\":{:.1},\"load\":[{}],\"stops\":[{}],\"loaded\":[{}],\"memory\":[{}],\"allocs\":[{}],\"held\":[{}]}}\n",
             self.machine,
             self.quick,
             self.seconds,
@@ -416,7 +451,8 @@ impl Results {
             stops.join(","),
             loaded.join(","),
             memory.join(","),
-            allocs.join(",")
+            counted(&self.allocs, "per_request"),
+            counted(&self.held, "per_conn_bytes")
         )
     }
 }
