@@ -24,8 +24,8 @@ pub struct ConnDriver<C> {
     shutdown_sent: bool,
     /// The waker the slot holds, so it is replaced only when it changes.
     waker: Option<Waker>,
-    /// What the core last heard from this driver.
-    synced: Progress,
+    /// What the core last heard from this driver ([`digest`]).
+    synced: u64,
     reporter: Reporter,
     /// While serving: the first request must begin by then.
     first_request: Option<Deadline>,
@@ -46,7 +46,7 @@ impl<C> ConnDriver<C> {
             shared,
             shutdown_sent: false,
             waker: None,
-            synced: Progress::default(),
+            synced: 0,
             reporter,
             first_request,
         }
@@ -59,14 +59,13 @@ impl<C> ConnDriver<C> {
     /// work if a stop began (B11), and is told as an error; once the drain
     /// runs, the core bounds such connections itself (B4, B8).
     fn first_request_due(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some((sleep, timeout)) = self.first_request.as_mut() else {
-            return false;
-        };
-        let p = self.slot.progress();
-        if p.started > 0 || p.upgraded || self.shared.is_draining() {
+        if self.drop_first_request_if_begun() || self.shared.is_draining() {
             self.first_request = None;
             return false;
         }
+        let Some((sleep, timeout)) = self.first_request.as_mut() else {
+            return false;
+        };
         if sleep.as_mut().poll(cx).is_pending() {
             return false;
         }
@@ -81,6 +80,17 @@ impl<C> ConnDriver<C> {
             self.reporter.report(ConnStage::Http, error.into());
         }
         true
+    }
+
+    /// Once a request began (or an upgrade), the first-request timer goes:
+    /// at once, not at its deadline, so an idle keep-alive connection holds
+    /// no timer. True when it went (or was gone).
+    fn drop_first_request_if_begun(&mut self) -> bool {
+        let begun = self.slot.has_begun();
+        if begun {
+            self.first_request = None;
+        }
+        begun
     }
 
     /// HTTP/2's graceful shutdown (GOAWAY) is safe at any time. An HTTP/1
@@ -185,6 +195,9 @@ where
             if this.poll_conn(cx).is_ready() {
                 return Poll::Ready(());
             }
+            if this.first_request.is_some() {
+                this.drop_first_request_if_begun();
+            }
             // A drain that began during that poll hears of this connection's
             // progress now, as below.
             if !this.shared.is_draining() {
@@ -229,7 +242,7 @@ where
             if !this.shared.is_draining() {
                 return Poll::Pending;
             }
-            let progress = this.slot.progress();
+            let progress = digest(&this.slot.progress());
             if progress != this.synced {
                 this.synced = progress;
                 this.shared.sync(&this.slot);
@@ -250,4 +263,16 @@ impl<C> Drop for ConnDriver<C> {
     fn drop(&mut self) {
         let _ = self.end();
     }
+}
+
+/// What a driver keeps of the progress it last told the core: the totals
+/// only grow, so their sum changes whenever one does, and the flags ride
+/// in the low bits. (A whole `Progress` made tokio's task for each
+/// connection a cache line, 128 bytes, larger.)
+fn digest(p: &Progress) -> u64 {
+    let totals = p.started.wrapping_add(p.finished).wrapping_add(p.arrived);
+    (totals << 3)
+        | u64::from(p.upgraded)
+        | (u64::from(p.output_blocked) << 1)
+        | (u64::from(p.http2) << 2)
 }

@@ -358,6 +358,11 @@ impl ConnSlot {
         self.finished.load(Relaxed) < self.started.load(Relaxed)
     }
 
+    /// A request began here, or the connection was upgraded.
+    pub(crate) fn has_begun(&self) -> bool {
+        self.started.load(Relaxed) > 0 || self.upgraded.load(Relaxed)
+    }
+
     pub(crate) fn wake(&self) {
         self.waker.wake();
         self.closing.notify(usize::MAX);
