@@ -75,6 +75,16 @@ pub fn all_eof(conns: Vec<TcpStream>) -> impl std::future::Future<Output = Vec<I
 /// and closes them in a tight loop on cue: (the loop's time, the time from
 /// the cue until each client read EOF).
 pub async fn floor(n: usize) -> (Duration, Vec<Duration>) {
+    let (close_loop, eofs, ()) = floor_with(n, |_| ()).await;
+    (close_loop, eofs)
+}
+
+/// [`floor`], calling `before_cue` with the helper's pid once its clients
+/// read, just before the cue; gives back what it returned.
+pub async fn floor_with<A>(
+    n: usize,
+    before_cue: impl FnOnce(u32) -> A,
+) -> (Duration, Vec<Duration>, A) {
     let exe = std::env::current_exe().expect("own path");
     let mut child = Command::new(exe)
         .args(["floor-serve", &n.to_string()])
@@ -92,6 +102,7 @@ pub async fn floor(n: usize) -> (Duration, Vec<Duration>) {
     // Every client reads before the cue, as in a stop.
     let eofs = all_eof(conns);
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let hooked = before_cue(child.id());
     let mut stdin = child.stdin.take().expect("stdin");
     let go = Instant::now();
     stdin.write_all(b"go\n").expect("cue");
@@ -101,7 +112,7 @@ pub async fn floor(n: usize) -> (Duration, Vec<Duration>) {
     let _ = child.wait();
     let loop_us: u64 = line.trim().parse().unwrap_or(0);
     let eofs = eofs.iter().map(|eof| eof.duration_since(go)).collect();
-    (Duration::from_micros(loop_us), eofs)
+    (Duration::from_micros(loop_us), eofs, hooked)
 }
 
 /// A listener on 127.0.0.1, port 0, with room for `backlog` connects.

@@ -6,6 +6,7 @@ mod exact;
 mod idle;
 mod load;
 pub mod process;
+mod profile;
 mod report;
 mod svg;
 mod timeline;
@@ -76,8 +77,21 @@ pub fn run(args: &[String]) -> ExitCode {
         };
         return run_exact(only);
     }
+    if args.first().is_some_and(|a| a == "--profile-stop") {
+        let runtime = match args {
+            [_] => "tokio",
+            [_, flag, runtime] if flag == "--runtime" && RUNTIMES.contains(&runtime.as_str()) => {
+                runtime.as_str()
+            }
+            _ => {
+                eprintln!("bench: --profile-stop [--runtime tokio|smol|async-std]");
+                return ExitCode::from(2);
+            }
+        };
+        return run_profile_stop(runtime);
+    }
     if let Some(other) = args.iter().find(|a| *a != "--quick") {
-        eprintln!("bench: unknown option {other} (--quick, or --exact)");
+        eprintln!("bench: unknown option {other} (--quick, --exact or --profile-stop)");
         return ExitCode::from(2);
     }
     let settings = Settings::new(quick);
@@ -109,6 +123,35 @@ pub fn run(args: &[String]) -> ExitCode {
     let out = out_dir(&root);
     write_out(&out, "latest", &results.markdown(), &results.json());
     write_pictures(&out, &results);
+    ExitCode::SUCCESS
+}
+
+/// `--profile-stop`: where a stop of many idle connections spends its CPU,
+/// beside the floor (see [`profile`]), to `target/bench/stop_profile.md`.
+fn run_profile_stop(runtime: &str) -> ExitCode {
+    if !profile::perf_found() {
+        eprintln!("bench --profile-stop: perf not found (apt-get install linux-perf)");
+        return ExitCode::FAILURE;
+    }
+    if raise_fd_limit() < 10_100 {
+        eprintln!("bench --profile-stop: the file descriptor limit is below 10,100");
+        return ExitCode::FAILURE;
+    }
+    let Some((root, bin)) = built() else {
+        return ExitCode::FAILURE;
+    };
+    let out = out_dir(&root);
+    let client = client_runtime();
+    progress(&format!("profiling a stop on {runtime}, then the floor"));
+    let stop = client.block_on(profile::stop(&bin, runtime, &out));
+    let floor = client.block_on(profile::floor(&out));
+    if stop.cpu_ms == 0.0 || floor.cpu_ms == 0.0 {
+        eprintln!("bench --profile-stop: perf recorded nothing (perf_event_paranoid?)");
+        return ExitCode::FAILURE;
+    }
+    let table = profile::markdown(runtime, &stop, &floor);
+    println!("{table}");
+    let _ = std::fs::write(out.join("stop_profile.md"), table);
     ExitCode::SUCCESS
 }
 

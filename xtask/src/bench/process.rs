@@ -119,6 +119,11 @@ impl Server {
             })
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM; returns when it was sent. The server (any side)
     /// stops and exits.
     pub fn terminate(&self) -> Instant {
