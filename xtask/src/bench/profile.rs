@@ -32,8 +32,12 @@ const SYSCALLS: [(&str, &[&str]); 6] = [
         &["__x64_sys_epoll_ctl"],
     ),
     (
-        "waking and waiting (`futex`, `epoll_wait`)",
-        &["__x64_sys_futex", "__x64_sys_epoll_wait"],
+        "waking and waiting (`futex`, `epoll_wait`, `epoll_pwait`)",
+        &[
+            "__x64_sys_futex",
+            "__x64_sys_epoll_wait",
+            "__x64_sys_epoll_pwait",
+        ],
     ),
     (
         "memory given back (`munmap`, `madvise`)",
