@@ -427,9 +427,9 @@ mod plain {
             let connection = builder
                 .serve_connection_with_upgrades(accepted.io, service.clone())
                 .into_owned();
-            runtime.spawn(async move {
-                let _ = connection.await;
-            });
+            // Not `async move { connection.await }`: that future would hold the
+            // connection twice (captured, and awaited), and the task twice its size.
+            runtime.spawn(futures_util::FutureExt::map(connection, drop));
         }
     }
 }
