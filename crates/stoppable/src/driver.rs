@@ -84,7 +84,7 @@ impl<C> ConnDriver<C> {
 
     /// Once a request began (or an upgrade), the first-request timer goes:
     /// at once, not at its deadline, so an idle keep-alive connection holds
-    /// no timer. True when it went (or was gone).
+    /// no timer. True when a request began (the timer is gone then).
     fn drop_first_request_if_begun(&mut self) -> bool {
         let begun = self.slot.has_begun();
         if begun {
@@ -270,9 +270,15 @@ impl<C> Drop for ConnDriver<C> {
 /// in the low bits. (A whole `Progress` made tokio's task for each
 /// connection a cache line, 128 bytes, larger.)
 fn digest(p: &Progress) -> u64 {
-    let totals = p.started.wrapping_add(p.finished).wrapping_add(p.arrived);
-    (totals << 3)
-        | u64::from(p.upgraded)
-        | (u64::from(p.output_blocked) << 1)
-        | (u64::from(p.http2) << 2)
+    // Every field named: a new one does not compile until it is digested.
+    let Progress {
+        started,
+        finished,
+        arrived,
+        upgraded,
+        output_blocked,
+        http2,
+    } = *p;
+    let totals = started.wrapping_add(finished).wrapping_add(arrived);
+    (totals << 3) | u64::from(upgraded) | (u64::from(output_blocked) << 1) | (u64::from(http2) << 2)
 }
