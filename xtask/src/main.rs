@@ -3,6 +3,7 @@
 mod bench;
 mod chaos;
 mod http1;
+mod signal;
 mod stress;
 
 use std::process::ExitCode;
@@ -13,6 +14,11 @@ tasks:
   bench [--quick]   stoppable against plain hyper and hyper-util's GracefulShutdown,
                     on tokio, smol and async-std; markdown on stdout, JSON in
                     target/bench/latest.json (--quick: a short smoke run)
+  bench --exact [--runtime R]
+                    instructions per request, counted by valgrind, twice each
+  bench --profile-stop [--runtime R]
+                    where the CPU of a stop of 10,000 idle connections goes,
+                    beside the floor's close loop (perf)
   stress [--stops N] [--growth N] [--churn N]
                     N stops per runtime (default 100) under 200 clients; every
                     request classified; fails if any was lost; then connections

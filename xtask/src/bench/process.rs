@@ -127,12 +127,7 @@ impl Server {
     /// Sends SIGTERM; returns when it was sent. The server (any side)
     /// stops and exits.
     pub fn terminate(&self) -> Instant {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) on our own child's pid.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+        crate::signal::send(self.child.id(), libc::SIGTERM);
         Instant::now()
     }
 

@@ -81,19 +81,13 @@ impl Recording {
 
     /// Stops sampling (SIGINT, as perf expects) and reads the profile.
     pub fn finish(mut self) -> Profile {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) on our own child's pid.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::kill(pid, libc::SIGINT);
-        }
+        crate::signal::send(self.child.id(), libc::SIGINT);
         let _ = self.child.wait();
         Profile::read(&self.out)
     }
 }
 
 /// One profile: shares of all samples, in percent.
-#[derive(Default)]
 pub struct Profile {
     /// CPU time sampled, ms.
     pub cpu_ms: f64,

@@ -73,11 +73,7 @@ impl ChaosServer {
     /// Sends SIGTERM; when it was sent.
     pub fn terminate(&self) -> Instant {
         if let Some(pid) = self.child.id() {
-            // SAFETY: kill(2) on our own child's pid.
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGTERM);
-            }
+            crate::signal::send(pid, libc::SIGTERM);
         }
         Instant::now()
     }

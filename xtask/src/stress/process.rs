@@ -60,13 +60,7 @@ pub async fn next_line(lines: &mut UnboundedReceiver<String>) -> Option<String> 
         .flatten()
 }
 
-pub fn signal(pid: u32, signal: libc::c_int) {
-    // SAFETY: kill(2) on a pid this run started.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(pid as libc::pid_t, signal);
-    }
-}
+pub use crate::signal::send as signal;
 
 /// `FLAG N [--runtime R]`, as `--handoff` and `--rollout` take them: the
 /// count and the runtimes to run (all unless one is named); `None` on a bad
