@@ -5,7 +5,6 @@
 //!
 //! Run: `cargo bench --bench alloc_per_request`
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
 #[path = "counting_alloc.rs"]
@@ -23,22 +22,12 @@ const REQUESTS: u64 = 20_000;
 fn measure(addr: SocketAddr) -> f64 {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
-    let mut buf = [0u8; 1024];
-    let mut one = |stream: &mut TcpStream| {
-        stream
-            .write_all(b"GET / HTTP/1.1\r\nhost: bench\r\n\r\n")
-            .expect("request");
-        let mut filled = 0;
-        while !buf[..filled].ends_with(b"hello") {
-            filled += stream.read(&mut buf[filled..]).expect("response");
-        }
-    };
     for _ in 0..WARMUP {
-        one(&mut stream);
+        servers::ask(&mut stream);
     }
     let before = counting_alloc::allocations();
     for _ in 0..REQUESTS {
-        one(&mut stream);
+        servers::ask(&mut stream);
     }
     (counting_alloc::allocations() - before) as f64 / REQUESTS as f64
 }

@@ -8,7 +8,6 @@
 //!
 //! Run: `cargo bench --bench heap_per_conn`
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -25,14 +24,7 @@ const CONNECTIONS: usize = 1_000;
 /// One connection, after one answered request.
 fn connect(addr: SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nhost: bench\r\n\r\n")
-        .expect("request");
-    let mut buf = [0u8; 1024];
-    let mut filled = 0;
-    while !buf[..filled].ends_with(b"hello") {
-        filled += stream.read(&mut buf[filled..]).expect("response");
-    }
+    servers::ask(&mut stream);
     stream
 }
 

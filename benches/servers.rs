@@ -3,7 +3,8 @@
 //! each runtime, answering `hello`.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 
 use bytes::Bytes;
@@ -16,6 +17,19 @@ use stoppable::{Accept, Runtime};
 
 async fn hello(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(Response::new(Full::new(Bytes::from_static(b"hello"))))
+}
+
+/// One request on a keep-alive connection, and its whole answer: a
+/// blocking client that allocates nothing.
+pub fn ask(stream: &mut TcpStream) {
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: bench\r\n\r\n")
+        .expect("request");
+    let mut buf = [0u8; 1024];
+    let mut filled = 0;
+    while !buf[..filled].ends_with(b"hello") {
+        filled += stream.read(&mut buf[filled..]).expect("response");
+    }
 }
 
 /// A server's start: stoppable's (true) or plain (false); its address.

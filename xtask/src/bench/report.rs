@@ -92,6 +92,36 @@ pub struct Counted {
     pub value: f64,
 }
 
+/// A table of counted figures: each runtime's plain, stoppable and added,
+/// with `decimals`, and whether the added figure meets the target (`ok`,
+/// also pushed to `targets`).
+fn counted_table(
+    out: &mut String,
+    targets: &mut Vec<bool>,
+    title: &str,
+    header: &str,
+    figures: &[Counted],
+    decimals: usize,
+    ok: fn(f64) -> bool,
+) {
+    let _ = writeln!(out, "\n### {title}\n");
+    let _ = writeln!(out, "{header}");
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+    for (plain, ours) in pairs(figures) {
+        let added = ours.value - plain.value;
+        let met = ok(added);
+        targets.push(met);
+        let _ = writeln!(
+            out,
+            "| {} | {:.decimals$} | {:.decimals$} | {added:.decimals$} | {} |",
+            plain.runtime,
+            plain.value,
+            ours.value,
+            verdict(met)
+        );
+    }
+}
+
 /// Each runtime's plain and stoppable figures, side by side.
 fn pairs(figures: &[Counted]) -> impl Iterator<Item = (&Counted, &Counted)> {
     figures
@@ -332,47 +362,24 @@ impl Results {
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "\n### Heap allocations per request (counting allocator, in-process)\n"
+        counted_table(
+            &mut out,
+            &mut targets,
+            "Heap allocations per request (counting allocator, in-process)",
+            "| runtime | plain | stoppable | added | target (0) |",
+            &self.allocs,
+            2,
+            |added| added < 0.01,
         );
-        let _ = writeln!(out, "| runtime | plain | stoppable | added | target (0) |");
-        let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
-        for (plain, ours) in pairs(&self.allocs) {
-            let added = ours.value - plain.value;
-            let ok = added < 0.01;
-            targets.push(ok);
-            let _ = writeln!(
-                out,
-                "| {} | {:.2} | {:.2} | {added:.2} | {} |",
-                plain.runtime,
-                plain.value,
-                ours.value,
-                verdict(ok)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "\n### Heap bytes held per idle connection (counting allocator, in-process)\n"
+        counted_table(
+            &mut out,
+            &mut targets,
+            "Heap bytes held per idle connection (counting allocator, in-process)",
+            "| runtime | plain B/conn | stoppable B/conn | added B/conn | target (≤ 256) |",
+            &self.held,
+            0,
+            |added| added <= 256.0,
         );
-        let _ = writeln!(
-            out,
-            "| runtime | plain B/conn | stoppable B/conn | added B/conn | target (≤ 256) |"
-        );
-        let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
-        for (plain, ours) in pairs(&self.held) {
-            let added = ours.value - plain.value;
-            let ok = added <= 256.0;
-            targets.push(ok);
-            let _ = writeln!(
-                out,
-                "| {} | {:.0} | {:.0} | {added:.0} | {} |",
-                plain.runtime,
-                plain.value,
-                ours.value,
-                verdict(ok)
-            );
-        }
         let met = targets.iter().filter(|t| **t).count();
         let _ = writeln!(
             out,
