@@ -59,7 +59,10 @@ impl<C> ConnDriver<C> {
     /// work if a stop began (B11), and is told as an error; once the drain
     /// runs, the core bounds such connections itself (B4, B8).
     fn first_request_due(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.drop_first_request_if_begun() || self.shared.is_draining() {
+        if self.drop_first_request_if_begun() {
+            return false;
+        }
+        if self.shared.is_draining() {
             self.first_request = None;
             return false;
         }

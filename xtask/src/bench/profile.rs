@@ -128,11 +128,12 @@ impl Profile {
         if let Some(other) = syscalls.last_mut() {
             *other = (*other - named).max(0.0);
         }
+        let (kernel, libc) = (dso("[kernel"), dso("libc"));
         Profile {
             cpu_ms: cpu_ms(&dsos),
-            kernel: dso("[kernel"),
-            libc: dso("libc"),
-            program: 100.0 - dso("[kernel") - dso("libc"),
+            kernel,
+            libc,
+            program: 100.0 - kernel - libc,
             stoppable: stoppable_share(&own),
             syscalls,
         }

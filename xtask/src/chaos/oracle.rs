@@ -271,14 +271,15 @@ impl Judged {
                 }
                 Outcome::NothingBack { .. } | Outcome::Cut => {
                     may_have_finished += u64::from(after_stop);
-                    if seen.ended < trigger && timed_out {
+                    if timed_out && seen.ended < stop + CLOSE_LAG {
                         j.stats.timed_out += 1;
-                    } else if timed_out && seen.ended < stop + CLOSE_LAG {
-                        // The timeout fired about when the stop call
-                        // landed: after it, the cut counts forced (B11);
-                        // before it, not. The client cannot tell which.
-                        j.stats.timed_out += 1;
-                        j.maybe_forced.insert(seen.conn);
+                        if seen.ended >= trigger {
+                            // The timeout fired about when the stop call
+                            // landed: after it, the cut counts forced
+                            // (B11); before it, not. The client cannot
+                            // tell which.
+                            j.maybe_forced.insert(seen.conn);
+                        }
                     } else if seen.ended < trigger {
                         j.cut_while_serving.push((seen.sent, seen.ended));
                     } else if quick {
