@@ -14,8 +14,9 @@ tasks:
   bench [--quick]   stoppable against plain hyper and hyper-util's GracefulShutdown,
                     on tokio, smol and async-std; markdown on stdout, JSON in
                     target/bench/latest.json (--quick: a short smoke run)
-  bench --exact [--runtime R]
+  bench --exact [--runtime R] [--protocol http1|http2] [--side plain|stoppable|peer]
                     instructions per request, counted by valgrind, twice each
+                    (the filters measure one figure again)
   bench --profile-stop [--runtime R]
                     where the CPU of a stop of 10,000 idle connections goes,
                     beside the floor's close loop (perf)

@@ -81,20 +81,67 @@ pub fn valgrind_found() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Which figures to measure: all by default; `--runtime`, `--protocol`
+/// and `--side` narrow it, to look at one figure again.
+#[derive(Default)]
+pub struct Only {
+    pub runtime: Option<&'static str>,
+    pub protocol: Option<Protocol>,
+    pub side: Option<Side>,
+}
+
+impl Only {
+    /// From `--runtime R`, `--protocol http1|http2` and
+    /// `--side plain|stoppable|peer`, in any order; `None` for anything else.
+    pub fn parse(args: &[String]) -> Option<Only> {
+        let mut only = Only::default();
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            let value = args.next()?.as_str();
+            match flag.as_str() {
+                "--runtime" => only.runtime = Some(*RUNTIMES.iter().find(|r| **r == value)?),
+                "--protocol" => {
+                    only.protocol = Some(match value {
+                        "http1" => Protocol::Http1,
+                        "http2" => Protocol::Http2,
+                        _ => return None,
+                    })
+                }
+                "--side" => {
+                    only.side = Some(match value {
+                        "plain" => Side::Plain,
+                        "stoppable" => Side::Stoppable,
+                        "peer" => Side::Peer,
+                        _ => return None,
+                    })
+                }
+                _ => return None,
+            }
+        }
+        Some(only)
+    }
+}
+
 /// Every figure: plain, stoppable and (on tokio) the hyper-util peer, per
-/// runtime and protocol.
-pub async fn measure(bin: &Path, scratch: &Path, only: Option<&str>) -> Result<Vec<Exact>, String> {
+/// runtime and protocol; or those `only` names.
+pub async fn measure(bin: &Path, scratch: &Path, only: &Only) -> Result<Vec<Exact>, String> {
     let mut figures = Vec::new();
     for runtime in RUNTIMES
         .into_iter()
-        .filter(|r| only.is_none_or(|o| o == *r))
+        .filter(|r| only.runtime.is_none_or(|o| o == *r))
     {
-        for protocol in [Protocol::Http1, Protocol::Http2] {
+        for protocol in [Protocol::Http1, Protocol::Http2]
+            .into_iter()
+            .filter(|p| only.protocol.is_none_or(|o| o == *p))
+        {
             let mut sides = vec![Side::Plain, Side::Stoppable];
             if runtime == "tokio" {
                 sides.push(Side::Peer);
             }
-            for side in sides {
+            for side in sides
+                .into_iter()
+                .filter(|s| only.side.is_none_or(|o| o == *s))
+            {
                 progress(&format!(
                     "exact: {runtime}, {}, {}",
                     protocol.name(),

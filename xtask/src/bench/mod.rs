@@ -65,17 +65,14 @@ fn progress(what: &str) {
 pub fn run(args: &[String]) -> ExitCode {
     let quick = args.iter().any(|a| a == "--quick");
     if args.iter().any(|a| a == "--exact") {
-        let only = match args {
-            [_] => None,
-            [_, flag, runtime] if flag == "--runtime" && RUNTIMES.contains(&runtime.as_str()) => {
-                Some(runtime.as_str())
-            }
-            _ => {
-                eprintln!("bench: --exact [--runtime tokio|smol|async-std]");
-                return ExitCode::from(2);
-            }
+        let Some(only) = exact::Only::parse(&args[1..]) else {
+            eprintln!(
+                "bench: --exact [--runtime tokio|smol|async-std] [--protocol http1|http2] \
+                 [--side plain|stoppable|peer]"
+            );
+            return ExitCode::from(2);
         };
-        return run_exact(only);
+        return run_exact(&only);
     }
     if args.first().is_some_and(|a| a == "--profile-stop") {
         let runtime = match args {
@@ -158,7 +155,7 @@ fn run_profile_stop(runtime: &str) -> ExitCode {
 /// `--exact`: instructions per request (see [`exact`]), to
 /// `target/bench/exact.json` and `exact.md`. Fails when valgrind is
 /// missing, a server fails, or two runs of a figure disagree.
-fn run_exact(only: Option<&str>) -> ExitCode {
+fn run_exact(only: &exact::Only) -> ExitCode {
     if !exact::valgrind_found() {
         eprintln!("bench --exact: valgrind not found (apt-get install valgrind)");
         return ExitCode::FAILURE;
