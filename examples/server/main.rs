@@ -197,13 +197,19 @@ fn on_tokio(options: Options, listening: Listening) -> io::Result<()> {
 
 fn on_smol(options: Options, listening: Listening) -> io::Result<()> {
     let Listening { listener, shared } = listening;
-    // One executor, run on every core, as a smol server would.
+    // One executor, run on every core. Its threads block in futures-lite's
+    // `block_on`, not smol's, so async-io's own thread alone waits on the
+    // sockets: with smol's, it and the executor's threads take turns at it,
+    // on a back-off timed by the wall clock, and the instructions a request
+    // costs moved with it between runs of `bench --exact` (by up to 0.6 %).
     let executor = Arc::new(smol::Executor::new());
     for _ in 1..std::thread::available_parallelism().map_or(1, |n| n.get()) {
         let executor = executor.clone();
-        std::thread::spawn(move || smol::block_on(executor.run(std::future::pending::<()>())));
+        std::thread::spawn(move || {
+            futures_lite::future::block_on(executor.run(std::future::pending::<()>()))
+        });
     }
-    smol::block_on(executor.run(async {
+    futures_lite::future::block_on(executor.run(async {
         let listener = smol::net::TcpListener::try_from(listener)?;
         let line = announcement(listener.local_addr()?, &options);
         let tasks = executor.clone();
