@@ -261,3 +261,24 @@ pub fn b3_an_idle_connection_after_an_lf_only_request_closes_at_once<R: TestRunt
     assert_eq!(report.closed_idle, 1, "{report:?}");
     assert_eq!(conn.end().0, End::Eof);
 }
+
+/// A head whose empty last line comes in a read of its own (a client
+/// writing line by line): once answered, the connection is idle, and the
+/// stop closes it at once (B3), not as a head still being read.
+pub fn b3_an_idle_connection_after_a_head_ended_by_a_lone_empty_line_closes_at_once<
+    R: TestRuntime,
+>() {
+    for last in [&b"\r\n"[..], b"\n"] {
+        let server = R::start(Options::default());
+        let mut conn = Conn::open(server.addr);
+        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n");
+        // The server reads the lines before the empty one arrives.
+        std::thread::sleep(Duration::from_millis(50));
+        conn.send(last);
+        assert_eq!(conn.response().expect("answered").status, 200);
+        let report = server.stop();
+        assert!(report.graceful, "{last:?}: {report:?}");
+        assert_eq!(report.closed_idle, 1, "{last:?}: {report:?}");
+        assert_eq!(conn.end().0, End::Eof);
+    }
+}

@@ -28,6 +28,8 @@ pub struct TrackedIo<T> {
     /// HTTP/1 or HTTP/2, and where an HTTP/2 connection's frames are
     /// before its first stream (B4).
     sniff: Sniff,
+    /// HTTP/1: the last two bytes read, for a head's end split across reads.
+    tail: [u8; 2],
     slot: Arc<ConnSlot>,
     shared: Arc<Shared>,
 }
@@ -39,6 +41,7 @@ impl<T: Write + Unpin> TrackedIo<T> {
             shut_down_once,
             shut_down: false,
             sniff: Sniff::new(),
+            tail: [0; 2],
             slot,
             shared,
         }
@@ -98,7 +101,7 @@ impl<T: Read + Unpin> Read for TrackedIo<T> {
         let n = filled.len();
         // A read that brought nothing (pending, or the end) notes nothing.
         if n > 0 {
-            note_read(&mut this.sniff, &this.slot, filled);
+            note_read(&mut this.sniff, &mut this.tail, &this.slot, filled);
         }
         // SAFETY: `n` bytes were initialised by the read above.
         unsafe { buf.advance(n) };
@@ -109,15 +112,15 @@ impl<T: Read + Unpin> Read for TrackedIo<T> {
 /// What the bytes of one read tell the connection's slot (B4). Once the
 /// protocol is known (most reads), without the sniffer.
 #[inline]
-fn note_read(sniff: &mut Sniff, slot: &ConnSlot, bytes: &[u8]) {
+fn note_read(sniff: &mut Sniff, tail: &mut [u8; 2], slot: &ConnSlot, bytes: &[u8]) {
     match sniff {
         Sniff::Http1 => {
             slot.bytes_arrived();
-            note_tail(slot, bytes);
+            note_tail(slot, tail, bytes);
         }
         // From its first stream on, any bytes may be a request.
         Sniff::Http2 => slot.bytes_arrived(),
-        _ => sniff_read(sniff, slot, bytes),
+        _ => sniff_read(sniff, tail, slot, bytes),
     }
 }
 
@@ -125,7 +128,7 @@ fn note_read(sniff: &mut Sniff, slot: &ConnSlot, bytes: &[u8]) {
 /// first stream): out of line.
 #[cold]
 #[inline(never)]
-fn sniff_read(sniff: &mut Sniff, slot: &ConnSlot, bytes: &[u8]) {
+fn sniff_read(sniff: &mut Sniff, tail: &mut [u8; 2], slot: &ConnSlot, bytes: &[u8]) {
     let read = sniff.read(bytes);
     if read.http2 {
         slot.mark_http2();
@@ -134,16 +137,25 @@ fn sniff_read(sniff: &mut Sniff, slot: &ConnSlot, bytes: &[u8]) {
         slot.bytes_arrived();
     }
     if sniff.is_http1() {
-        note_tail(slot, bytes);
+        note_tail(slot, tail, bytes);
     }
 }
 
 /// HTTP/1: a read that stops short of a head's end may hold the start of
 /// the next head, pipelined (B4, B6). A head ends with an empty line; lines
-/// may end with CRLF or a bare LF (hyper takes both).
+/// may end with CRLF or a bare LF (hyper takes both). The empty line may
+/// come in a read of its own (a client writing line by line): what the
+/// stream ends with counts, with `tail`, the last two bytes read before.
 #[inline]
-fn note_tail(slot: &ConnSlot, bytes: &[u8]) {
-    let head_end = bytes.ends_with(b"\n\r\n") || bytes.ends_with(b"\n\n");
+fn note_tail(slot: &ConnSlot, tail: &mut [u8; 2], bytes: &[u8]) {
+    let last = match *bytes {
+        [.., a, b, c] => [a, b, c],
+        [b, c] => [tail[1], b, c],
+        [c] => [tail[0], tail[1], c],
+        [] => return,
+    };
+    *tail = [last[1], last[2]];
+    let head_end = last == *b"\n\r\n" || last[1..] == *b"\n\n";
     slot.note_read_tail(!head_end);
 }
 
