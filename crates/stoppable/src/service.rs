@@ -147,7 +147,9 @@ where
 fn note_response<B>(response: &mut Response<B>, guard: &FinishGuard, http1: bool, connect: bool) {
     let status = response.status();
     let tunnel = connect && status.is_success();
-    if status == StatusCode::SWITCHING_PROTOCOLS || tunnel && http1 {
+    // HTTP/2 has no upgrade: a 101 there is a stream's answer like any
+    // other, and the connection goes on with its other streams.
+    if http1 && (status == StatusCode::SWITCHING_PROTOCOLS || tunnel) {
         guard.0.mark_upgraded();
     } else if tunnel {
         // An HTTP/2 tunnel is one stream of its connection, which still
