@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::client::{refused, Conn, End};
 pub use crate::fresh_state_cases::*;
 use crate::http2;
+pub use crate::http2_cases::*;
 pub use crate::listeners_cases::*;
 pub use crate::rollout_cases::*;
 use crate::runtimes::{Options, TestRuntime};

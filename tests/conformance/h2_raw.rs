@@ -15,6 +15,7 @@ pub const HEADERS: u8 = 0x1;
 pub const SETTINGS: u8 = 0x4;
 pub const PING: u8 = 0x6;
 pub const GOAWAY: u8 = 0x7;
+const WINDOW_UPDATE: u8 = 0x8;
 
 const END_STREAM: u8 = 0x1;
 const ACK: u8 = 0x1;
@@ -60,6 +61,20 @@ impl RawH2 {
         let mut conn = RawH2::dial(addr);
         conn.send_raw(PREFACE);
         conn.send(SETTINGS, 0, 0, &[]);
+        conn
+    }
+
+    /// Like [`open`](RawH2::open), with the largest flow-control windows,
+    /// for the connection and every stream: the server may send all it has
+    /// at once, and only the socket holds it back.
+    pub fn open_with_large_windows(addr: SocketAddr) -> RawH2 {
+        const LARGEST: u32 = (1 << 31) - 1;
+        let mut conn = RawH2::dial(addr);
+        conn.send_raw(PREFACE);
+        let mut initial_window = vec![0x00, 0x04];
+        initial_window.extend_from_slice(&LARGEST.to_be_bytes());
+        conn.send(SETTINGS, 0, 0, &initial_window);
+        conn.send(WINDOW_UPDATE, 0, 0, &(LARGEST - 65_535).to_be_bytes());
         conn
     }
 

@@ -8,6 +8,7 @@ mod client;
 mod fresh_state_cases;
 mod h2_raw;
 mod http2;
+mod http2_cases;
 mod lines;
 mod listeners_cases;
 mod rollout_cases;
@@ -103,6 +104,9 @@ macro_rules! all_cases {
             tls_a_client_silent_after_its_handshake_is_closed_while_serving,
             tls_a_silent_handshake_is_closed_at_the_first_request_timeout,
             b3_an_idle_connection_after_an_lf_only_request_closes_at_once,
+            b3_an_idle_connection_after_a_head_ended_by_a_lone_empty_line_closes_at_once,
+            b5_an_http2_response_queued_for_a_slow_client_is_delivered_whole,
+            b7_a_101_answer_on_http2_does_not_hold_the_connection,
             b11_a_head_cut_by_the_servers_timeout_during_the_stop_is_not_graceful,
             b24_a_tracked_task_holds_the_stop_until_it_ends,
             b24_a_task_running_at_the_grace_deadline_is_cancelled,

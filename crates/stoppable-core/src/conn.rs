@@ -234,7 +234,7 @@ impl Conn {
     /// | Fresh    | window over ? (HTTP/2 ? shut down : close) : wait for the window | quiet too long ? close : wait |
     /// | Idle     | shut down (HTTP/1 closes at once)         | quiet too long ? close : wait              |
     /// | Reading  | head late ? cut : shut down               | head late ? cut : wait for its deadline    |
-    /// | Active   | shut down (closes after its work)         | HTTP/2 with only streams opened after its GOAWAY ? cut : look again in a while |
+    /// | Active   | shut down (closes after its work)         | HTTP/2 with only streams opened after its GOAWAY in flight, and no output waiting ? cut : look again in a while |
     /// | Upgraded | wait (handlers see the drain, B15)        | wait for the close                         |
     ///
     /// "Quiet too long": told to finish, with no work, for the GOAWAY
@@ -271,10 +271,14 @@ impl Conn {
             (Told::Nothing, _) => Step::Finish,
             (Told::Finish, ConnState::Reading) => due(head_deadline),
             (Told::Finish, ConnState::Fresh | ConnState::Idle) => due(quiet_deadline),
-            // Every stream it may finish has: the rest were opened after
-            // the client had the GOAWAY.
+            // Every stream it may finish has, and those still in flight
+            // were opened after the client had the GOAWAY. Not while output
+            // waits for the client: it may be an allowed stream's end, which
+            // the client is owed (B5).
             (Told::Finish, ConnState::Active)
-                if self.allowed_streams.is_some_and(|n| self.finished >= n) =>
+                if self.in_flight() > 0
+                    && !self.output_blocked
+                    && self.allowed_streams.is_some_and(|n| self.finished >= n) =>
             {
                 Step::Cut
             }

@@ -863,6 +863,44 @@ fn b7_streams_opened_after_the_goaway_do_not_hold_the_stop() {
 }
 
 #[test]
+fn b5_an_http2_response_the_client_has_not_taken_is_not_cut_at_the_goaway_timeout() {
+    let (mut d, t0) = drain();
+    let c = d.accept(t0).unwrap();
+    // Its one stream ended in the server's hands; its bytes wait for the
+    // client to read them.
+    let taking = |output_blocked| Progress {
+        started: 1,
+        finished: 1,
+        arrived: 1,
+        http2: true,
+        output_blocked,
+        ..Progress::default()
+    };
+    progress(&mut d, c, taking(true), t0);
+    d.stop(None, t0);
+    d.listener_closed(t0);
+    assert_eq!(
+        actions(&mut d),
+        vec![Action::StopAccepting, Action::Finish(c)]
+    );
+    let goaway = Config::default().goaway_timeout;
+    let mut now = t0;
+    while now < t0 + 4 * goaway {
+        now += 300 * MS;
+        progress(&mut d, c, taking(true), now);
+        d.handle_timeout(now);
+        let acts = actions(&mut d);
+        assert!(!acts.contains(&Action::ForceClose(c)), "{acts:?}");
+        assert!(!acts.contains(&Action::CloseIdle(c)), "{acts:?}");
+    }
+    // The client took it all, and closed.
+    progress(&mut d, c, taking(false), now);
+    d.handle(c, ConnEvent::Closed, now).unwrap();
+    let report = stopped(&actions(&mut d)).expect("stopped");
+    assert!(report.graceful, "{report:?}");
+}
+
+#[test]
 fn b17_zero_grace_during_the_readiness_delay_forces_at_once() {
     let delay = Duration::from_secs(5);
     let mut d = Lifecycle::new(Config::default().with_drain_delay(delay)).unwrap();

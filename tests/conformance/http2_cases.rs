@@ -1,0 +1,65 @@
+//! HTTP/2 work the client has not taken yet, and answers that look like
+//! another protocol's: the drain waits for the one and is not misled by the
+//! other (B5, B7, B9).
+
+use std::time::Duration;
+
+use crate::h2_raw::{RawH2, StreamEnd, GOAWAY};
+use crate::runtimes::{Options, TestRuntime};
+use crate::wait::{block_on, until};
+
+const MS: Duration = Duration::from_millis(1);
+
+/// A response whose body ended in the server's hands long before the
+/// client had it: its bytes wait in the socket and in HTTP/2's send queue.
+/// With no grace, the drain waits for the client to take it all, past the
+/// GOAWAY timeout (B5, B9).
+pub fn b5_an_http2_response_queued_for_a_slow_client_is_delivered_whole<R: TestRuntime>() {
+    let server = R::start(Options {
+        goaway_timeout: Some(100 * MS),
+        ..Options::default()
+    });
+    let mut h2 = RawH2::open_with_large_windows(server.addr);
+    h2.get(1, "/big-at-once");
+    until("the body ended in the server's hands", || {
+        let counts = server.stopper.counts();
+        counts.open == 1 && counts.requests_in_flight == 0
+    });
+    let stopping = server.stopper.stop();
+    // Well past the GOAWAY timeout before the client reads anything.
+    std::thread::sleep(500 * MS);
+    match h2.response(1, true) {
+        StreamEnd::Complete(body) => assert_eq!(body.len(), 32 << 20, "the whole body"),
+        StreamEnd::Cut => panic!("the response was cut"),
+    }
+    assert!(h2.until_closed(true), "closed after the response");
+    let report = block_on(stopping);
+    assert!(report.graceful, "{report:?}");
+    // Its request ended before the stop; its output was the work.
+    assert_eq!(
+        (report.closed_after_work, report.force_closed),
+        (1, 0),
+        "{report:?}"
+    );
+}
+
+/// A handler that answers 101 on HTTP/2, where there is no upgrade: the
+/// stream ends as any other, and the connection still gets its GOAWAY and
+/// closes (B7), instead of being held as an upgraded one (B14).
+pub fn b7_a_101_answer_on_http2_does_not_hold_the_connection<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut h2 = RawH2::open(server.addr);
+    h2.get(1, "/upgrade");
+    let _ = h2.response(1, true);
+    until("the stream ended", || {
+        server.stopper.counts().requests_in_flight == 0
+    });
+    let stopping = server.stopper.stop();
+    let closed = h2.until_closed(true);
+    let got_goaway = h2.saw(GOAWAY);
+    drop(h2);
+    let report = block_on(stopping);
+    assert!(got_goaway, "a GOAWAY");
+    assert!(closed, "the server closed the connection");
+    assert!(report.graceful, "{report:?}");
+}
