@@ -16,6 +16,8 @@ pub const SETTINGS: u8 = 0x4;
 pub const PING: u8 = 0x6;
 pub const GOAWAY: u8 = 0x7;
 const WINDOW_UPDATE: u8 = 0x8;
+/// The largest flow-control window (RFC 9113 §6.9.1).
+const LARGEST: u32 = (1 << 31) - 1;
 
 const END_STREAM: u8 = 0x1;
 const ACK: u8 = 0x1;
@@ -68,7 +70,6 @@ impl RawH2 {
     /// for the connection and every stream: the server may send all it has
     /// at once, and only the socket holds it back.
     pub fn open_with_large_windows(addr: SocketAddr) -> RawH2 {
-        const LARGEST: u32 = (1 << 31) - 1;
         let mut conn = RawH2::dial(addr);
         conn.send_raw(PREFACE);
         let mut initial_window = vec![0x00, 0x04];
@@ -76,6 +77,14 @@ impl RawH2 {
         conn.send(SETTINGS, 0, 0, &initial_window);
         conn.send(WINDOW_UPDATE, 0, 0, &(LARGEST - 65_535).to_be_bytes());
         conn
+    }
+
+    /// Opens the connection's and `stream`'s flow-control windows to the
+    /// largest, from the initial 65,535 bytes.
+    pub fn open_windows(&mut self, stream: u32) {
+        for id in [0, stream] {
+            self.send(WINDOW_UPDATE, 0, id, &(LARGEST - 65_535).to_be_bytes());
+        }
     }
 
     /// Connects, sending nothing.

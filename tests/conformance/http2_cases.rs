@@ -43,6 +43,63 @@ pub fn b5_an_http2_response_queued_for_a_slow_client_is_delivered_whole<R: TestR
     );
 }
 
+/// A response waiting in the server's HTTP/2 send queue for the client's
+/// flow-control window: work the client is owed, though its body ended in
+/// the server's hands and no byte waits on the socket. With no grace the
+/// drain waits for the client to open its window and take it all, well past
+/// the GOAWAY timeout (B5, B9), instead of closing the connection as quiet.
+pub fn b5_an_http2_response_waiting_for_the_clients_window_is_delivered_whole<R: TestRuntime>() {
+    let server = R::start(Options {
+        goaway_timeout: Some(100 * MS),
+        ..Options::default()
+    });
+    let mut h2 = RawH2::open(server.addr);
+    h2.get(1, "/big-at-once");
+    until("the body ended in the server's hands", || {
+        let counts = server.stopper.counts();
+        counts.open == 1 && counts.requests_in_flight == 0
+    });
+    let stopping = server.stopper.stop();
+    std::thread::sleep(500 * MS);
+    assert!(
+        server.stopper.report().is_none(),
+        "the stop waits for the response"
+    );
+    h2.open_windows(1);
+    match h2.response(1, true) {
+        StreamEnd::Complete(body) => assert_eq!(body.len(), 32 << 20, "the whole body"),
+        StreamEnd::Cut => panic!("the response was cut"),
+    }
+    assert!(h2.until_closed(true), "closed after the response");
+    let report = block_on(stopping);
+    assert!(report.graceful, "{report:?}");
+    assert_eq!(
+        (report.closed_after_work, report.force_closed),
+        (1, 0),
+        "{report:?}"
+    );
+}
+
+/// The same response, to a client that never opens its window: cut at the
+/// grace, and the stop is not graceful (B9, B11).
+pub fn b9_an_http2_response_the_client_never_lets_through_is_forced_at_the_grace<R: TestRuntime>() {
+    let server = R::start(Options {
+        goaway_timeout: Some(100 * MS),
+        grace: Some(500 * MS),
+        ..Options::default()
+    });
+    let mut h2 = RawH2::open(server.addr);
+    h2.get(1, "/big-at-once");
+    until("the body ended in the server's hands", || {
+        let counts = server.stopper.counts();
+        counts.open == 1 && counts.requests_in_flight == 0
+    });
+    let report = server.stop();
+    assert!(!report.graceful, "{report:?}");
+    assert_eq!(report.force_closed, 1, "{report:?}");
+    assert!(report.elapsed >= 500 * MS, "{report:?}");
+}
+
 /// A handler that answers 101 on HTTP/2, where there is no upgrade: the
 /// stream ends as any other, and the connection still gets its GOAWAY and
 /// closes (B7), instead of being held as an upgraded one (B14).

@@ -106,6 +106,8 @@ macro_rules! all_cases {
             b3_an_idle_connection_after_an_lf_only_request_closes_at_once,
             b3_an_idle_connection_after_a_head_ended_by_a_lone_empty_line_closes_at_once,
             b5_an_http2_response_queued_for_a_slow_client_is_delivered_whole,
+            b5_an_http2_response_waiting_for_the_clients_window_is_delivered_whole,
+            b9_an_http2_response_the_client_never_lets_through_is_forced_at_the_grace,
             b7_a_101_answer_on_http2_does_not_hold_the_connection,
             b11_a_head_cut_by_the_servers_timeout_during_the_stop_is_not_graceful,
             b24_a_tracked_task_holds_the_stop_until_it_ends,

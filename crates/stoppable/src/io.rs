@@ -13,6 +13,7 @@ use futures_util::task::noop_waker_ref;
 use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
 
 use crate::h2_frames::Sniff;
+use crate::h2_streams::WireStreams;
 use crate::shared::Shared;
 use crate::slot::ConnSlot;
 
@@ -30,6 +31,9 @@ pub struct TrackedIo<T> {
     sniff: Sniff,
     /// HTTP/1: the last two bytes read, for a head's end split across reads.
     tail: [u8; 2],
+    /// HTTP/2 (or not known yet): its streams open on the wire. Boxed:
+    /// HTTP/1 connections never have one.
+    wire: Option<Box<WireStreams>>,
     slot: Arc<ConnSlot>,
     shared: Arc<Shared>,
 }
@@ -42,6 +46,7 @@ impl<T: Write + Unpin> TrackedIo<T> {
             shut_down: false,
             sniff: Sniff::new(),
             tail: [0; 2],
+            wire: None,
             slot,
             shared,
         }
@@ -102,10 +107,44 @@ impl<T: Read + Unpin> Read for TrackedIo<T> {
         // A read that brought nothing (pending, or the end) notes nothing.
         if n > 0 {
             note_read(&mut this.sniff, &mut this.tail, &this.slot, filled);
+            if !this.sniff.is_http1() {
+                follow_streams(&mut this.wire, &this.slot, |w| w.read(filled));
+            }
         }
         // SAFETY: `n` bytes were initialised by the read above.
         unsafe { buf.advance(n) };
         polled
+    }
+}
+
+/// HTTP/2 (or not known yet, as when the server speaks first): what the
+/// bytes read or written do to its streams open on the wire, told to the
+/// slot when their number changes. Out of line: HTTP/1 never comes here.
+#[cold]
+#[inline(never)]
+fn follow_streams(
+    wire: &mut Option<Box<WireStreams>>,
+    slot: &ConnSlot,
+    bytes: impl FnOnce(&mut WireStreams),
+) {
+    let wire = wire.get_or_insert_with(|| Box::new(WireStreams::new()));
+    let before = wire.open();
+    bytes(wire);
+    let open = wire.open();
+    if open != before {
+        slot.set_wire_streams(u32::try_from(open).unwrap_or(u32::MAX));
+    }
+}
+
+/// The bytes of one write: what of them went out (`written` of them).
+fn wrote_vectored(wire: &mut WireStreams, bufs: &[io::IoSlice<'_>], mut written: usize) {
+    for buf in bufs {
+        let n = buf.len().min(written);
+        wire.wrote(&buf[..n]);
+        written -= n;
+        if written == 0 {
+            return;
+        }
     }
 }
 
@@ -166,6 +205,10 @@ impl<T: Write + Unpin> Write for TrackedIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let written = self.io().poll_write(cx, buf);
+        if let (Poll::Ready(Ok(n)), false) = (&written, self.sniff.is_http1()) {
+            let this = &mut *self;
+            follow_streams(&mut this.wire, &this.slot, |w| w.wrote(&buf[..*n]));
+        }
         self.note_blocked(written)
     }
 
@@ -190,6 +233,10 @@ impl<T: Write + Unpin> Write for TrackedIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let written = self.io().poll_write_vectored(cx, bufs);
+        if let (Poll::Ready(Ok(n)), false) = (&written, self.sniff.is_http1()) {
+            let this = &mut *self;
+            follow_streams(&mut this.wire, &this.slot, |w| wrote_vectored(w, bufs, *n));
+        }
         self.note_blocked(written)
     }
 }

@@ -22,6 +22,7 @@ mod conn_socket;
 mod conn_table;
 mod driver;
 mod h2_frames;
+mod h2_streams;
 #[cfg(all(unix, feature = "handoff"))]
 pub mod handoff;
 mod handshake;

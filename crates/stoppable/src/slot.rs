@@ -12,11 +12,11 @@ use futures_util::task::AtomicWaker;
 #[cfg(loom)]
 use loom::future::AtomicWaker;
 #[cfg(loom)]
-use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
+use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8};
 #[cfg(loom)]
 use loom::sync::Mutex;
 #[cfg(not(loom))]
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8};
 #[cfg(not(loom))]
 use std::sync::Mutex;
 use stoppable_core::{ConnId, Progress};
@@ -71,6 +71,10 @@ pub(crate) struct ConnSlot {
     /// response that hyper holds whole, so the connection still has work
     /// (B9, B11). Cleared by the next complete flush.
     output_blocked: AtomicBool,
+    /// HTTP/2: the streams open on the wire (`WireStreams`). More than the
+    /// requests in flight: a response that ended in hyper's hands still
+    /// waits in h2's send queue, for the client (B5, B9).
+    wire_streams: AtomicU32,
     command: AtomicU8,
     /// `arrived` as the core saw it when it decided a `CloseIdle`.
     close_unless: AtomicU64,
@@ -100,6 +104,7 @@ impl ConnSlot {
             raw: AtomicBool::new(false),
             cut_by_driver: AtomicBool::new(false),
             output_blocked: AtomicBool::new(false),
+            wire_streams: AtomicU32::new(0),
             command: AtomicU8::new(Command::None as u8),
             close_unless: AtomicU64::new(0),
             waker: AtomicWaker::new(),
@@ -119,7 +124,8 @@ impl ConnSlot {
             finished,
             arrived: self.arrived.load(Relaxed),
             upgraded: self.upgraded.load(Relaxed),
-            output_blocked: self.output_blocked.load(Relaxed),
+            output_blocked: self.output_blocked.load(Relaxed)
+                || u64::from(self.wire_streams.load(Relaxed)) > started.saturating_sub(finished),
             http2: self.http2.load(Relaxed),
         }
     }
@@ -182,6 +188,12 @@ impl ConnSlot {
     #[inline]
     pub(crate) fn mark_output_blocked(&self) {
         self.output_blocked.store(true, Relaxed);
+    }
+
+    /// HTTP/2: how many streams are open on the wire now.
+    #[inline]
+    pub(crate) fn set_wire_streams(&self, open: u32) {
+        self.wire_streams.store(open, Relaxed);
     }
 
     /// Everything written is flushed: one load, a store only after a block.
