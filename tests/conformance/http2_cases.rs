@@ -2,7 +2,7 @@
 //! another protocol's: the drain waits for the one and is not misled by the
 //! other (B5, B7, B9).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::h2_raw::{RawH2, StreamEnd, GOAWAY};
 use crate::runtimes::{Options, TestRuntime};
@@ -119,4 +119,51 @@ pub fn b7_a_101_answer_on_http2_does_not_hold_the_connection<R: TestRuntime>() {
     assert!(got_goaway, "a GOAWAY");
     assert!(closed, "the server closed the connection");
     assert!(report.graceful, "{report:?}");
+}
+
+/// An HTTP/2 `CONNECT` tunnel that ended before the stop leaves nothing in
+/// flight: its connection is quiet, and a client that keeps it open without
+/// answering the GOAWAY's PING is closed after the GOAWAY timeout (B7, B14).
+pub fn b7_an_http2_tunnel_that_ended_does_not_hold_the_stop<R: TestRuntime>() {
+    let server = R::start(Options::default());
+    let mut h2 = RawH2::open(server.addr);
+    h2.connect(1);
+    h2.data(1, b"ping", false);
+    assert_eq!(h2.data_on(1, true), b"ping", "the tunnel echoes");
+    h2.data(1, b"", true);
+    assert!(
+        matches!(h2.response(1, true), StreamEnd::Complete(_)),
+        "the tunnel ends both ways"
+    );
+    let stopping = server.stopper.stop();
+    let started = Instant::now();
+    assert!(h2.until_closed(false), "closed with a FIN");
+    assert!(h2.saw(GOAWAY), "a GOAWAY before the close");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let report = block_on(stopping);
+    assert!(report.graceful, "{report:?}");
+}
+
+/// A client that stops inside a HEADERS frame (its 9-byte header sent, its
+/// payload never) opens no stream: h2 has none, and the connection holds the
+/// stop no longer than any quiet one (B7).
+pub fn b7_a_client_stalled_inside_a_headers_frame_does_not_hold_the_stop<R: TestRuntime>() {
+    use std::io::Write;
+    let server = R::start(Options {
+        goaway_timeout: Some(100 * MS),
+        ..Options::default()
+    });
+    let mut h2 = RawH2::open(server.addr);
+    h2.get(1, "/");
+    assert_eq!(h2.response(1, true), StreamEnd::Complete(b"hello".to_vec()));
+    // HEADERS, 100 bytes long, END_HEADERS, stream 3: the header alone.
+    h2.stream
+        .write_all(&[0, 0, 100, 0x1, 0x4, 0, 0, 0, 3])
+        .expect("write");
+    std::thread::sleep(50 * MS);
+    let stopping = server.stopper.stop();
+    let started = Instant::now();
+    assert!(h2.until_closed(false), "closed with a FIN");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    block_on(stopping);
 }

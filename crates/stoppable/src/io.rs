@@ -31,8 +31,9 @@ pub struct TrackedIo<T> {
     sniff: Sniff,
     /// HTTP/1: the last two bytes read, for a head's end split across reads.
     tail: [u8; 2],
-    /// HTTP/2 (or not known yet): its streams open on the wire. Boxed:
-    /// HTTP/1 connections never have one.
+    /// HTTP/2 (or not known yet): its responses under way on the wire.
+    /// Boxed: HTTP/1 connections have none (unless their first read was
+    /// too short to tell).
     wire: Option<Box<WireStreams>>,
     slot: Arc<ConnSlot>,
     shared: Arc<Shared>,
@@ -118,10 +119,8 @@ impl<T: Read + Unpin> Read for TrackedIo<T> {
 }
 
 /// HTTP/2 (or not known yet, as when the server speaks first): what the
-/// bytes read or written do to its streams open on the wire, told to the
-/// slot when their number changes. Out of line: HTTP/1 never comes here.
-#[cold]
-#[inline(never)]
+/// bytes read or written do to its responses under way on the wire, told
+/// to the slot when their number changes.
 fn follow_streams(
     wire: &mut Option<Box<WireStreams>>,
     slot: &ConnSlot,

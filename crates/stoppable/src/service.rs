@@ -149,14 +149,12 @@ fn note_response<B>(response: &mut Response<B>, guard: &FinishGuard, http1: bool
     let tunnel = connect && status.is_success();
     // HTTP/2 has no upgrade: a 101 there is a stream's answer like any
     // other, and the connection goes on with its other streams.
+    // An HTTP/2 tunnel is one stream of its connection, which still gets
+    // its GOAWAY. hyper drops the response body when the tunnel opens, so
+    // its request counts finished; the stream stays open on the wire until
+    // its end goes out, and is work until then (`WireStreams`).
     if http1 && (status == StatusCode::SWITCHING_PROTOCOLS || tunnel) {
         guard.0.mark_upgraded();
-    } else if tunnel {
-        // An HTTP/2 tunnel is one stream of its connection, which still
-        // gets its GOAWAY: the tunnel counts as a request in flight until
-        // the connection ends (hyper drops the response body when the
-        // tunnel opens).
-        guard.0.request_started(false);
     } else if http1 && told_to_finish(guard) {
         // B6: a head written after the stop says the connection closes
         // (B23: from the stop already, when clients move on; or from this

@@ -71,9 +71,9 @@ pub(crate) struct ConnSlot {
     /// response that hyper holds whole, so the connection still has work
     /// (B9, B11). Cleared by the next complete flush.
     output_blocked: AtomicBool,
-    /// HTTP/2: the streams open on the wire (`WireStreams`). More than the
-    /// requests in flight: a response that ended in hyper's hands still
-    /// waits in h2's send queue, for the client (B5, B9).
+    /// HTTP/2: the responses under way on the wire (`WireStreams`). More
+    /// than the requests in flight: a response that ended in hyper's hands
+    /// still waits in h2's send queue, for the client (B5, B9).
     wire_streams: AtomicU32,
     command: AtomicU8,
     /// `arrived` as the core saw it when it decided a `CloseIdle`.
@@ -190,7 +190,7 @@ impl ConnSlot {
         self.output_blocked.store(true, Relaxed);
     }
 
-    /// HTTP/2: how many streams are open on the wire now.
+    /// HTTP/2: how many responses are under way on the wire now.
     #[inline]
     pub(crate) fn set_wire_streams(&self, open: u32) {
         self.wire_streams.store(open, Relaxed);
