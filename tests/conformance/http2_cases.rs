@@ -167,3 +167,36 @@ pub fn b7_a_client_stalled_inside_a_headers_frame_does_not_hold_the_stop<R: Test
     assert!(started.elapsed() < Duration::from_secs(5));
     block_on(stopping);
 }
+
+/// A client that sends a RST_STREAM frame's 9-byte header and no more has
+/// not reset its stream yet (h2 acts on whole frames): the response still
+/// waiting for its window is owed, and the stop waits (B5). Once the reset
+/// is whole, nothing is owed, and the stop ends.
+pub fn b5_a_reset_not_yet_whole_leaves_the_response_owed<R: TestRuntime>() {
+    use std::io::Write;
+    let server = R::start(Options {
+        goaway_timeout: Some(100 * MS),
+        ..Options::default()
+    });
+    let mut h2 = RawH2::open(server.addr);
+    h2.get(1, "/big-at-once");
+    until("the body ended in the server's hands", || {
+        let counts = server.stopper.counts();
+        counts.open == 1 && counts.requests_in_flight == 0
+    });
+    // RST_STREAM, 4 bytes long, stream 1: the header alone.
+    h2.stream
+        .write_all(&[0, 0, 4, 0x3, 0, 0, 0, 0, 1])
+        .expect("write");
+    std::thread::sleep(50 * MS);
+    let stopping = server.stopper.stop();
+    std::thread::sleep(500 * MS);
+    assert!(
+        server.stopper.report().is_none(),
+        "the stop waits for the response"
+    );
+    h2.stream.write_all(&[0, 0, 0, 0x8]).expect("write");
+    assert!(h2.until_closed(true), "closed once the reset is whole");
+    let report = block_on(stopping);
+    assert!(report.graceful, "{report:?}");
+}

@@ -111,6 +111,7 @@ macro_rules! all_cases {
             b7_a_101_answer_on_http2_does_not_hold_the_connection,
             b7_an_http2_tunnel_that_ended_does_not_hold_the_stop,
             b7_a_client_stalled_inside_a_headers_frame_does_not_hold_the_stop,
+            b5_a_reset_not_yet_whole_leaves_the_response_owed,
             b11_a_head_cut_by_the_servers_timeout_during_the_stop_is_not_graceful,
             b24_a_tracked_task_holds_the_stop_until_it_ends,
             b24_a_task_running_at_the_grace_deadline_is_cancelled,

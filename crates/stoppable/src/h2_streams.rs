@@ -21,7 +21,7 @@ const FRAME_HEADER: usize = 9;
 /// The client preface (RFC 9113 §3.4), before the client's first frame.
 const PREFACE_LEN: usize = 24;
 
-/// One direction's frame headers, from bytes in pieces of any size.
+/// One direction's frames, from bytes in pieces of any size.
 #[derive(Debug)]
 struct Frames {
     /// Bytes still to skip: the preface, or the rest of a payload.
@@ -29,6 +29,9 @@ struct Frames {
     header: [u8; FRAME_HEADER],
     /// How much of the next frame header has come.
     have: usize,
+    /// The frame whose payload is being skipped: told once it is whole,
+    /// as h2 acts on whole frames only.
+    current: Option<Seen>,
 }
 
 /// A frame header: its type, flags and stream.
@@ -45,15 +48,25 @@ impl Frames {
             skip,
             header: [0; FRAME_HEADER],
             have: 0,
+            current: None,
         }
     }
 
-    /// Feeds the next bytes; `seen` gets every frame header they complete.
+    /// Feeds the next bytes; `seen` gets every frame they complete.
     fn feed(&mut self, mut bytes: &[u8], mut seen: impl FnMut(Seen)) {
-        while !bytes.is_empty() {
+        loop {
             let skipped = self.skip.min(bytes.len());
             self.skip -= skipped;
             bytes = &bytes[skipped..];
+            if self.skip > 0 {
+                return;
+            }
+            if let Some(frame) = self.current.take() {
+                seen(frame);
+            }
+            if bytes.is_empty() {
+                return;
+            }
             // Most often a whole header is there: read it where it is.
             if self.have == 0 {
                 if let Some((header, rest)) = bytes.split_first_chunk::<FRAME_HEADER>() {
@@ -72,11 +85,10 @@ impl Frames {
             let [l0, l1, l2, kind, flags, s0, s1, s2, s3] = self.header;
             self.skip = u32::from_be_bytes([0, l0, l1, l2]) as usize;
             self.have = 0;
-            let stream = u32::from_be_bytes([s0, s1, s2, s3]) & !(1 << 31);
-            seen(Seen {
+            self.current = Some(Seen {
                 kind,
                 flags,
-                stream,
+                stream: u32::from_be_bytes([s0, s1, s2, s3]) & !(1 << 31),
             });
         }
     }
@@ -90,6 +102,10 @@ pub(crate) struct WireStreams {
     read: Frames,
     written: Frames,
     open: Vec<u32>,
+    /// Streams the client reset before their response's HEADERS went out:
+    /// h2 may hold that HEADERS in its write buffer still, and writes it,
+    /// but nothing after. Forgotten once everything written is flushed.
+    reset: Vec<u32>,
 }
 
 impl WireStreams {
@@ -99,6 +115,7 @@ impl WireStreams {
             read: Frames::new(PREFACE_LEN),
             written: Frames::new(0),
             open: Vec::new(),
+            reset: Vec::new(),
         }
     }
 
@@ -109,40 +126,48 @@ impl WireStreams {
 
     /// The next bytes read from the client.
     pub(crate) fn read(&mut self, bytes: &[u8]) {
-        let open = &mut self.open;
+        let (open, reset) = (&mut self.open, &mut self.reset);
         self.read.feed(bytes, |seen| {
-            if seen.kind == RST_STREAM {
-                close(open, seen.stream);
+            if seen.kind == RST_STREAM && !close(open, seen.stream) {
+                reset.push(seen.stream);
             }
         });
     }
 
+    /// Everything written is flushed: h2's write buffer is empty, so no
+    /// response head of a stream reset before is still to come.
+    pub(crate) fn flushed(&mut self) {
+        self.reset.clear();
+    }
+
     /// The next bytes written to the client.
     pub(crate) fn wrote(&mut self, bytes: &[u8]) {
-        let open = &mut self.open;
-        self.written.feed(
-            bytes,
-            |Seen {
-                 kind,
-                 flags,
-                 stream,
-             }| {
-                let ends = flags & END_STREAM != 0;
-                match kind {
-                    DATA | HEADERS if ends => close(open, stream),
-                    HEADERS if !open.contains(&stream) => open.push(stream),
-                    RST_STREAM => close(open, stream),
-                    _ => {}
+        let (open, reset) = (&mut self.open, &mut self.reset);
+        self.written.feed(bytes, |seen| {
+            let stream = seen.stream;
+            match seen.kind {
+                DATA | HEADERS if seen.flags & END_STREAM != 0 => {
+                    close(open, stream);
                 }
-            },
-        );
+                HEADERS if !open.contains(&stream) && !reset.contains(&stream) => {
+                    open.push(stream);
+                }
+                RST_STREAM => {
+                    close(open, stream);
+                }
+                _ => {}
+            }
+        });
     }
 }
 
-fn close(open: &mut Vec<u32>, stream: u32) {
-    if let Some(at) = open.iter().position(|&s| s == stream) {
+/// Ends `stream`; false if it was not open.
+fn close(open: &mut Vec<u32>, stream: u32) -> bool {
+    let at = open.iter().position(|&s| s == stream);
+    if let Some(at) = at {
         open.swap_remove(at);
     }
+    at.is_some()
 }
 
 #[cfg(test)]
@@ -207,6 +232,17 @@ mod tests {
         wire.read(&frame(RST_STREAM, 0, 1, &[0, 0, 0, 8]));
         wire.wrote(&frame(RST_STREAM, 0, 3, &[0, 0, 0, 7]));
         assert_eq!(wire.open(), 0);
+        // A reset's header, and no more: h2 has not reset it yet.
+        wire.wrote(&frame(HEADERS, 0x4, 9, b"head"));
+        wire.read(&frame(RST_STREAM, 0, 9, &[0, 0, 0, 8])[..9]);
+        assert_eq!(wire.open(), 1);
+        wire.read(&[0, 0, 0, 8]);
+        assert_eq!(wire.open(), 0);
+        // A reset read before the response head h2 had buffered went out.
+        wire.read(&frame(RST_STREAM, 0, 11, &[0, 0, 0, 8]));
+        wire.wrote(&frame(HEADERS, 0x4, 11, b"head"));
+        assert_eq!(wire.open(), 0);
+        wire.flushed();
         // A HEADERS frame's header, and no more: h2 has no stream yet.
         wire.read(&frame(HEADERS, 0x4, 5, &[0; 100])[..9]);
         assert_eq!(wire.open(), 0);

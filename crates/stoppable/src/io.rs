@@ -213,6 +213,9 @@ impl<T: Write + Unpin> Write for TrackedIo<T> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let flushed = self.io().poll_flush(cx);
+        if let (Poll::Ready(Ok(())), Some(wire)) = (&flushed, &mut self.wire) {
+            wire.flushed();
+        }
         self.note_flushed(flushed)
     }
 
