@@ -1,6 +1,7 @@
-//! Spots the frame that opens an HTTP/2 stream in bytes read in pieces, so a
-//! fresh HTTP/2 connection keeps its first-request window (B4) while only
-//! the preface, settings and pings have come.
+//! Walks HTTP/2 frames in bytes that come in pieces (`Frames`), and spots
+//! the frame that opens a stream, so a fresh HTTP/2 connection keeps its
+//! first-request window (B4) while only the preface, settings and pings
+//! have come. `h2_streams` walks the same way for the responses under way.
 
 /// The client preface every HTTP/2 connection starts with (RFC 9113 §3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -95,54 +96,115 @@ impl Sniff {
 }
 
 /// The HEADERS frame type (RFC 9113 §6.2): the one that opens a stream.
-const HEADERS: u8 = 0x1;
+pub(crate) const HEADERS: u8 = 0x1;
 
 /// A frame header's size: length (3), type, flags, stream id (4).
 const FRAME_HEADER: usize = 9;
 
-/// Where the reader is in the frame stream.
+/// Where the reader is in the frame stream, before the connection's first
+/// stream (B4).
 #[derive(Debug)]
-pub(crate) struct FrameScan {
-    /// Bytes still to skip: the preface, or the rest of a frame's payload.
-    skip: usize,
-    header: [u8; FRAME_HEADER],
-    /// How much of the next frame header has come.
-    have: usize,
-}
+pub(crate) struct FrameScan(Frames);
 
 impl FrameScan {
     /// A scan of a connection's bytes from `offset` into the preface.
     pub(crate) fn from_offset(offset: usize) -> Self {
-        FrameScan {
-            skip: PREFACE.len() - offset,
-            header: [0; FRAME_HEADER],
-            have: 0,
-        }
+        FrameScan(Frames::new(PREFACE.len() - offset))
     }
 
     /// Feeds the next bytes read; true once they hold a HEADERS frame (or
     /// its first four bytes). The scan is no use after that.
-    pub(crate) fn opens_a_stream(&mut self, mut bytes: &[u8]) -> bool {
+    pub(crate) fn opens_a_stream(&mut self, bytes: &[u8]) -> bool {
+        let mut opened = false;
+        self.0.feed(bytes, |frame| opened |= frame.kind == HEADERS);
+        opened || self.0.kind_under_way() == Some(HEADERS)
+    }
+}
+
+/// One direction's frames, from bytes in pieces of any size.
+#[derive(Debug)]
+pub(crate) struct Frames {
+    /// Bytes still to skip: the preface, or the rest of a payload.
+    skip: usize,
+    header: [u8; FRAME_HEADER],
+    /// How much of the next frame header has come.
+    have: usize,
+    /// The frame whose payload is being skipped: told once it is whole,
+    /// as h2 acts on whole frames only.
+    current: Option<Seen>,
+}
+
+/// A frame header: its type, flags and stream.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub(crate) kind: u8,
+    pub(crate) flags: u8,
+    pub(crate) stream: u32,
+}
+
+impl Frames {
+    /// Frames after `skip` bytes (a client's preface, or none).
+    pub(crate) fn new(skip: usize) -> Self {
+        Frames {
+            skip,
+            header: [0; FRAME_HEADER],
+            have: 0,
+            current: None,
+        }
+    }
+
+    /// A client's frames, after its preface.
+    pub(crate) fn after_preface() -> Self {
+        Frames::new(PREFACE.len())
+    }
+
+    /// The type of the frame under way: its payload being skipped, or its
+    /// header come as far as the type byte.
+    fn kind_under_way(&self) -> Option<u8> {
+        match &self.current {
+            Some(frame) => Some(frame.kind),
+            None => (self.have > 3).then_some(self.header[3]),
+        }
+    }
+
+    /// Feeds the next bytes; `seen` gets every frame they complete.
+    pub(crate) fn feed(&mut self, mut bytes: &[u8], mut seen: impl FnMut(Seen)) {
         loop {
             let skipped = self.skip.min(bytes.len());
             self.skip -= skipped;
             bytes = &bytes[skipped..];
+            if self.skip > 0 {
+                return;
+            }
+            if let Some(frame) = self.current.take() {
+                seen(frame);
+            }
             if bytes.is_empty() {
-                return false;
+                return;
+            }
+            // Most often a whole header is there: read it where it is.
+            if self.have == 0 {
+                if let Some((header, rest)) = bytes.split_first_chunk::<FRAME_HEADER>() {
+                    self.header = *header;
+                    self.have = FRAME_HEADER;
+                    bytes = rest;
+                }
             }
             let take = (FRAME_HEADER - self.have).min(bytes.len());
             self.header[self.have..self.have + take].copy_from_slice(&bytes[..take]);
             self.have += take;
             bytes = &bytes[take..];
-            if self.have > 3 && self.header[3] == HEADERS {
-                return true;
-            }
             if self.have < FRAME_HEADER {
-                return false;
+                return;
             }
-            let [l0, l1, l2, ..] = self.header;
+            let [l0, l1, l2, kind, flags, s0, s1, s2, s3] = self.header;
             self.skip = u32::from_be_bytes([0, l0, l1, l2]) as usize;
             self.have = 0;
+            self.current = Some(Seen {
+                kind,
+                flags,
+                stream: u32::from_be_bytes([s0, s1, s2, s3]) & !(1 << 31),
+            });
         }
     }
 }

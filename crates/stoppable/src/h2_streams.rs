@@ -9,90 +9,13 @@
 //! GOAWAY) or never gets whole (a client stalled mid-frame) has no response,
 //! and is nobody's work.
 
-/// Frame types (RFC 9113 §6).
+use crate::h2_frames::{Frames, HEADERS};
+
+/// Frame types (RFC 9113 §6) beside HEADERS.
 const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
 /// The flag that ends a stream's side, on DATA and HEADERS.
 const END_STREAM: u8 = 0x1;
-
-/// A frame header's size: length (3), type, flags, stream id (4).
-const FRAME_HEADER: usize = 9;
-/// The client preface (RFC 9113 §3.4), before the client's first frame.
-const PREFACE_LEN: usize = 24;
-
-/// One direction's frames, from bytes in pieces of any size.
-#[derive(Debug)]
-struct Frames {
-    /// Bytes still to skip: the preface, or the rest of a payload.
-    skip: usize,
-    header: [u8; FRAME_HEADER],
-    /// How much of the next frame header has come.
-    have: usize,
-    /// The frame whose payload is being skipped: told once it is whole,
-    /// as h2 acts on whole frames only.
-    current: Option<Seen>,
-}
-
-/// A frame header: its type, flags and stream.
-#[derive(Debug, PartialEq, Eq)]
-struct Seen {
-    kind: u8,
-    flags: u8,
-    stream: u32,
-}
-
-impl Frames {
-    fn new(skip: usize) -> Self {
-        Frames {
-            skip,
-            header: [0; FRAME_HEADER],
-            have: 0,
-            current: None,
-        }
-    }
-
-    /// Feeds the next bytes; `seen` gets every frame they complete.
-    fn feed(&mut self, mut bytes: &[u8], mut seen: impl FnMut(Seen)) {
-        loop {
-            let skipped = self.skip.min(bytes.len());
-            self.skip -= skipped;
-            bytes = &bytes[skipped..];
-            if self.skip > 0 {
-                return;
-            }
-            if let Some(frame) = self.current.take() {
-                seen(frame);
-            }
-            if bytes.is_empty() {
-                return;
-            }
-            // Most often a whole header is there: read it where it is.
-            if self.have == 0 {
-                if let Some((header, rest)) = bytes.split_first_chunk::<FRAME_HEADER>() {
-                    self.header = *header;
-                    self.have = FRAME_HEADER;
-                    bytes = rest;
-                }
-            }
-            let take = (FRAME_HEADER - self.have).min(bytes.len());
-            self.header[self.have..self.have + take].copy_from_slice(&bytes[..take]);
-            self.have += take;
-            bytes = &bytes[take..];
-            if self.have < FRAME_HEADER {
-                return;
-            }
-            let [l0, l1, l2, kind, flags, s0, s1, s2, s3] = self.header;
-            self.skip = u32::from_be_bytes([0, l0, l1, l2]) as usize;
-            self.have = 0;
-            self.current = Some(Seen {
-                kind,
-                flags,
-                stream: u32::from_be_bytes([s0, s1, s2, s3]) & !(1 << 31),
-            });
-        }
-    }
-}
 
 /// The streams of one HTTP/2 connection whose response began (its HEADERS
 /// written) and has not ended: no END_STREAM or RST_STREAM written, no
@@ -112,7 +35,7 @@ impl WireStreams {
     /// From the connection's first byte either way.
     pub(crate) fn new() -> Self {
         WireStreams {
-            read: Frames::new(PREFACE_LEN),
+            read: Frames::after_preface(),
             written: Frames::new(0),
             open: Vec::new(),
             reset: Vec::new(),
