@@ -5,34 +5,51 @@
 use std::time::{Duration, Instant};
 
 use crate::h2_raw::{RawH2, StreamEnd, GOAWAY};
-use crate::runtimes::{Options, TestRuntime};
+use crate::runtimes::{Options, TestRuntime, TestServer};
 use crate::wait::{block_on, until};
 
 const MS: Duration = Duration::from_millis(1);
+
+/// A GOAWAY timeout of 100 ms, so that waits past it are short.
+fn short_goaway(grace: Option<Duration>) -> Options {
+    Options {
+        goaway_timeout: Some(100 * MS),
+        grace,
+        ..Options::default()
+    }
+}
+
+/// Asks for 32 MiB in one frame on stream 1, and waits until its body ended
+/// in the server's hands (long before the client can have it).
+fn ask_for_32_mib(server: &TestServer, h2: &mut RawH2) {
+    h2.get(1, "/big-at-once");
+    until("the body ended in the server's hands", || {
+        let counts = server.stopper.counts();
+        counts.open == 1 && counts.requests_in_flight == 0
+    });
+}
+
+/// Reads stream 1's whole body, then the connection to its close.
+fn take_32_mib_then_the_close(h2: &mut RawH2) {
+    match h2.response(1, true) {
+        StreamEnd::Complete(body) => assert_eq!(body.len(), 32 << 20, "the whole body"),
+        StreamEnd::Cut => panic!("the response was cut"),
+    }
+    assert!(h2.until_closed(true), "closed after the response");
+}
 
 /// A response whose body ended in the server's hands long before the
 /// client had it: its bytes wait in the socket and in HTTP/2's send queue.
 /// With no grace, the drain waits for the client to take it all, past the
 /// GOAWAY timeout (B5, B9).
 pub fn b5_an_http2_response_queued_for_a_slow_client_is_delivered_whole<R: TestRuntime>() {
-    let server = R::start(Options {
-        goaway_timeout: Some(100 * MS),
-        ..Options::default()
-    });
+    let server = R::start(short_goaway(None));
     let mut h2 = RawH2::open_with_large_windows(server.addr);
-    h2.get(1, "/big-at-once");
-    until("the body ended in the server's hands", || {
-        let counts = server.stopper.counts();
-        counts.open == 1 && counts.requests_in_flight == 0
-    });
+    ask_for_32_mib(&server, &mut h2);
     let stopping = server.stopper.stop();
     // Well past the GOAWAY timeout before the client reads anything.
     std::thread::sleep(500 * MS);
-    match h2.response(1, true) {
-        StreamEnd::Complete(body) => assert_eq!(body.len(), 32 << 20, "the whole body"),
-        StreamEnd::Cut => panic!("the response was cut"),
-    }
-    assert!(h2.until_closed(true), "closed after the response");
+    take_32_mib_then_the_close(&mut h2);
     let report = block_on(stopping);
     assert!(report.graceful, "{report:?}");
     // Its request ended before the stop; its output was the work.
@@ -49,16 +66,9 @@ pub fn b5_an_http2_response_queued_for_a_slow_client_is_delivered_whole<R: TestR
 /// drain waits for the client to open its window and take it all, well past
 /// the GOAWAY timeout (B5, B9), instead of closing the connection as quiet.
 pub fn b5_an_http2_response_waiting_for_the_clients_window_is_delivered_whole<R: TestRuntime>() {
-    let server = R::start(Options {
-        goaway_timeout: Some(100 * MS),
-        ..Options::default()
-    });
+    let server = R::start(short_goaway(None));
     let mut h2 = RawH2::open(server.addr);
-    h2.get(1, "/big-at-once");
-    until("the body ended in the server's hands", || {
-        let counts = server.stopper.counts();
-        counts.open == 1 && counts.requests_in_flight == 0
-    });
+    ask_for_32_mib(&server, &mut h2);
     let stopping = server.stopper.stop();
     std::thread::sleep(500 * MS);
     assert!(
@@ -66,11 +76,7 @@ pub fn b5_an_http2_response_waiting_for_the_clients_window_is_delivered_whole<R:
         "the stop waits for the response"
     );
     h2.open_windows(1);
-    match h2.response(1, true) {
-        StreamEnd::Complete(body) => assert_eq!(body.len(), 32 << 20, "the whole body"),
-        StreamEnd::Cut => panic!("the response was cut"),
-    }
-    assert!(h2.until_closed(true), "closed after the response");
+    take_32_mib_then_the_close(&mut h2);
     let report = block_on(stopping);
     assert!(report.graceful, "{report:?}");
     assert_eq!(
@@ -83,17 +89,9 @@ pub fn b5_an_http2_response_waiting_for_the_clients_window_is_delivered_whole<R:
 /// The same response, to a client that never opens its window: cut at the
 /// grace, and the stop is not graceful (B9, B11).
 pub fn b9_an_http2_response_the_client_never_lets_through_is_forced_at_the_grace<R: TestRuntime>() {
-    let server = R::start(Options {
-        goaway_timeout: Some(100 * MS),
-        grace: Some(500 * MS),
-        ..Options::default()
-    });
+    let server = R::start(short_goaway(Some(500 * MS)));
     let mut h2 = RawH2::open(server.addr);
-    h2.get(1, "/big-at-once");
-    until("the body ended in the server's hands", || {
-        let counts = server.stopper.counts();
-        counts.open == 1 && counts.requests_in_flight == 0
-    });
+    ask_for_32_mib(&server, &mut h2);
     let report = server.stop();
     assert!(!report.graceful, "{report:?}");
     assert_eq!(report.force_closed, 1, "{report:?}");
@@ -149,10 +147,7 @@ pub fn b7_an_http2_tunnel_that_ended_does_not_hold_the_stop<R: TestRuntime>() {
 /// stop no longer than any quiet one (B7).
 pub fn b7_a_client_stalled_inside_a_headers_frame_does_not_hold_the_stop<R: TestRuntime>() {
     use std::io::Write;
-    let server = R::start(Options {
-        goaway_timeout: Some(100 * MS),
-        ..Options::default()
-    });
+    let server = R::start(short_goaway(None));
     let mut h2 = RawH2::open(server.addr);
     h2.get(1, "/");
     assert_eq!(h2.response(1, true), StreamEnd::Complete(b"hello".to_vec()));
@@ -174,16 +169,9 @@ pub fn b7_a_client_stalled_inside_a_headers_frame_does_not_hold_the_stop<R: Test
 /// is whole, nothing is owed, and the stop ends.
 pub fn b5_a_reset_not_yet_whole_leaves_the_response_owed<R: TestRuntime>() {
     use std::io::Write;
-    let server = R::start(Options {
-        goaway_timeout: Some(100 * MS),
-        ..Options::default()
-    });
+    let server = R::start(short_goaway(None));
     let mut h2 = RawH2::open(server.addr);
-    h2.get(1, "/big-at-once");
-    until("the body ended in the server's hands", || {
-        let counts = server.stopper.counts();
-        counts.open == 1 && counts.requests_in_flight == 0
-    });
+    ask_for_32_mib(&server, &mut h2);
     // RST_STREAM, 4 bytes long, stream 1: the header alone.
     h2.stream
         .write_all(&[0, 0, 4, 0x3, 0, 0, 0, 0, 1])
