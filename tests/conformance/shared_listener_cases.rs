@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::client::Conn;
+use crate::client::{Conn, DEADLINE};
 use crate::runtimes::{Options, TestRuntime};
 use crate::wait::until;
 
@@ -116,4 +116,144 @@ pub fn b22_shared_listener_never_drops_a_connect_during_the_stop<R: TestRuntime>
         (connects - taken_by_server, taken_by_server),
         "{report:?}"
     );
+}
+
+/// The next process of a handoff (B22), as a stand-in: a shell that holds
+/// the passed socket (descriptor 3) and writes where to say `READY=1`; the
+/// test says it in its place, when the case wants it ready.
+struct NextProcess {
+    /// Where the shell writes the name of its ready socket.
+    told: std::path::PathBuf,
+}
+
+impl NextProcess {
+    fn new() -> NextProcess {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let told =
+            std::env::temp_dir().join(format!("stoppable-suite-{}-next-{n}", std::process::id()));
+        let _ = std::fs::remove_file(&told);
+        NextProcess { told }
+    }
+
+    /// `stoppable::handoff::start` of `listener`, in a thread of its own
+    /// (it blocks until the next process is ready, or fails).
+    fn hand_off(
+        &self,
+        listener: std::os::unix::net::UnixListener,
+        script: &str,
+    ) -> std::thread::JoinHandle<std::io::Result<std::process::Child>> {
+        use std::os::fd::AsFd;
+        let mut command = std::process::Command::new("sh");
+        command.args(["-c", script, "next", &self.told.display().to_string()]);
+        std::thread::spawn(move || {
+            stoppable::handoff::start(command, &[listener.as_fd()], DEADLINE)
+        })
+    }
+
+    /// Says `READY=1` for it, once it told where.
+    fn say_ready(&self) {
+        use std::os::linux::net::SocketAddrExt;
+        let mut name = String::new();
+        until("the next process tells its ready socket", || {
+            name = std::fs::read_to_string(&self.told).unwrap_or_default();
+            name.ends_with('\n')
+        });
+        let name = name.trim_end().strip_prefix('@').expect("an abstract name");
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).expect("a name");
+        let socket = std::os::unix::net::UnixDatagram::unbound().expect("a socket");
+        socket
+            .send_to_addr(b"READY=1", &addr)
+            .expect("READY=1 sent");
+    }
+}
+
+impl Drop for NextProcess {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.told);
+    }
+}
+
+/// Holds the passed socket and tells where to say `READY=1`; then waits.
+const HOLDS_THE_SOCKET: &str = r#"printf '%s\n' "$STOPPABLE_READY_SOCKET" > "$1"; exec sleep 60"#;
+
+/// A stop that begins while a handoff waits for the next process to be
+/// ready: the socket is the next process's from the moment it was passed,
+/// so the stop must not refuse connections on it for good (a Unix
+/// socket's `shutdown(SHUT_RD)`), or the next process serves nothing.
+pub fn b22_a_stop_during_a_handoff_leaves_the_socket_to_the_next_process<R: TestRuntime>() {
+    let server = R::start(Options {
+        unix: true,
+        other_owner: true,
+        ..Options::default()
+    });
+    let path = server.unix.clone().expect("a Unix listener");
+    let own = server.unix_other_owner.as_ref().expect("a second handle");
+    let next = NextProcess::new();
+    let handoff = next.hand_off(own.try_clone().expect("a handle"), HOLDS_THE_SOCKET);
+    // The shell runs: it holds the socket. This process stops meanwhile.
+    until("the next process runs", || next.told.exists());
+    let report = server.stop();
+    assert!(report.graceful);
+    next.say_ready();
+    let mut child = handoff
+        .join()
+        .expect("the handoff's thread")
+        .expect("the handoff succeeds");
+    let connected = std::os::unix::net::UnixStream::connect(&path);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        connected.is_ok(),
+        "the next process's socket refuses connections: {connected:?}"
+    );
+    own.set_nonblocking(false).expect("blocking");
+    own.accept()
+        .expect("the connect waits in the next process's queue");
+}
+
+/// A handoff that fails (the next process exits before it is ready) leaves
+/// the socket to this process alone: its stop then refuses new connects
+/// again (B1), rather than leaving them to a process that is gone.
+pub fn b22_a_failed_handoff_leaves_the_socket_to_this_process<R: TestRuntime>() {
+    let server = R::start(Options {
+        unix: true,
+        other_owner: true,
+        ..Options::default()
+    });
+    let path = server.unix.clone().expect("a Unix listener");
+    let own = server.unix_other_owner.as_ref().expect("a second handle");
+    let next = NextProcess::new();
+    let handoff = next.hand_off(own.try_clone().expect("a handle"), "exit 3");
+    let failed = handoff.join().expect("the handoff's thread");
+    assert!(failed.is_err(), "the next process exited: {failed:?}");
+    let report = server.stop();
+    assert!(report.graceful);
+    assert!(
+        crate::client::unix_refused(&path),
+        "a connect after the stop is refused, though the test holds the socket"
+    );
+}
+
+/// A handoff asked for after this process's stop refused connections on a
+/// Unix socket for good: an error, not a next process handed a deaf socket.
+pub fn b22_a_handoff_after_the_stop_refused_the_socket_is_an_error<R: TestRuntime>() {
+    let server = R::start(Options {
+        unix: true,
+        other_owner: true,
+        ..Options::default()
+    });
+    let own = server.unix_other_owner.as_ref().expect("a second handle");
+    let report = server.stop();
+    assert!(report.graceful);
+    let next = NextProcess::new();
+    let handoff = next.hand_off(own.try_clone().expect("a handle"), HOLDS_THE_SOCKET);
+    let started = handoff.join().expect("the handoff's thread");
+    if let Ok(mut child) = started {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("a socket that refuses connections for good was handed off");
+    }
+    assert!(!next.told.exists(), "no next process was started");
 }

@@ -153,7 +153,7 @@ pub unsafe fn take() -> Result<Vec<Inherited>, ActivationError> {
         // connections on it (B22). (From a handoff, the previous process
         // drains and exits: this one will hold it alone.)
         if !from_handoff {
-            crate::socket::held_elsewhere_too(crate::socket::borrow_socket(&socket));
+            crate::socket_owners::held_elsewhere_too(crate::socket::borrow_socket(&socket));
         }
         let name = names.next().filter(|n| !n.is_empty()).map(str::to_owned);
         taken.push(Inherited { socket, name });

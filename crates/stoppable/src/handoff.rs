@@ -47,8 +47,14 @@ const POLL: Duration = Duration::from_millis(20);
 /// sockets: stop this process (after
 /// [`Stopper::share_listener`](crate::Stopper::share_listener)).
 ///
+/// From its start, the new process holds the sockets: a stop of this
+/// process that begins meanwhile leaves them to it (B22).
+///
 /// An error if it cannot start, exits, or is not ready within `timeout`
-/// (then it is killed): this process goes on serving. Blocking.
+/// (then it is killed): this process goes on serving, alone on the
+/// sockets again. An error too, before anything starts, if this process's
+/// stop already refused new connections on one of them for good (a Unix
+/// socket): the new process could serve nothing there. Blocking.
 pub fn start(
     mut command: Command,
     listeners: &[BorrowedFd<'_>],
@@ -70,18 +76,32 @@ pub fn start(
         .env_remove("LISTEN_FDNAMES")
         .env(READY_SOCKET, &ready.target);
     move_fds_on_exec(&mut command, raw);
+    // The next process holds the sockets from its start: a stop of this
+    // process that begins while it gets ready must leave them to it (B22),
+    // marked shared or not. An error if this process's stop already
+    // refused one for good: the next process could serve nothing on it.
+    let passed = crate::socket_owners::pass_on(listeners)?;
+    let started = spawn_until_ready(command, copies, &ready, timeout);
+    if started.is_err() {
+        // This process goes on alone: its stop refuses new connections on
+        // them again (B1).
+        crate::socket_owners::take_back(listeners, &passed);
+    }
+    started
+}
+
+/// Starts the next process and waits until it is ready; kills it if it is
+/// not.
+fn spawn_until_ready(
+    mut command: Command,
+    copies: Vec<OwnedFd>,
+    ready: &ReadySocket,
+    timeout: Duration,
+) -> io::Result<Child> {
     let mut child = command.spawn()?;
     drop(copies);
     match ready.wait(&mut child, timeout) {
-        Ok(()) => {
-            // The next process serves them now: this process's stop never
-            // refuses connections on them (B22), marked shared or not. (Not
-            // before: if the handoff fails, this process goes on alone.)
-            for fd in listeners {
-                crate::socket::held_elsewhere_too(*fd);
-            }
-            Ok(child)
-        }
+        Ok(()) => Ok(child),
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();

@@ -41,6 +41,7 @@ mod shared;
 mod signal;
 mod slot;
 mod socket;
+mod socket_owners;
 mod stopper;
 mod task;
 mod timer;

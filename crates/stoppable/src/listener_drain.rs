@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::runtime::{Accept, Accepted, Runtime};
 use crate::shared::Shared;
-use crate::socket;
+use crate::{socket, socket_owners};
 
 /// Accept failures in a row that end the drain (out of descriptors, say):
 /// one failure (a client that gave up while queued) must not end it, or
@@ -171,7 +171,7 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
             return true;
         }
         let sockets = listener.sockets();
-        !sockets.is_empty() && sockets.into_iter().all(socket::is_held_elsewhere)
+        !sockets.is_empty() && sockets.into_iter().all(socket_owners::is_held_elsewhere)
     }
 
     /// From now on new attempts are refused on the sockets this process
@@ -183,8 +183,7 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
         };
         let sockets = listener.sockets();
         let refused: Vec<usize> = (0..sockets.len())
-            .filter(|&i| !socket::is_held_elsewhere(sockets[i]))
-            .filter(|&i| socket::refuse_new_connections(sockets[i]))
+            .filter(|&i| socket_owners::refuse_unless_held_elsewhere(sockets[i]))
             .collect();
         // Only TCP has handshakes under way to wait for: a Unix connect
         // is queued or refused at once.

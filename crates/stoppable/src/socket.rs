@@ -168,88 +168,12 @@ pub(crate) fn refuse_new_connections(_listener: BorrowedSocket<'_>) -> bool {
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn accept_new_connections(_listener: BorrowedSocket<'_>) {}
 
-/// The sockets this process got from another (socket activation) or gave
-/// to another (a handoff): others may hold them, so a stop never refuses
-/// connections on them (B22), even when nobody marked them shared.
-#[cfg(unix)]
-static ELSEWHERE_TOO: std::sync::Mutex<Vec<Identity>> = std::sync::Mutex::new(Vec::new());
-
-/// A socket's identity, which every descriptor of it shares, in any
-/// process: its inode, and its address (inode numbers wrap, in time).
-#[cfg(unix)]
-#[derive(PartialEq, Eq)]
-struct Identity {
-    dev: u64,
-    ino: u64,
-    addr: socket2::SockAddr,
-}
-
-#[cfg(unix)]
-#[allow(unsafe_code)]
-// `stat`'s field types differ between platforms.
-#[allow(clippy::unnecessary_cast)]
-fn identity(socket: BorrowedSocket<'_>) -> Option<Identity> {
-    use std::os::fd::AsRawFd;
-    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: the descriptor is borrowed, so open for this call; fstat
-    // fills `stat` when it returns 0, and only then is it read.
-    let stat = unsafe {
-        if libc::fstat(socket.as_raw_fd(), stat.as_mut_ptr()) != 0 {
-            return None;
-        }
-        stat.assume_init()
-    };
-    let addr = socket2::SockRef::from(&socket).local_addr().ok()?;
-    Some(Identity {
-        dev: stat.st_dev as u64,
-        ino: stat.st_ino as u64,
-        addr,
-    })
-}
-
-/// Records that other processes may hold `socket` too (B22).
-#[cfg(unix)]
-pub(crate) fn held_elsewhere_too(socket: BorrowedSocket<'_>) {
-    if let Some(id) = identity(socket) {
-        let mut known = ELSEWHERE_TOO.lock().unwrap_or_else(|e| e.into_inner());
-        if !known.contains(&id) {
-            known.push(id);
-        }
-    }
-}
-
-/// Whether other processes may hold `socket` too (see [`held_elsewhere_too`]).
-/// When that cannot be told (fstat failed), a Unix domain socket, whose
-/// refusal cannot be undone, counts as held elsewhere.
-#[cfg(unix)]
-pub(crate) fn is_held_elsewhere(socket: BorrowedSocket<'_>) -> bool {
-    let known = ELSEWHERE_TOO.lock().unwrap_or_else(|e| e.into_inner());
-    if known.is_empty() {
-        return false;
-    }
-    match identity(socket) {
-        Some(id) => known.contains(&id),
-        None => socket2::SockRef::from(&socket)
-            .domain()
-            .is_ok_and(|d| d == socket2::Domain::UNIX),
-    }
-}
-
-/// Elsewhere than Unix no socket is passed between processes.
-#[cfg(not(unix))]
-pub(crate) fn is_held_elsewhere(_socket: BorrowedSocket<'_>) -> bool {
-    false
-}
-
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::time::Duration;
 
-    use super::{
-        accept_new_connections, borrow_socket, held_elsewhere_too, is_held_elsewhere,
-        refuse_new_connections,
-    };
+    use super::{accept_new_connections, borrow_socket, refuse_new_connections};
 
     /// Well under a client's first SYN retry (1 s): a connect that takes
     /// longer had its SYN dropped.
@@ -275,19 +199,6 @@ mod tests {
         assert_eq!(first.peer_addr().unwrap(), before.local_addr().unwrap());
         let (second, _) = listener.accept().unwrap();
         assert_eq!(second.peer_addr().unwrap(), after.local_addr().unwrap());
-    }
-
-    /// A socket passed between processes is known by its identity, so
-    /// every descriptor of it (a duplicate, another process's) counts.
-    #[test]
-    fn a_socket_held_elsewhere_is_known_by_any_of_its_descriptors() {
-        let passed = TcpListener::bind("127.0.0.1:0").unwrap();
-        let own = TcpListener::bind("127.0.0.1:0").unwrap();
-        held_elsewhere_too(borrow_socket(&passed));
-        let duplicate = passed.try_clone().unwrap();
-        assert!(is_held_elsewhere(borrow_socket(&passed)));
-        assert!(is_held_elsewhere(borrow_socket(&duplicate)));
-        assert!(!is_held_elsewhere(borrow_socket(&own)));
     }
 
     /// A Unix domain listener refuses new connects at once, and what its

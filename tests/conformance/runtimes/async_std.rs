@@ -80,7 +80,7 @@ impl TestRuntime for Rt {
         }));
         let (listener, other_owner) = super::bind(&options);
         let unix = super::bind_unix(&options);
-        let unix_path = unix.as_ref().map(|(_, path)| path.clone());
+        let (unix_path, unix_other_owner) = super::unix_parts(&unix, &options);
         async_std::task::spawn(async move {
             let addr = listener.local_addr().expect("addr");
             let listener =
@@ -119,6 +119,7 @@ impl TestRuntime for Rt {
         });
         let mut server = TestServer::when_started(setup_rx, done, control_tx, drop_tx, other_owner);
         server.unix = unix_path;
+        server.unix_other_owner = unix_other_owner;
         server
     }
 

@@ -41,7 +41,8 @@ pub struct Options {
     /// `Options::first_request_timeout`.
     pub first_request_timeout: Option<Duration>,
     /// The test keeps a second handle on the listening socket, as another
-    /// owner (a sibling process, systemd): `TestServer::other_owner`.
+    /// owner (a sibling process, systemd): `TestServer::other_owner` (and
+    /// `TestServer::unix_other_owner`, with `unix`).
     pub other_owner: bool,
     /// The server is told its listening socket is shared (B22).
     pub shared_listener: bool,
@@ -76,6 +77,24 @@ pub fn bind_unix(
     let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind a Unix socket");
     listener.set_nonblocking(true).expect("non-blocking");
     Some((listener, path))
+}
+
+/// The Unix listener's path, and the test's own handle on it when the
+/// options ask for another owner.
+pub fn unix_parts(
+    unix: &Option<(std::os::unix::net::UnixListener, std::path::PathBuf)>,
+    options: &Options,
+) -> (
+    Option<std::path::PathBuf>,
+    Option<std::os::unix::net::UnixListener>,
+) {
+    let Some((listener, path)) = unix else {
+        return (None, None);
+    };
+    let other = options
+        .other_owner
+        .then(|| listener.try_clone().expect("a second handle"));
+    (Some(path.clone()), other)
 }
 
 /// The server's listening socket on 127.0.0.1, port 0, non-blocking; and a
@@ -175,6 +194,9 @@ pub struct TestServer {
     pub other_owner: Option<std::net::TcpListener>,
     /// The path of its Unix domain listener (`Options::unix`).
     pub unix: Option<std::path::PathBuf>,
+    /// The test's own handle on that listener (`Options::unix` and
+    /// `Options::other_owner`).
+    pub unix_other_owner: Option<std::os::unix::net::UnixListener>,
 }
 
 impl Drop for TestServer {
@@ -267,6 +289,7 @@ impl TestServer {
             drop_tx,
             other_owner,
             unix: None,
+            unix_other_owner: None,
         }
     }
 

@@ -30,7 +30,7 @@ impl TestRuntime for Rt {
         let (drop_tx, drop_rx) = drop_channel();
         let (listener, other_owner) = super::bind(&options);
         let unix = super::bind_unix(&options);
-        let unix_path = unix.as_ref().map(|(_, path)| path.clone());
+        let (unix_path, unix_other_owner) = super::unix_parts(&unix, &options);
         std::thread::spawn(move || {
             let executor = Arc::new(Executor::new());
             let local = LocalExecutor::new();
@@ -75,6 +75,7 @@ impl TestRuntime for Rt {
         });
         let mut server = TestServer::when_started(setup_rx, done, control_tx, drop_tx, other_owner);
         server.unix = unix_path;
+        server.unix_other_owner = unix_other_owner;
         server
     }
 

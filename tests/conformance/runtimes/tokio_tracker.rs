@@ -31,7 +31,7 @@ impl TestRuntime for Rt {
         let drop_tx_inner = drop_tx.clone();
         let (listener, other_owner) = super::bind(&o);
         let unix = super::bind_unix(&o);
-        let unix_path = unix.as_ref().map(|(_, path)| path.clone());
+        let (unix_path, unix_other_owner) = super::unix_parts(&unix, &o);
         std::thread::spawn(move || {
             runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
@@ -167,6 +167,7 @@ impl TestRuntime for Rt {
         });
         let mut server = TestServer::when_started(setup_rx, done, control_tx, drop_tx, other_owner);
         server.unix = unix_path;
+        server.unix_other_owner = unix_other_owner;
         server
     }
 
