@@ -27,10 +27,6 @@ use hyper::service::service_fn;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use stoppable::{Report, Stopper};
 
-/// Set for the processes after the first when the first was started by a
-/// service manager that keeps the socket: their stop leaves it to it.
-const ACTIVATED: &str = "RESTART_SOCKET_ACTIVATED";
-
 /// How long a new process gets to start serving.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -85,7 +81,6 @@ fn run(runtime: &str, addr: &str) -> io::Result<()> {
 fn serve_until_done(
     stopper: &Stopper,
     listener_handle: TcpListener,
-    activated: bool,
     mut signals: signal_hook::iterator::Signals,
 ) -> io::Result<()> {
     stoppable::notify::ready()?;
@@ -95,7 +90,7 @@ fn serve_until_done(
         futures_lite::future::block_on(stopped.stopping());
         closer.close();
     });
-    if wait_for_stop_or_handoff(&listener_handle, activated, &mut signals)? {
+    if wait_for_stop_or_handoff(&listener_handle, &mut signals)? {
         // Handed over: the new process holds the socket now.
         stopper.share_listener();
     } else {
@@ -134,7 +129,6 @@ fn shared_if<A, S, R: stoppable::Runtime, E, H>(
 /// a SIGHUP's new process serves (true).
 fn wait_for_stop_or_handoff(
     listener: &TcpListener,
-    activated: bool,
     signals: &mut signal_hook::iterator::Signals,
 ) -> io::Result<bool> {
     for signal in signals.forever() {
@@ -143,9 +137,6 @@ fn wait_for_stop_or_handoff(
         }
         let mut next = std::process::Command::new(std::env::current_exe()?);
         next.args(std::env::args_os().skip(1));
-        if activated {
-            next.env(ACTIVATED, "1");
-        }
         match stoppable::handoff::start(next, &[listener.as_fd()], READY_TIMEOUT) {
             Ok(child) => {
                 eprintln!("pid {} serves now; draining", child.id());
@@ -179,7 +170,7 @@ fn on_tokio(
         app.set_stopper(server.stopper());
         io::Result::Ok((server.stopper(), tokio::spawn(server)))
     })?;
-    serve_until_done(&stopper, handle, activated, signals)?;
+    serve_until_done(&stopper, handle, signals)?;
     let _ = runtime.block_on(served);
     Ok(runtime.block_on(stopper.stopping()))
 }
@@ -214,7 +205,7 @@ fn on_smol(
     let stopper = server.stopper();
     app.set_stopper(stopper.clone());
     let served = executor.spawn(server);
-    serve_until_done(&stopper, handle, activated, signals)?;
+    serve_until_done(&stopper, handle, signals)?;
     let _ = smol::block_on(served);
     Ok(smol::block_on(stopper.stopping()))
 }
@@ -236,7 +227,7 @@ fn on_async_std(
     let stopper = server.stopper();
     app.set_stopper(stopper.clone());
     let served = async_std::task::spawn(server);
-    serve_until_done(&stopper, handle, activated, signals)?;
+    serve_until_done(&stopper, handle, signals)?;
     let _ = async_std::task::block_on(served);
     Ok(async_std::task::block_on(stopper.stopping()))
 }
@@ -246,7 +237,7 @@ fn on_async_std(
 fn listen(addr: &str) -> io::Result<(TcpListener, bool)> {
     let addr: SocketAddr = addr.parse().map_err(io::Error::other)?;
     let listening = listen::listen(addr)?;
-    // Passed by systemd directly, or by a chain of restarts begun by it.
-    let activated = listening.shared || std::env::var_os(ACTIVATED).is_some();
-    Ok((listening.listener, activated))
+    // Kept by systemd: passed by it directly, or by a chain of restarts
+    // begun by it (the handoff tells the library).
+    Ok((listening.listener, listening.shared))
 }

@@ -59,6 +59,11 @@ impl Lines {
             .recv_timeout(DEADLINE)
             .expect("a line within the deadline")
     }
+
+    /// A line if one came already.
+    fn try_next(&self) -> Option<String> {
+        self.0.try_recv().ok()
+    }
 }
 
 /// `listening on http://ADDR (pid N)`: the address and the pid.
@@ -283,4 +288,127 @@ fn smol_sighup_hands_the_socket_over_under_load() {
 #[test]
 fn async_std_sighup_hands_the_socket_over_under_load() {
     sighup_hands_the_socket_over_under_load_and_loses_nothing("async-std");
+}
+
+/// Starts the example on `listener` as a service manager does: descriptor
+/// 3, `LISTEN_FDS=1`.
+#[allow(unsafe_code)]
+fn start_activated(listener: &std::net::TcpListener, runtime: &str) -> std::process::Child {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = listener.as_raw_fd();
+    let mut command = Command::new(restart_binary());
+    command
+        .args(["--runtime", runtime])
+        .env("LISTEN_FDS", "1")
+        .env_remove("LISTEN_PID")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::piped());
+    // SAFETY: between fork and exec only async-signal-safe calls (dup2,
+    // fcntl) on descriptors of the child's own copy of the table.
+    unsafe {
+        command.pre_exec(move || {
+            let moved = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            match moved {
+                -1 => Err(std::io::Error::last_os_error()),
+                _ => Ok(()),
+            }
+        });
+    }
+    command.spawn().expect("the example starts")
+}
+
+/// Connects made during the last stop: well under the backlog (1024).
+const MAX_CONNECTS: usize = 200;
+
+/// A socket a service manager passed stays the manager's through a chain of
+/// handoffs: the process the last handoff started leaves it working at its
+/// own stop (no filter that drops a SYN, B22), as the first would have.
+fn a_restart_begun_by_activation_leaves_the_socket_to_its_manager(runtime: &str) {
+    // The test holds the socket as systemd does, and accepts only at the end.
+    let manager =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let any_port: SocketAddr = ([127, 0, 0, 1], 0).into();
+    manager.bind(&any_port.into()).expect("bind");
+    // Room for every connect made (std's bind leaves 128).
+    manager.listen(1024).expect("listen");
+    let manager = std::net::TcpListener::from(manager);
+    let addr = manager.local_addr().expect("addr");
+    let mut child = start_activated(&manager, runtime);
+    let lines = Lines::new(child.stdout.take().expect("stdout"));
+    let (first_addr, first) = listening(&lines.next());
+    assert_eq!(first_addr, addr, "serves the passed socket");
+    let mut serving = Serving(first);
+    signal(first, "HUP");
+    let (next_addr, next) = listening(&lines.next());
+    assert_eq!(next_addr, addr, "the same socket");
+    serving.0 = next;
+    let report = lines.next();
+    assert!(
+        report.starts_with(&format!(r#"{{"pid":{first},"graceful":true"#)),
+        "the first process drained gracefully: {report}"
+    );
+    // A request in flight keeps the next process's stop running: on a
+    // connection it accepted already (one it never accepted waits in the
+    // queue for the manager).
+    let mut busy = connect(addr).expect("connect");
+    let first = get(&mut busy, false).expect("answered");
+    assert!(first.is_some_and(|head| head.starts_with("HTTP/1.1 200")));
+    write!(busy, "GET /sleep/300 HTTP/1.1\r\nhost: t\r\n\r\n").expect("sent");
+    let mut answer = [0; 12];
+    signal(next, "TERM");
+    // Back to back from the stop on: the moments a filter would be on.
+    let mut connects = 0;
+    let report = loop {
+        if let Some(report) = lines.try_next() {
+            break report;
+        }
+        if connects < MAX_CONNECTS {
+            // Each left in the queue for the manager; closed at once here.
+            drop(connect(addr).unwrap_or_else(|e| {
+                panic!("connect {connects} during the stop of the last process: {e}")
+            }));
+            connects += 1;
+        } else {
+            break lines.next();
+        }
+    };
+    assert!(
+        report.starts_with(&format!(r#"{{"pid":{next},"graceful":true"#)),
+        "{report}"
+    );
+    busy.read_exact(&mut answer)
+        .expect("the request in flight is answered");
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    std::mem::forget(serving);
+    let _ = child.wait();
+    // The last process took none of the connects made during its stop
+    // (at most one racing its SIGTERM): the rest wait for the manager.
+    manager.set_nonblocking(true).expect("non-blocking");
+    let mut accepted = 0;
+    while manager.accept().is_ok() {
+        accepted += 1;
+    }
+    assert!(accepted + 1 >= connects, "{accepted} of {connects} queued");
+    let _late = TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+        .expect("the manager's socket takes a connect at once");
+}
+
+#[test]
+fn tokio_a_restart_begun_by_activation_leaves_the_socket_to_its_manager() {
+    a_restart_begun_by_activation_leaves_the_socket_to_its_manager("tokio");
+}
+
+#[test]
+fn smol_a_restart_begun_by_activation_leaves_the_socket_to_its_manager() {
+    a_restart_begun_by_activation_leaves_the_socket_to_its_manager("smol");
+}
+
+#[test]
+fn async_std_a_restart_begun_by_activation_leaves_the_socket_to_its_manager() {
+    a_restart_begun_by_activation_leaves_the_socket_to_its_manager("async-std");
 }

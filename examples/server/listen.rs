@@ -7,8 +7,8 @@ use std::net::{SocketAddr, TcpListener};
 /// The listening socket, non-blocking, and whether others hold it too.
 pub struct Listening {
     pub listener: TcpListener,
-    /// Passed by a service manager (not by a handoff, whose previous
-    /// process lets go of it): other owners (the manager, sibling servers)
+    /// Kept by a service manager (passed by it, or by a handoff from a
+    /// process it started): other owners (the manager, sibling servers)
     /// keep accepting on it after this stop.
     pub shared: bool,
 }
@@ -16,11 +16,8 @@ pub struct Listening {
 /// The inherited socket when the environment passes one, else a new one
 /// bound to `addr`.
 pub fn listen(addr: SocketAddr) -> io::Result<Listening> {
-    if let Some(listener) = inherited()? {
-        return Ok(Listening {
-            listener,
-            shared: !from_handoff(),
-        });
+    if let Some(inherited) = inherited()? {
+        return Ok(inherited);
     }
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
@@ -40,30 +37,28 @@ pub fn listen(addr: SocketAddr) -> io::Result<Listening> {
 
 #[cfg(unix)]
 #[allow(unsafe_code)]
-fn inherited() -> io::Result<Option<TcpListener>> {
+fn inherited() -> io::Result<Option<Listening>> {
     // SAFETY: called at the start of `main`, before the runtime or anything
     // else opens or closes a descriptor, so those passed are still ours.
     let mut passed = unsafe { stoppable::activation::take() }.map_err(io::Error::other)?;
     match passed.len() {
         0 => Ok(None),
-        1 => passed.pop().map(|socket| socket.into_tcp()).transpose(),
+        1 => passed
+            .pop()
+            .map(|socket| {
+                let shared = socket.held_elsewhere();
+                socket
+                    .into_tcp()
+                    .map(|listener| Listening { listener, shared })
+            })
+            .transpose(),
         n => Err(io::Error::other(format!(
             "LISTEN_FDS={n}: this server serves one socket"
         ))),
     }
 }
 
-#[cfg(unix)]
-fn from_handoff() -> bool {
-    stoppable::activation::from_handoff()
-}
-
 #[cfg(not(unix))]
-fn from_handoff() -> bool {
-    false
-}
-
-#[cfg(not(unix))]
-fn inherited() -> io::Result<Option<TcpListener>> {
+fn inherited() -> io::Result<Option<Listening>> {
     Ok(None)
 }

@@ -42,11 +42,17 @@ static HANDED_OVER_BY: OnceLock<Option<std::ffi::OsString>> = OnceLock::new();
 /// READY=1 (`handoff::READY_SOCKET`).
 pub(crate) const READY_SOCKET: &str = "STOPPABLE_READY_SOCKET";
 
+/// The variable by which a handoff names the descriptors it passes that
+/// others keep too (a service manager, through the handing process):
+/// comma-separated numbers.
+pub(crate) const SHARED_FDS: &str = "STOPPABLE_SHARED_FDS";
+
 /// A listening socket passed down to this process.
 #[derive(Debug)]
 pub struct Inherited {
     socket: socket2::Socket,
     name: Option<String>,
+    held_elsewhere: bool,
 }
 
 /// Why the passed sockets could not be taken.
@@ -143,25 +149,38 @@ pub unsafe fn take() -> Result<Vec<Inherited>, ActivationError> {
         }
     }
     let from_handoff = std::env::var_os(READY_SOCKET).is_some();
+    let shared_by_handoff = shared_fds();
     let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
     let mut names = names.split(':');
     let mut taken = Vec::with_capacity(count);
     for fd in fds {
         // SAFETY: as above, and nothing else in the process owns it.
         let socket = socket2::Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        // Passed by a service manager, which keeps it: a stop never refuses
-        // connections on it (B22). (From a handoff, the previous process
+        // Passed by a service manager, which keeps it, or by a handoff from
+        // a process that got it from one: a stop never refuses connections
+        // on it (B22). (From a handoff otherwise, the previous process
         // drains and exits: this one will hold it alone.)
-        if !from_handoff {
+        let held_elsewhere = !from_handoff || shared_by_handoff.contains(&fd);
+        if held_elsewhere {
             crate::socket_owners::held_elsewhere_too(crate::socket::borrow_socket(&socket));
         }
         let name = names.next().filter(|n| !n.is_empty()).map(str::to_owned);
-        taken.push(Inherited { socket, name });
+        taken.push(Inherited {
+            socket,
+            name,
+            held_elsewhere,
+        });
     }
     // The handoff that passed them, if one did, is told READY=1 later.
     let _ = HANDED_OVER_BY.set(std::env::var_os(READY_SOCKET));
     // Taken: the process's own children must not take them again.
-    for name in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", READY_SOCKET] {
+    for name in [
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "LISTEN_FDNAMES",
+        READY_SOCKET,
+        SHARED_FDS,
+    ] {
         std::env::remove_var(name);
     }
     Ok(taken)
@@ -180,6 +199,15 @@ pub(crate) fn ready_target() -> Option<std::ffi::OsString> {
         Some(target) => target.clone(),
         None => std::env::var_os(READY_SOCKET),
     }
+}
+
+/// The descriptors a handoff said others keep too ([`SHARED_FDS`]).
+fn shared_fds() -> Vec<RawFd> {
+    std::env::var(SHARED_FDS)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|fd| fd.trim().parse().ok())
+        .collect()
 }
 
 /// How many descriptors the environment says were passed to this process.
@@ -225,6 +253,15 @@ impl Inherited {
     /// The name systemd gave it (`FileDescriptorName=`), if any.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    /// Whether others keep it too, so that this process's stop leaves it
+    /// working for them (B22; the library sees to it): a service manager
+    /// passed it, directly or through a chain of
+    /// [`handoff`](crate::handoff)s begun by one. False for a socket a
+    /// handoff passed from a process that held it alone.
+    pub fn held_elsewhere(&self) -> bool {
+        self.held_elsewhere
     }
 
     /// Whether it is a TCP socket (IPv4 or IPv6).

@@ -70,17 +70,25 @@ pub fn start(
         .map(|fd| dup_at_least(*fd, above))
         .collect::<io::Result<Vec<OwnedFd>>>()?;
     let raw: Vec<RawFd> = copies.iter().map(|fd| fd.as_raw_fd()).collect();
-    command
-        .env("LISTEN_FDS", listeners.len().to_string())
-        .env_remove("LISTEN_PID")
-        .env_remove("LISTEN_FDNAMES")
-        .env(READY_SOCKET, &ready.target);
-    move_fds_on_exec(&mut command, raw);
     // The next process holds the sockets from its start: a stop of this
     // process that begins while it gets ready must leave them to it (B22),
     // marked shared or not. An error if this process's stop already
     // refused one for good: the next process could serve nothing on it.
     let passed = crate::socket_owners::pass_on(listeners)?;
+    // Those others held already (a service manager) stay theirs too in the
+    // next process.
+    let shared: Vec<String> = (FIRST_FD..)
+        .zip(&passed)
+        .filter(|(_, recorded)| !**recorded)
+        .map(|(fd, _)| fd.to_string())
+        .collect();
+    command
+        .env("LISTEN_FDS", listeners.len().to_string())
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDNAMES")
+        .env(READY_SOCKET, &ready.target)
+        .env(crate::activation::SHARED_FDS, shared.join(","));
+    move_fds_on_exec(&mut command, raw);
     let started = spawn_until_ready(command, copies, &ready, timeout);
     if started.is_err() {
         // This process goes on alone: its stop refuses new connections on

@@ -112,7 +112,8 @@ pub(crate) fn refuse_unless_held_elsewhere(socket: BorrowedSocket<'_>) -> bool {
 /// A handoff passes `sockets` to another process, which holds them from
 /// its start on: they are recorded as held elsewhere. An error, and
 /// nothing recorded, if this process's stop refused one of them for good.
-/// Which of them this call recorded, for [`take_back`].
+/// Which of them this call recorded, for [`take_back`]: the others were
+/// held elsewhere already (or cannot be told apart, and count so).
 #[cfg(all(unix, feature = "handoff"))]
 pub(crate) fn pass_on(sockets: &[BorrowedSocket<'_>]) -> std::io::Result<Vec<bool>> {
     use std::os::fd::AsRawFd;
