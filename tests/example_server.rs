@@ -574,3 +574,93 @@ fn smol_sigterm_right_after_the_first_line_stops_gracefully() {
 fn async_std_sigterm_right_after_the_first_line_stops_gracefully() {
     sigterm_right_after_the_first_line_stops_gracefully("async-std");
 }
+
+/// Out of descriptors at the stop (B1): the connections the kernel queued
+/// while the server could not accept them are served once the stop's own
+/// closes give descriptors back, not reset with the queue.
+#[cfg(target_os = "linux")]
+fn out_of_descriptors_at_the_stop(runtime: &str) {
+    let server = start_with_few_descriptors(runtime);
+    let pid = server.child.id();
+    // More clients than descriptors, each with one keep-alive request: the
+    // server answers those it accepted and keeps them open; the kernel
+    // queues the rest.
+    let clients = FD_LIMIT as usize + 16;
+    let mut conns: Vec<TcpStream> = (0..clients)
+        .map(|_| {
+            let mut stream = connect(&server.addr);
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+                .expect("sent");
+            stream
+        })
+        .collect();
+    // Until the server is at its limit and answered each connection it
+    // could accept (none more for a while): it then waits, the rest queued.
+    // (Were it still at work, the stop would find fewer queued: the case
+    // would test less, not fail.)
+    let mut answers = vec![Vec::new(); clients];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (mut before, mut since) = (0, std::time::Instant::now());
+    loop {
+        for (stream, read) in conns.iter_mut().zip(&mut answers) {
+            stream.set_nonblocking(true).expect("non-blocking");
+            let mut buf = [0; 512];
+            if let Ok(n) = stream.read(&mut buf) {
+                read.extend_from_slice(&buf[..n]);
+            }
+        }
+        let answered = answers.iter().filter(|a| a.ends_with(b"hello")).count();
+        if answered != before {
+            (before, since) = (answered, std::time::Instant::now());
+        }
+        let quiet = since.elapsed() > Duration::from_millis(200);
+        if quiet && answered > 0 && open_descriptors(pid) >= FD_LIMIT {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{answered} answered, {} descriptors open",
+            open_descriptors(pid)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&server.child, "TERM");
+    // Every one is answered: those held before the stop, and those queued.
+    for (i, (stream, read)) in conns.iter_mut().zip(&mut answers).enumerate() {
+        stream.set_nonblocking(false).expect("blocking");
+        let mut rest = Vec::new();
+        let end = stream.read_to_end(&mut rest);
+        read.extend_from_slice(&rest);
+        assert!(
+            read.starts_with(b"HTTP/1.1 200"),
+            "connection {i} of {clients}: {end:?}, {:?}",
+            String::from_utf8_lossy(read)
+        );
+    }
+    let mut server = server;
+    let mut report = String::new();
+    server
+        .stdout
+        .read_line(&mut report)
+        .expect("the report line");
+    assert!(report.starts_with(r#"{"graceful":true"#), "{report}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn tokio_out_of_descriptors_at_the_stop_serves_the_queue() {
+    out_of_descriptors_at_the_stop("tokio");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn smol_out_of_descriptors_at_the_stop_serves_the_queue() {
+    out_of_descriptors_at_the_stop("smol");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn async_std_out_of_descriptors_at_the_stop_serves_the_queue() {
+    out_of_descriptors_at_the_stop("async-std");
+}

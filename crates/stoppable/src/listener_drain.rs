@@ -11,9 +11,10 @@ use crate::runtime::{Accept, Accepted, Runtime};
 use crate::shared::Shared;
 use crate::{socket, socket_owners};
 
-/// Accept failures in a row that end the drain (out of descriptors, say):
-/// one failure (a client that gave up while queued) must not end it, or
-/// the rest of the queue would be reset.
+/// Accept failures in a row that end the drain: one failure (a client that
+/// gave up while queued) must not end it, or the rest of the queue would
+/// be reset. Running short of descriptors is no failure: the drain waits
+/// (see [`is_shortage`]).
 const MAX_FAILURES: u32 = 64;
 
 /// Connections one drain takes from the queue at most (Linux's largest
@@ -73,6 +74,38 @@ enum Stage<Sleep> {
     Settling(Pin<Box<Sleep>>),
     /// Taking what the kernel queued.
     Queue,
+    /// The process is short of descriptors (or memory): the stop's own
+    /// closes give them back, and the queue waits for them, not reset.
+    Short(Pin<Box<Sleep>>),
+}
+
+/// What one look at the queue found.
+enum Queued<Io> {
+    Conn(Accepted<Io>),
+    /// Short of descriptors: worth waiting for.
+    Short,
+    /// Nothing left: the listener is closed.
+    Closed,
+}
+
+/// Whether waiting for descriptors may help: connections are still open,
+/// whose closes give theirs back, and the stop has time. Else the wait
+/// could last for ever, and every stop must end.
+fn closes_to_come(shared: &Shared) -> bool {
+    shared.open() > 0 && !shared.is_forcing()
+}
+
+/// An accept that failed for want of descriptors or memory, which the
+/// process or the system gets back as connections close: not a reason to
+/// reset the queue (B1), while connections are left to close and the stop
+/// has time.
+fn is_shortage(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    let codes = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
+    // WSAEMFILE, WSAENOBUFS.
+    #[cfg(windows)]
+    let codes = [10024, 10055];
+    e.raw_os_error().is_some_and(|code| codes.contains(&code))
 }
 
 impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
@@ -111,24 +144,45 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
             }
             self.start_refusing();
         }
-        let Some(listener) = self.listener.as_mut() else {
-            return Poll::Ready(None);
-        };
-        if let Stage::Settling(settle) = &mut self.stage {
-            while settle.as_mut().poll(cx).is_pending() {
-                match listener.poll_accept(cx) {
-                    Poll::Ready(Ok(accepted)) => {
-                        self.failures = 0;
-                        return Poll::Ready(Some(accepted));
+        loop {
+            let Some(listener) = self.listener.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match &mut self.stage {
+                Stage::Settling(settle) => {
+                    while settle.as_mut().poll(cx).is_pending() {
+                        match listener.poll_accept(cx) {
+                            Poll::Ready(Ok(accepted)) => {
+                                self.failures = 0;
+                                return Poll::Ready(Some(accepted));
+                            }
+                            // The settle's end wakes this: the queue waits.
+                            Poll::Ready(Err(e)) if is_shortage(&e) => return Poll::Pending,
+                            Poll::Ready(Err(_)) if self.failures < MAX_FAILURES => {
+                                self.failures += 1
+                            }
+                            Poll::Ready(Err(_)) => break,
+                            Poll::Pending => return Poll::Pending,
+                        }
                     }
-                    Poll::Ready(Err(_)) if self.failures < MAX_FAILURES => self.failures += 1,
-                    Poll::Ready(Err(_)) => break,
-                    Poll::Pending => return Poll::Pending,
                 }
+                Stage::Short(pause) => {
+                    if pause.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+                Stage::Start | Stage::Queue => {}
             }
             self.stage = Stage::Queue;
+            match self.take_queued(true) {
+                Queued::Conn(accepted) => return Poll::Ready(Some(accepted)),
+                Queued::Closed => return Poll::Ready(None),
+                Queued::Short => {
+                    let until = self.runtime.now() + crate::server::ACCEPT_ERROR_PAUSE;
+                    self.stage = Stage::Short(Box::pin(self.runtime.sleep_until(until)));
+                }
+            }
         }
-        Poll::Ready(self.next_queued())
     }
 
     /// What the kernel queued, at once, without refusing new attempts
@@ -139,7 +193,19 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
             self.close();
             return None;
         }
-        let listener = self.listener.as_mut()?;
+        match self.take_queued(false) {
+            Queued::Conn(accepted) => Some(accepted),
+            Queued::Short | Queued::Closed => None,
+        }
+    }
+
+    /// The next connection the kernel queued; or, when `may_wait` and the
+    /// stop still has time, word that the process is short of descriptors.
+    /// Closes the listener when nothing is left.
+    fn take_queued(&mut self, may_wait: bool) -> Queued<A::Io> {
+        let Some(listener) = self.listener.as_mut() else {
+            return Queued::Closed;
+        };
         // Asking the kernel itself: the runtime may not know yet.
         while self.queued < MAX_QUEUED {
             let Some(accepted) = listener.accept_queued() else {
@@ -149,14 +215,17 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
                 Ok(accepted) => {
                     self.failures = 0;
                     self.queued += 1;
-                    return Some(accepted);
+                    return Queued::Conn(accepted);
+                }
+                Err(e) if may_wait && is_shortage(&e) && closes_to_come(&self.shared) => {
+                    return Queued::Short
                 }
                 Err(_) if self.failures < MAX_FAILURES => self.failures += 1,
                 Err(_) => break,
             }
         }
         self.close();
-        None
+        Queued::Closed
     }
 }
 

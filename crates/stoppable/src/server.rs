@@ -30,7 +30,7 @@ use crate::{Error, Options};
 
 /// Pause after an accept error (out of file descriptors, say), so the loop
 /// does not spin while the cause lasts.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
+pub(crate) const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
 
 /// A server that stops gracefully. A future: poll it (spawn it, or await
 /// it) to serve; it resolves to the [`Report`] when a stop completes, or

@@ -381,6 +381,11 @@ impl Shared {
         })
     }
 
+    /// The grace ran out: the stop force-closes what is left.
+    pub(crate) fn is_forcing(&self) -> bool {
+        self.phase() == Phase::Forcing
+    }
+
     pub(crate) fn phase(&self) -> Phase {
         self.lock().core.phase()
     }
