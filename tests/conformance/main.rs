@@ -87,6 +87,7 @@ macro_rules! all_cases {
             b22_a_stop_during_a_handoff_leaves_the_socket_to_the_next_process,
             b22_a_failed_handoff_leaves_the_socket_to_this_process,
             b22_a_handoff_after_the_stop_refused_the_socket_is_an_error,
+            b22_a_next_process_not_ready_in_time_is_asked_to_stop,
             b1_every_listener_queue_is_served_at_the_stop,
             a_connection_limit_pauses_accepting,
             b23_clients_are_asked_to_move_on_during_the_delay,

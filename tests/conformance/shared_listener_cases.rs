@@ -144,12 +144,20 @@ impl NextProcess {
         listener: std::os::unix::net::UnixListener,
         script: &str,
     ) -> std::thread::JoinHandle<std::io::Result<std::process::Child>> {
+        self.hand_off_within(listener, script, DEADLINE)
+    }
+
+    /// [`NextProcess::hand_off`], with the time it gets to be ready.
+    fn hand_off_within(
+        &self,
+        listener: std::os::unix::net::UnixListener,
+        script: &str,
+        timeout: Duration,
+    ) -> std::thread::JoinHandle<std::io::Result<std::process::Child>> {
         use std::os::fd::AsFd;
         let mut command = std::process::Command::new("sh");
         command.args(["-c", script, "next", &self.told.display().to_string()]);
-        std::thread::spawn(move || {
-            stoppable::handoff::start(command, &[listener.as_fd()], DEADLINE)
-        })
+        std::thread::spawn(move || stoppable::handoff::start(command, &[listener.as_fd()], timeout))
     }
 
     /// Says `READY=1` for it, once it told where.
@@ -256,4 +264,38 @@ pub fn b22_a_handoff_after_the_stop_refused_the_socket_is_an_error<R: TestRuntim
         panic!("a socket that refuses connections for good was handed off");
     }
     assert!(!next.told.exists(), "no next process was started");
+}
+
+/// Never ready; on SIGTERM, writes that it was asked to stop, then exits.
+const ASKED_TO_STOP: &str = r#"trap 'echo stopped > "$1.stopped"; kill $sleeper; exit 0' TERM
+printf '%s\n' "$STOPPABLE_READY_SOCKET" > "$1"
+sleep 60 & sleeper=$!
+wait $sleeper"#;
+
+/// A next process not ready in time is asked to stop (SIGTERM), not killed
+/// at once: it may serve connections it accepted on the shared socket
+/// already, which its own stop finishes and a SIGKILL would reset.
+pub fn b22_a_next_process_not_ready_in_time_is_asked_to_stop<R: TestRuntime>() {
+    let server = R::start(Options {
+        unix: true,
+        other_owner: true,
+        ..Options::default()
+    });
+    let own = server.unix_other_owner.as_ref().expect("a second handle");
+    let next = NextProcess::new();
+    let stopped = next.told.with_extension("stopped");
+    let handoff = next.hand_off_within(
+        own.try_clone().expect("a handle"),
+        ASKED_TO_STOP,
+        Duration::from_secs(2),
+    );
+    let failed = handoff.join().expect("the handoff's thread");
+    let asked = std::fs::read_to_string(&stopped);
+    let _ = std::fs::remove_file(&stopped);
+    assert!(
+        failed.is_err(),
+        "the next process was never ready: {failed:?}"
+    );
+    assert_eq!(asked.ok().as_deref(), Some("stopped\n"), "asked to stop");
+    assert!(server.stop().graceful);
 }

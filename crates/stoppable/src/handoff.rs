@@ -51,7 +51,8 @@ const POLL: Duration = Duration::from_millis(20);
 /// process that begins meanwhile leaves them to it (B22).
 ///
 /// An error if it cannot start, exits, or is not ready within `timeout`
-/// (then it is killed): this process goes on serving, alone on the
+/// (then it is sent SIGTERM, and killed if it has not exited within
+/// `timeout` more): this process goes on serving, alone on the
 /// sockets again. An error too, before anything starts, if this process's
 /// stop already refused new connections on one of them for good (a Unix
 /// socket): the new process could serve nothing there. Blocking.
@@ -98,7 +99,7 @@ pub fn start(
     started
 }
 
-/// Starts the next process and waits until it is ready; kills it if it is
+/// Starts the next process and waits until it is ready; stops it if it is
 /// not.
 fn spawn_until_ready(
     mut command: Command,
@@ -111,11 +112,33 @@ fn spawn_until_ready(
     match ready.wait(&mut child, timeout) {
         Ok(()) => Ok(child),
         Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(&mut child, timeout);
             Err(e)
         }
     }
+}
+
+/// Stops a next process that did not get ready: SIGTERM first, since it
+/// may already serve connections it accepted on the shared sockets, which
+/// its own stop finishes (a SIGKILL would reset them); killed if it has
+/// not exited within `grace`.
+#[allow(unsafe_code)]
+fn stop(child: &mut Child, grace: Duration) {
+    if !matches!(child.try_wait(), Ok(None)) {
+        return;
+    }
+    // SAFETY: kill(2) with a process id and a signal number touches no
+    // memory. The child is not waited for yet, so its id is still its own.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(POLL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// In the child, between fork and exec: `raw[i]` becomes descriptor 3 + i.
