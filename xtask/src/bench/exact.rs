@@ -205,11 +205,28 @@ async fn instructions(
     asleep?;
     let counted = std::fs::read_to_string(&out)
         .map_err(|e| format!("no cachegrind output ({}): {e}", out.display()))?;
+    keep(&out, side, runtime, protocol, requests);
     counted
         .lines()
         .find_map(|l| l.strip_prefix("summary:"))
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| "no summary line in cachegrind's output".to_owned())
+}
+
+/// With `STOPPABLE_EXACT_KEEP=DIR`, each run's cachegrind output is kept
+/// there, per function, for `cg_diff` and `cg_annotate`: to see where
+/// the instructions one side adds go.
+fn keep(out: &Path, side: Side, runtime: &str, protocol: Protocol, requests: u64) {
+    if let Some(dir) = std::env::var_os("STOPPABLE_EXACT_KEEP") {
+        let protocol = match protocol {
+            Protocol::Http1 => "http1",
+            Protocol::Http2 => "http2",
+        };
+        let side = side.name().replace(' ', "-");
+        let name = format!("{runtime}-{protocol}-{side}-{requests}.out");
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::copy(out, Path::new(&dir).join(name));
+    }
 }
 
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nhost: bench\r\n\r\n";

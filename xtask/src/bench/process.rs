@@ -59,16 +59,23 @@ impl Server {
     pub fn start_counted(bin: &Path, side: Side, runtime: &str, out: &Path) -> Server {
         let mut command = Command::new("taskset");
         command
-            .args([
-                "--cpu-list",
-                "0",
-                "valgrind",
-                "--tool=cachegrind",
-                "--cache-sim=no",
-            ])
+            .args(["--cpu-list", "0", "valgrind"])
             .env("TOKIO_WORKER_THREADS", "1")
             .env("ASYNC_STD_THREAD_COUNT", "1")
-            .arg(format!("--cachegrind-out-file={}", out.display()))
+            // `STOPPABLE_EXACT_CALLGRIND=1`: callgrind instead, whose
+            // output (kept with `STOPPABLE_EXACT_KEEP`) also tells callers.
+            .args(match std::env::var_os("STOPPABLE_EXACT_CALLGRIND") {
+                Some(_) => vec![
+                    "--tool=callgrind".to_owned(),
+                    "--dump-instr=yes".to_owned(),
+                    format!("--callgrind-out-file={}", out.display()),
+                ],
+                None => vec![
+                    "--tool=cachegrind".to_owned(),
+                    "--cache-sim=no".to_owned(),
+                    format!("--cachegrind-out-file={}", out.display()),
+                ],
+            })
             .arg(program(bin, side));
         Server::spawn(command, side, runtime, &[])
     }
