@@ -162,7 +162,7 @@ pub unsafe fn take() -> Result<Vec<Inherited>, ActivationError> {
         // drains and exits: this one will hold it alone.)
         let held_elsewhere = !from_handoff || shared_by_handoff.contains(&fd);
         if held_elsewhere {
-            crate::socket_owners::held_elsewhere_too(crate::socket::borrow_socket(&socket));
+            crate::socket_owners::kept_by_manager(crate::socket::borrow_socket(&socket));
         }
         let name = names.next().filter(|n| !n.is_empty()).map(str::to_owned);
         taken.push(Inherited {

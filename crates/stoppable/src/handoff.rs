@@ -48,7 +48,9 @@ const POLL: Duration = Duration::from_millis(20);
 /// [`Stopper::share_listener`](crate::Stopper::share_listener)).
 ///
 /// From its start, the new process holds the sockets: a stop of this
-/// process that begins meanwhile leaves them to it (B22).
+/// process that begins meanwhile leaves them to it (B22). If that stop
+/// ends and the handoff then fails, nobody accepts what queued meanwhile:
+/// close the listeners at once (those connections are reset).
 ///
 /// An error if it cannot start, exits, or is not ready within `timeout`
 /// (then it is sent SIGTERM, and killed if it has not exited within
@@ -76,11 +78,10 @@ pub fn start(
     // marked shared or not. An error if this process's stop already
     // refused one for good: the next process could serve nothing on it.
     let passed = crate::socket_owners::pass_on(listeners)?;
-    // Those others held already (a service manager) stay theirs too in the
-    // next process.
+    // Those a service manager keeps stay its in the next process too.
     let shared: Vec<String> = (FIRST_FD..)
-        .zip(&passed)
-        .filter(|(_, recorded)| !**recorded)
+        .zip(passed.managed())
+        .filter(|(_, managed)| **managed)
         .map(|(fd, _)| fd.to_string())
         .collect();
     command
@@ -90,13 +91,11 @@ pub fn start(
         .env(READY_SOCKET, &ready.target)
         .env(crate::activation::SHARED_FDS, shared.join(","));
     move_fds_on_exec(&mut command, raw);
-    let started = spawn_until_ready(command, copies, &ready, timeout);
-    if started.is_err() {
-        // This process goes on alone: its stop refuses new connections on
-        // them again (B1).
-        crate::socket_owners::take_back(listeners, &passed);
-    }
-    started
+    let started = spawn_until_ready(command, copies, &ready, timeout)?;
+    // Failed (or panicked), the marks go with `passed`: this process goes
+    // on alone, and its stop refuses new connections on them again (B1).
+    passed.kept();
+    Ok(started)
 }
 
 /// Starts the next process and waits until it is ready; stops it if it is

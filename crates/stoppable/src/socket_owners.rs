@@ -1,24 +1,29 @@
-//! Which listening sockets other processes hold too (B22): got by socket
-//! activation, or passed on by a handoff. A stop never refuses connections
-//! on those; and a socket this process's stop refused for good (a Unix
-//! socket's `shutdown(SHUT_RD)`) is never passed on. One lock orders the
-//! two, so a handoff and a stop racing each other cannot both act on a
-//! socket: the stop refuses it and the handoff fails, or the handoff
-//! passes it and the stop leaves it alone.
+//! Which listening sockets other processes hold too (B22): kept by a
+//! service manager (socket activation), or passed on by a handoff. A stop
+//! never refuses connections on those; and a socket this process's stop
+//! refused for good (a Unix socket's `shutdown(SHUT_RD)`) is never passed
+//! on. One lock orders the two, so a handoff and a stop racing each other
+//! cannot both act on a socket: the stop refuses it and the handoff fails,
+//! or the handoff passes it and the stop leaves it alone.
 
 use crate::socket::{self, BorrowedSocket};
 
 #[cfg(unix)]
 struct Owners {
-    /// Others may hold these.
-    elsewhere: Vec<Identity>,
+    /// Kept by a service manager: passed by it, directly or through
+    /// handoffs that said so.
+    kept_by_manager: Vec<Identity>,
+    /// Passed on by this process's handoffs (under way or done), and by
+    /// how many: a failed one takes back its own mark only.
+    passed_on: Vec<(Identity, usize)>,
     /// This process refused new connections on these, for good.
     refused_for_good: Vec<Identity>,
 }
 
 #[cfg(unix)]
 static OWNERS: std::sync::Mutex<Owners> = std::sync::Mutex::new(Owners {
-    elsewhere: Vec::new(),
+    kept_by_manager: Vec::new(),
+    passed_on: Vec::new(),
     refused_for_good: Vec::new(),
 });
 
@@ -31,7 +36,7 @@ fn owners() -> std::sync::MutexGuard<'static, Owners> {
 /// A socket's identity, which every descriptor of it shares, in any
 /// process: its inode, and its address (inode numbers wrap, in time).
 #[cfg(unix)]
-#[derive(PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 struct Identity {
     dev: u64,
     ino: u64,
@@ -61,13 +66,13 @@ fn identity(socket: BorrowedSocket<'_>) -> Option<Identity> {
     })
 }
 
-/// Records that other processes may hold `socket` too (B22).
+/// Records that a service manager keeps `socket` (B22).
 #[cfg(unix)]
-pub(crate) fn held_elsewhere_too(socket: BorrowedSocket<'_>) {
+pub(crate) fn kept_by_manager(socket: BorrowedSocket<'_>) {
     if let Some(id) = identity(socket) {
         let mut owners = owners();
-        if !owners.elsewhere.contains(&id) {
-            owners.elsewhere.push(id);
+        if !owners.kept_by_manager.contains(&id) {
+            owners.kept_by_manager.push(id);
         }
     }
 }
@@ -82,11 +87,13 @@ pub(crate) fn is_held_elsewhere(socket: BorrowedSocket<'_>) -> bool {
 
 #[cfg(unix)]
 fn held_elsewhere_in(owners: &Owners, socket: BorrowedSocket<'_>) -> bool {
-    if owners.elsewhere.is_empty() {
+    if owners.kept_by_manager.is_empty() && owners.passed_on.is_empty() {
         return false;
     }
     match identity(socket) {
-        Some(id) => owners.elsewhere.contains(&id),
+        Some(id) => {
+            owners.kept_by_manager.contains(&id) || owners.passed_on.iter().any(|(p, _)| *p == id)
+        }
         None => !socket::has_handshakes(socket),
     }
 }
@@ -109,49 +116,83 @@ pub(crate) fn refuse_unless_held_elsewhere(socket: BorrowedSocket<'_>) -> bool {
     refused
 }
 
-/// A handoff passes `sockets` to another process, which holds them from
-/// its start on: they are recorded as held elsewhere. An error, and
-/// nothing recorded, if this process's stop refused one of them for good.
-/// Which of them this call recorded, for [`take_back`]: the others were
-/// held elsewhere already (or cannot be told apart, and count so).
+/// The sockets one handoff passes on, marked held elsewhere from before
+/// the next process starts until it is dropped, unless [`kept`]: a failed
+/// handoff (or one that panicked) gives them back, so this process's stop
+/// refuses new connections on them again (B1).
+///
+/// [`kept`]: PassedOn::kept
 #[cfg(all(unix, feature = "handoff"))]
-pub(crate) fn pass_on(sockets: &[BorrowedSocket<'_>]) -> std::io::Result<Vec<bool>> {
+pub(crate) struct PassedOn {
+    ids: Vec<Identity>,
+    /// Which of them a service manager keeps too.
+    managed: Vec<bool>,
+}
+
+/// Marks `sockets` as passed on by a handoff. An error, and nothing
+/// marked, if this process's stop refused one of them for good, or one
+/// cannot be told apart from others (its identity unread).
+#[cfg(all(unix, feature = "handoff"))]
+pub(crate) fn pass_on(sockets: &[BorrowedSocket<'_>]) -> std::io::Result<PassedOn> {
     use std::os::fd::AsRawFd;
     let mut owners = owners();
-    let ids: Vec<Option<Identity>> = sockets.iter().map(|s| identity(*s)).collect();
-    for (socket, id) in sockets.iter().zip(&ids) {
-        if id
-            .as_ref()
-            .is_some_and(|id| owners.refused_for_good.contains(id))
-        {
+    let mut ids = Vec::with_capacity(sockets.len());
+    for socket in sockets {
+        let Some(id) = identity(*socket) else {
+            return Err(std::io::Error::other(format!(
+                "descriptor {} cannot be told apart from other sockets",
+                socket.as_raw_fd()
+            )));
+        };
+        if owners.refused_for_good.contains(&id) {
             return Err(std::io::Error::other(format!(
                 "descriptor {} refuses new connections for good: this process's \
                  stop began before the handoff",
                 socket.as_raw_fd()
             )));
         }
+        ids.push(id);
     }
-    let mut recorded = Vec::with_capacity(ids.len());
-    for id in ids {
-        recorded.push(match id {
-            Some(id) if !owners.elsewhere.contains(&id) => {
-                owners.elsewhere.push(id);
-                true
-            }
-            _ => false,
-        });
+    let managed = ids
+        .iter()
+        .map(|id| owners.kept_by_manager.contains(id))
+        .collect();
+    for id in &ids {
+        match owners.passed_on.iter_mut().find(|(p, _)| p == id) {
+            Some((_, count)) => *count += 1,
+            None => owners.passed_on.push((id.clone(), 1)),
+        }
     }
-    Ok(recorded)
+    Ok(PassedOn { ids, managed })
 }
 
-/// A handoff failed: the sockets [`pass_on`] recorded are this process's
-/// alone again, so its stop refuses new connections on them (B1).
 #[cfg(all(unix, feature = "handoff"))]
-pub(crate) fn take_back(sockets: &[BorrowedSocket<'_>], recorded: &[bool]) {
-    let mut owners = owners();
-    for (socket, _) in sockets.iter().zip(recorded).filter(|(_, r)| **r) {
-        if let Some(id) = identity(*socket) {
-            owners.elsewhere.retain(|known| *known != id);
+impl PassedOn {
+    /// Which of the sockets a service manager keeps too, in order.
+    pub(crate) fn managed(&self) -> &[bool] {
+        &self.managed
+    }
+
+    /// The handoff succeeded: the marks stay.
+    pub(crate) fn kept(mut self) {
+        self.ids.clear();
+    }
+}
+
+#[cfg(all(unix, feature = "handoff"))]
+impl Drop for PassedOn {
+    fn drop(&mut self) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let mut owners = owners();
+        for id in &self.ids {
+            if let Some(at) = owners.passed_on.iter().position(|(p, _)| p == id) {
+                owners.passed_on[at].1 -= 1;
+                if owners.passed_on[at].1 == 0 {
+                    owners.passed_on.swap_remove(at);
+                }
+            }
         }
     }
 }
@@ -168,14 +209,11 @@ pub(crate) fn refuse_unless_held_elsewhere(socket: BorrowedSocket<'_>) -> bool {
     socket::refuse_new_connections(socket)
 }
 
-#[cfg(all(test, target_os = "linux", feature = "handoff"))]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use std::net::TcpListener;
-    use std::os::unix::net::UnixListener;
 
-    use super::{
-        held_elsewhere_too, is_held_elsewhere, pass_on, refuse_unless_held_elsewhere, take_back,
-    };
+    use super::{is_held_elsewhere, kept_by_manager};
     use crate::socket::borrow_socket;
 
     /// A socket passed between processes is known by its identity, so
@@ -184,43 +222,77 @@ mod tests {
     fn a_socket_held_elsewhere_is_known_by_any_of_its_descriptors() {
         let passed = TcpListener::bind("127.0.0.1:0").unwrap();
         let own = TcpListener::bind("127.0.0.1:0").unwrap();
-        held_elsewhere_too(borrow_socket(&passed));
+        kept_by_manager(borrow_socket(&passed));
         let duplicate = passed.try_clone().unwrap();
         assert!(is_held_elsewhere(borrow_socket(&passed)));
         assert!(is_held_elsewhere(borrow_socket(&duplicate)));
         assert!(!is_held_elsewhere(borrow_socket(&own)));
     }
+}
 
-    /// Passed on, a socket is left alone by a stop; taken back, it is
+#[cfg(all(test, target_os = "linux", feature = "handoff"))]
+mod handoff_tests {
+    use std::os::unix::net::UnixListener;
+
+    use super::{is_held_elsewhere, kept_by_manager, pass_on, refuse_unless_held_elsewhere};
+    use crate::socket::borrow_socket;
+
+    fn unix_listener(name: &str) -> (UnixListener, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!(
+            "stoppable-owners-{name}-{}.sock",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        (UnixListener::bind(&path).unwrap(), path)
+    }
+
+    /// Passed on, a socket is left alone by a stop; given back, it is
     /// refused again; refused for good (Unix), it cannot be passed on.
     #[test]
-    fn pass_on_take_back_and_refusal_order_each_other() {
-        let path =
-            std::env::temp_dir().join(format!("stoppable-owners-{}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).unwrap();
+    fn pass_on_give_back_and_refusal_order_each_other() {
+        let (listener, path) = unix_listener("order");
         let socket = [borrow_socket(&listener)];
-        let recorded = pass_on(&socket).expect("passed on");
-        assert_eq!(recorded, [true]);
+        let passed = pass_on(&socket).expect("passed on");
+        assert_eq!(passed.managed(), [false]);
         assert!(
             !refuse_unless_held_elsewhere(socket[0]),
             "left to the next process"
         );
-        take_back(&socket, &recorded);
+        drop(passed);
         assert!(!is_held_elsewhere(socket[0]));
         assert!(
             refuse_unless_held_elsewhere(socket[0]),
             "this process's alone again"
         );
         let again = pass_on(&socket);
-        assert!(
-            again.is_err(),
-            "a socket refused for good is passed on: {again:?}"
-        );
+        assert!(again.is_err(), "a socket refused for good is passed on");
         assert!(
             !is_held_elsewhere(socket[0]),
-            "nothing recorded by the failed pass"
+            "nothing marked by the failed pass"
         );
         let _ = std::fs::remove_file(&path);
+    }
+
+    /// Two handoffs of one socket at once: the one that fails gives back
+    /// its own mark only; the socket stays the other's next process's.
+    /// And a handoff tells which sockets a manager keeps, not which this
+    /// process passed on before.
+    #[test]
+    fn handoffs_count_their_own_marks() {
+        let (listener, path) = unix_listener("count");
+        let socket = [borrow_socket(&listener)];
+        let first = pass_on(&socket).expect("passed on");
+        let second = pass_on(&socket).expect("passed on again");
+        assert_eq!(second.managed(), [false], "passed on before, not managed");
+        drop(first);
+        assert!(is_held_elsewhere(socket[0]), "still the second's");
+        second.kept();
+        assert!(is_held_elsewhere(socket[0]));
+        let (managed, managed_path) = unix_listener("managed");
+        kept_by_manager(borrow_socket(&managed));
+        let passed = pass_on(&[borrow_socket(&managed)]).expect("passed on");
+        assert_eq!(passed.managed(), [true]);
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&managed_path);
     }
 }
