@@ -451,9 +451,18 @@ const FD_LIMIT: u64 = 64;
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn start_with_few_descriptors(runtime: &str) -> Server {
+    start_with_few_descriptors_and(runtime, &[])
+}
+
+/// [`start_with_few_descriptors`], with more arguments.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn start_with_few_descriptors_and(runtime: &str, args: &[&str]) -> Server {
     use std::os::unix::process::CommandExt;
     let mut command = Command::new(server_binary());
-    command.args(["--runtime", runtime, "--addr", "127.0.0.1:0"]);
+    command
+        .args(["--runtime", runtime, "--addr", "127.0.0.1:0"])
+        .args(args);
     // SAFETY: between fork and exec only setrlimit, async-signal-safe, on
     // the child itself.
     unsafe {
@@ -645,6 +654,64 @@ fn out_of_descriptors_at_the_stop(runtime: &str) {
         .read_line(&mut report)
         .expect("the report line");
     assert!(report.starts_with(r#"{"graceful":true"#), "{report}");
+}
+
+/// Out of descriptors at the stop, with every descriptor held by a request
+/// that outlasts the grace: nothing the stop closes gives one back before
+/// its deadline. The drain waits only until then, so the stop still ends,
+/// forced, and says so.
+#[cfg(target_os = "linux")]
+fn out_of_descriptors_for_the_whole_grace(runtime: &str) {
+    let server = start_with_few_descriptors_and(runtime, &["--grace-ms", "500"]);
+    let pid = server.child.id();
+    // Requests that sleep past the grace hold every descriptor the server
+    // can get; the rest wait in the kernel's queue.
+    let clients = FD_LIMIT as usize + 16;
+    let _conns: Vec<TcpStream> = (0..clients)
+        .map(|_| {
+            let mut stream = connect(&server.addr);
+            stream
+                .write_all(b"GET /sleep/60000 HTTP/1.1\r\nhost: t\r\n\r\n")
+                .expect("sent");
+            stream
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while open_descriptors(pid) < FD_LIMIT {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never reached its limit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&server.child, "TERM");
+    let mut server = server;
+    let mut report = String::new();
+    server
+        .stdout
+        .read_line(&mut report)
+        .expect("the report line");
+    assert!(report.starts_with(r#"{"graceful":false"#), "{report}");
+    let status = server.child.wait().expect("exits");
+    assert_eq!(status.code(), Some(0), "{report}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn tokio_out_of_descriptors_for_the_whole_grace_still_ends() {
+    out_of_descriptors_for_the_whole_grace("tokio");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn smol_out_of_descriptors_for_the_whole_grace_still_ends() {
+    out_of_descriptors_for_the_whole_grace("smol");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn async_std_out_of_descriptors_for_the_whole_grace_still_ends() {
+    out_of_descriptors_for_the_whole_grace("async-std");
 }
 
 #[cfg(target_os = "linux")]
