@@ -3,6 +3,9 @@
 //! lost, each old process drains gracefully.
 #![cfg(unix)]
 
+#[path = "support/activation.rs"]
+mod activation;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -292,33 +295,13 @@ fn async_std_sighup_hands_the_socket_over_under_load() {
 
 /// Starts the example on `listener` as a service manager does: descriptor
 /// 3, `LISTEN_FDS=1`.
-#[allow(unsafe_code)]
 fn start_activated(listener: &std::net::TcpListener, runtime: &str) -> std::process::Child {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
-    let fd = listener.as_raw_fd();
     let mut command = Command::new(restart_binary());
     command
         .args(["--runtime", runtime])
-        .env("LISTEN_FDS", "1")
-        .env_remove("LISTEN_PID")
         .env_remove("NOTIFY_SOCKET")
         .stdout(Stdio::piped());
-    // SAFETY: between fork and exec only async-signal-safe calls (dup2,
-    // fcntl) on descriptors of the child's own copy of the table.
-    unsafe {
-        command.pre_exec(move || {
-            let moved = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, 3)
-            };
-            match moved {
-                -1 => Err(std::io::Error::last_os_error()),
-                _ => Ok(()),
-            }
-        });
-    }
+    activation::pass_as_activated(&mut command, listener);
     command.spawn().expect("the example starts")
 }
 

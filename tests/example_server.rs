@@ -1,6 +1,10 @@
 //! The example server as a black box: the built binary, its first line, a
 //! request, SIGTERM, the JSON report and the exit codes (examples/server/README.md).
 
+#[cfg(unix)]
+#[path = "support/activation.rs"]
+mod activation;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -109,8 +113,13 @@ fn signal(child: &Child, name: &str) {
 }
 
 /// Signals the server and returns its report line, once it exited with 0.
-fn stopped(mut server: Server, signal_name: &str) -> String {
+fn stopped(server: Server, signal_name: &str) -> String {
     signal(&server.child, signal_name);
+    report_once_exited(server)
+}
+
+/// The report line of a server already told to stop, once it exited with 0.
+fn report_once_exited(mut server: Server) -> String {
     let mut report = String::new();
     server
         .stdout
@@ -124,31 +133,10 @@ fn stopped(mut server: Server, signal_name: &str) -> String {
 /// Starts the server on `listener`, passed as socket activation does:
 /// descriptor 3, `LISTEN_FDS=1` (B22).
 #[cfg(unix)]
-#[allow(unsafe_code)]
 fn start_activated(listener: &std::net::TcpListener, runtime: &str) -> Server {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
-    let fd = listener.as_raw_fd();
     let mut command = Command::new(server_binary());
-    command
-        .args(["--runtime", runtime])
-        .env("LISTEN_FDS", "1")
-        .env_remove("LISTEN_PID");
-    // SAFETY: between fork and exec only async-signal-safe calls (dup2,
-    // fcntl) on descriptors of the child's own copy of the table.
-    unsafe {
-        command.pre_exec(move || {
-            let moved = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, 3)
-            };
-            match moved {
-                -1 => Err(std::io::Error::last_os_error()),
-                _ => Ok(()),
-            }
-        });
-    }
+    command.args(["--runtime", runtime]);
+    activation::pass_as_activated(&mut command, listener);
     started(command, &[])
 }
 
@@ -486,6 +474,34 @@ fn open_descriptors(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count() as u64)
 }
 
+/// Waits (at most 10 s) until the server `pid` has [`FD_LIMIT`]
+/// descriptors open.
+#[cfg(target_os = "linux")]
+fn until_at_the_limit(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while open_descriptors(pid) < FD_LIMIT {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never reached its limit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// More clients than the server has descriptors, each asking `GET path`
+/// on a keep-alive connection: the server takes those it can, the kernel
+/// queues the rest.
+#[cfg(target_os = "linux")]
+fn clients_past_the_limit(addr: &str, path: &str) -> Vec<TcpStream> {
+    (0..FD_LIMIT + 16)
+        .map(|_| {
+            let mut stream = connect(addr);
+            write!(stream, "GET {path} HTTP/1.1\r\nhost: t\r\n\r\n").expect("sent");
+            stream
+        })
+        .collect()
+}
+
 /// CPU time the process has used, in clock ticks (user + system).
 #[cfg(target_os = "linux")]
 fn cpu_ticks(pid: u32) -> u64 {
@@ -506,14 +522,7 @@ fn recovers_from_running_out_of_descriptors(runtime: &str) {
     // the rest wait in the kernel's queue.
     let held: Vec<TcpStream> = (0..FD_LIMIT + 16).map(|_| connect(&server.addr)).collect();
     let pid = server.child.id();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while open_descriptors(pid) < FD_LIMIT {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server never reached its limit"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_at_the_limit(pid);
     let before = cpu_ticks(server.child.id());
     std::thread::sleep(Duration::from_secs(1));
     let used = cpu_ticks(server.child.id()) - before;
@@ -594,16 +603,8 @@ fn out_of_descriptors_at_the_stop(runtime: &str) {
     // More clients than descriptors, each with one keep-alive request: the
     // server answers those it accepted and keeps them open; the kernel
     // queues the rest.
-    let clients = FD_LIMIT as usize + 16;
-    let mut conns: Vec<TcpStream> = (0..clients)
-        .map(|_| {
-            let mut stream = connect(&server.addr);
-            stream
-                .write_all(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
-                .expect("sent");
-            stream
-        })
-        .collect();
+    let mut conns = clients_past_the_limit(&server.addr, "/");
+    let clients = conns.len();
     // Until the server is at its limit and answered each connection it
     // could accept (none more for a while): it then waits, the rest queued.
     // (Were it still at work, the stop would find fewer queued: the case
@@ -647,12 +648,7 @@ fn out_of_descriptors_at_the_stop(runtime: &str) {
             String::from_utf8_lossy(read)
         );
     }
-    let mut server = server;
-    let mut report = String::new();
-    server
-        .stdout
-        .read_line(&mut report)
-        .expect("the report line");
+    let report = report_once_exited(server);
     assert!(report.starts_with(r#"{"graceful":true"#), "{report}");
 }
 
@@ -666,34 +662,11 @@ fn out_of_descriptors_for_the_whole_grace(runtime: &str) {
     let pid = server.child.id();
     // Requests that sleep past the grace hold every descriptor the server
     // can get; the rest wait in the kernel's queue.
-    let clients = FD_LIMIT as usize + 16;
-    let _conns: Vec<TcpStream> = (0..clients)
-        .map(|_| {
-            let mut stream = connect(&server.addr);
-            stream
-                .write_all(b"GET /sleep/60000 HTTP/1.1\r\nhost: t\r\n\r\n")
-                .expect("sent");
-            stream
-        })
-        .collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while open_descriptors(pid) < FD_LIMIT {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server never reached its limit"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let _conns = clients_past_the_limit(&server.addr, "/sleep/60000");
+    until_at_the_limit(pid);
     signal(&server.child, "TERM");
-    let mut server = server;
-    let mut report = String::new();
-    server
-        .stdout
-        .read_line(&mut report)
-        .expect("the report line");
+    let report = report_once_exited(server);
     assert!(report.starts_with(r#"{"graceful":false"#), "{report}");
-    let status = server.child.wait().expect("exits");
-    assert_eq!(status.code(), Some(0), "{report}");
 }
 
 #[cfg(target_os = "linux")]

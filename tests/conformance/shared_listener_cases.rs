@@ -118,6 +118,21 @@ pub fn b22_shared_listener_never_drops_a_connect_during_the_stop<R: TestRuntime>
     );
 }
 
+/// A server with a Unix listener, and the test's own handle on it: what a
+/// handoff passes on.
+fn with_unix_handle<R: TestRuntime>() -> crate::runtimes::TestServer {
+    R::start(Options {
+        unix: true,
+        other_owner: true,
+        ..Options::default()
+    })
+}
+
+/// The test's own handle on the server's Unix listener.
+fn own_unix_handle(server: &crate::runtimes::TestServer) -> &std::os::unix::net::UnixListener {
+    server.unix_other_owner.as_ref().expect("a second handle")
+}
+
 /// The next process of a handoff (B22), as a stand-in: a shell that holds
 /// the passed socket (descriptor 3) and writes where to say `READY=1`; the
 /// test says it in its place, when the case wants it ready.
@@ -141,7 +156,7 @@ impl NextProcess {
     /// (it blocks until the next process is ready, or fails).
     fn hand_off(
         &self,
-        listener: std::os::unix::net::UnixListener,
+        listener: &std::os::unix::net::UnixListener,
         script: &str,
     ) -> std::thread::JoinHandle<std::io::Result<std::process::Child>> {
         self.hand_off_within(listener, script, DEADLINE)
@@ -150,11 +165,12 @@ impl NextProcess {
     /// [`NextProcess::hand_off`], with the time it gets to be ready.
     fn hand_off_within(
         &self,
-        listener: std::os::unix::net::UnixListener,
+        listener: &std::os::unix::net::UnixListener,
         script: &str,
         timeout: Duration,
     ) -> std::thread::JoinHandle<std::io::Result<std::process::Child>> {
         use std::os::fd::AsFd;
+        let listener = listener.try_clone().expect("a handle for the thread");
         let mut command = std::process::Command::new("sh");
         command.args(["-c", script, "next", &self.told.display().to_string()]);
         std::thread::spawn(move || stoppable::handoff::start(command, &[listener.as_fd()], timeout))
@@ -191,15 +207,11 @@ const HOLDS_THE_SOCKET: &str = r#"printf '%s\n' "$STOPPABLE_READY_SOCKET" > "$1"
 /// so the stop must not refuse connections on it for good (a Unix
 /// socket's `shutdown(SHUT_RD)`), or the next process serves nothing.
 pub fn b22_a_stop_during_a_handoff_leaves_the_socket_to_the_next_process<R: TestRuntime>() {
-    let server = R::start(Options {
-        unix: true,
-        other_owner: true,
-        ..Options::default()
-    });
+    let server = with_unix_handle::<R>();
     let path = server.unix.clone().expect("a Unix listener");
-    let own = server.unix_other_owner.as_ref().expect("a second handle");
+    let own = own_unix_handle(&server);
     let next = NextProcess::new();
-    let handoff = next.hand_off(own.try_clone().expect("a handle"), HOLDS_THE_SOCKET);
+    let handoff = next.hand_off(own, HOLDS_THE_SOCKET);
     // The shell runs: it holds the socket. This process stops meanwhile.
     until("the next process runs", || next.told.exists());
     let report = server.stop();
@@ -225,15 +237,11 @@ pub fn b22_a_stop_during_a_handoff_leaves_the_socket_to_the_next_process<R: Test
 /// the socket to this process alone: its stop then refuses new connects
 /// again (B1), rather than leaving them to a process that is gone.
 pub fn b22_a_failed_handoff_leaves_the_socket_to_this_process<R: TestRuntime>() {
-    let server = R::start(Options {
-        unix: true,
-        other_owner: true,
-        ..Options::default()
-    });
+    let server = with_unix_handle::<R>();
     let path = server.unix.clone().expect("a Unix listener");
-    let own = server.unix_other_owner.as_ref().expect("a second handle");
+    let own = own_unix_handle(&server);
     let next = NextProcess::new();
-    let handoff = next.hand_off(own.try_clone().expect("a handle"), "exit 3");
+    let handoff = next.hand_off(own, "exit 3");
     let failed = handoff.join().expect("the handoff's thread");
     assert!(failed.is_err(), "the next process exited: {failed:?}");
     let report = server.stop();
@@ -247,16 +255,12 @@ pub fn b22_a_failed_handoff_leaves_the_socket_to_this_process<R: TestRuntime>() 
 /// A handoff asked for after this process's stop refused connections on a
 /// Unix socket for good: an error, not a next process handed a deaf socket.
 pub fn b22_a_handoff_after_the_stop_refused_the_socket_is_an_error<R: TestRuntime>() {
-    let server = R::start(Options {
-        unix: true,
-        other_owner: true,
-        ..Options::default()
-    });
-    let own = server.unix_other_owner.as_ref().expect("a second handle");
+    let server = with_unix_handle::<R>();
+    let own = own_unix_handle(&server);
     let report = server.stop();
     assert!(report.graceful);
     let next = NextProcess::new();
-    let handoff = next.hand_off(own.try_clone().expect("a handle"), HOLDS_THE_SOCKET);
+    let handoff = next.hand_off(own, HOLDS_THE_SOCKET);
     let started = handoff.join().expect("the handoff's thread");
     if let Ok(mut child) = started {
         let _ = child.kill();
@@ -276,19 +280,11 @@ wait $sleeper"#;
 /// at once: it may serve connections it accepted on the shared socket
 /// already, which its own stop finishes and a SIGKILL would reset.
 pub fn b22_a_next_process_not_ready_in_time_is_asked_to_stop<R: TestRuntime>() {
-    let server = R::start(Options {
-        unix: true,
-        other_owner: true,
-        ..Options::default()
-    });
-    let own = server.unix_other_owner.as_ref().expect("a second handle");
+    let server = with_unix_handle::<R>();
+    let own = own_unix_handle(&server);
     let next = NextProcess::new();
     let stopped = next.told.with_extension("stopped");
-    let handoff = next.hand_off_within(
-        own.try_clone().expect("a handle"),
-        ASKED_TO_STOP,
-        Duration::from_secs(2),
-    );
+    let handoff = next.hand_off_within(own, ASKED_TO_STOP, Duration::from_secs(2));
     let failed = handoff.join().expect("the handoff's thread");
     let asked = std::fs::read_to_string(&stopped);
     let _ = std::fs::remove_file(&stopped);
