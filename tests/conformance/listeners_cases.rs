@@ -119,3 +119,50 @@ pub fn a_connection_limit_pauses_accepting<R: TestRuntime>() {
     let report = server.stop();
     assert!(report.graceful, "{report:?}");
 }
+
+/// A client whose connect succeeded while its handshake was still under
+/// way at the server (its last ACK on its way over a long round trip; here
+/// held by `TCP_DEFER_ACCEPT` until its first bytes) sends its request
+/// well after the stop began: it is served, not reset (B1).
+pub fn b1_a_handshake_under_way_at_the_stop_is_served<R: TestRuntime>() {
+    let server = R::start(Options {
+        defer_accept: true,
+        window: Some(Duration::from_secs(5)),
+        ..Options::default()
+    });
+    let mut conn = Conn::open(server.addr);
+    server.stopper.request_stop();
+    // The client's round trip: far longer than the kernel needs to queue
+    // a handshake that reached the server.
+    std::thread::sleep(Duration::from_millis(100));
+    conn.get("/");
+    let resp = conn.response().expect("answered, not reset");
+    assert_eq!((resp.status, resp.says_close()), (200, true));
+    assert_eq!(conn.end().0, End::Eof);
+    let report = server.finished();
+    assert!(report.graceful, "{report:?}");
+    assert_eq!(
+        (report.closed_after_work, report.requests_completed),
+        (1, 1),
+        "{report:?}"
+    );
+    assert!(refused(server.addr), "connects are refused after the stop");
+}
+
+/// A handshake that never completes at the server (a client that
+/// connected and sends nothing, held by `TCP_DEFER_ACCEPT`) cannot hold
+/// the stop: the listener closes once the first-request window is over
+/// (B4), and the stop ends, graceful, with no work begun.
+pub fn b1_a_handshake_that_never_completes_cannot_hold_the_stop<R: TestRuntime>() {
+    let server = R::start(Options {
+        defer_accept: true,
+        window: Some(Duration::from_millis(200)),
+        ..Options::default()
+    });
+    let conn = Conn::open(server.addr);
+    let report = server.stop();
+    assert!(report.graceful, "{report:?}");
+    assert_eq!(report.requests_completed, 0, "{report:?}");
+    assert!(refused(server.addr), "connects are refused after the stop");
+    drop(conn);
+}

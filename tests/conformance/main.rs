@@ -89,6 +89,8 @@ macro_rules! all_cases {
             b22_a_handoff_after_the_stop_refused_the_socket_is_an_error,
             b22_a_next_process_not_ready_in_time_is_asked_to_stop,
             b1_every_listener_queue_is_served_at_the_stop,
+            b1_a_handshake_under_way_at_the_stop_is_served,
+            b1_a_handshake_that_never_completes_cannot_hold_the_stop,
             a_connection_limit_pauses_accepting,
             b23_clients_are_asked_to_move_on_during_the_delay,
             b23_a_fresh_connection_is_not_closed_by_the_move_on,

@@ -43,6 +43,7 @@ mod slot;
 mod socket;
 mod socket_owners;
 mod stopper;
+mod syn_queue;
 mod task;
 mod timer;
 #[cfg(feature = "tls")]

@@ -5,11 +5,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::runtime::{Accept, Accepted, Runtime};
 use crate::shared::Shared;
-use crate::{socket, socket_owners};
+use crate::{socket, socket_owners, syn_queue};
 
 /// Accept failures in a row that end the drain: one failure (a client that
 /// gave up while queued) must not end it, or the rest of the queue would
@@ -26,6 +26,10 @@ const MAX_QUEUED: u32 = 4096;
 /// Once new connection attempts are refused, how long handshakes already
 /// under way get to land in the accept queue before its last drain.
 const HANDSHAKE_SETTLE: Duration = Duration::from_millis(5);
+
+/// After the settle, while the kernel lists handshakes still under way,
+/// how often it is asked again (each look reads its table of sockets).
+const HANDSHAKE_LOOK_AGAIN: Duration = Duration::from_millis(10);
 
 /// Closes a listener at a stop, and tells the stop, which may then
 /// complete.
@@ -60,6 +64,9 @@ pub struct ListenerDrain<A, R: Runtime> {
     failures: u32,
     /// Connections taken from the queue so far ([`MAX_QUEUED`]).
     queued: u32,
+    /// Until when handshakes still under way after the settle are waited
+    /// for: the first-request window from the stop (B1, B4).
+    handshakes_until: Option<Instant>,
 }
 
 /// What lets new attempts in again, and on which of the listener's
@@ -119,6 +126,7 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
             stage: Stage::Start,
             failures: 0,
             queued: 0,
+            handshakes_until: None,
         }
     }
 
@@ -164,6 +172,11 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
                             Poll::Ready(Err(_)) => break,
                             Poll::Pending => return Poll::Pending,
                         }
+                    }
+                    if self.handshakes_to_wait_for() {
+                        let until = self.runtime.now() + HANDSHAKE_LOOK_AGAIN;
+                        self.stage = Stage::Settling(Box::pin(self.runtime.sleep_until(until)));
+                        continue;
                     }
                 }
                 Stage::Short(pause) => {
@@ -261,10 +274,37 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
         self.stage = if !settle {
             Stage::Queue
         } else {
-            let until = self.runtime.now() + HANDSHAKE_SETTLE;
-            Stage::Settling(Box::pin(self.runtime.sleep_until(until)))
+            let now = self.runtime.now();
+            self.handshakes_until = Some(now + self.shared.first_request_window());
+            Stage::Settling(Box::pin(self.runtime.sleep_until(now + HANDSHAKE_SETTLE)))
         };
         self.refusing = (!refused.is_empty()).then_some((stop_refusing::<A>, refused));
+    }
+}
+
+impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
+    /// Whether the kernel still lists handshakes under way on a socket that
+    /// refuses new attempts, and the drain may wait for them: their clients
+    /// may count themselves connected already (the last ACK on its way over
+    /// a long round trip, or held by `TCP_DEFER_ACCEPT` until their first
+    /// bytes), and would be reset by the close (B1). They get the
+    /// first-request window from the stop, as a connection accepted then
+    /// does (B4), within the grace.
+    fn handshakes_to_wait_for(&self) -> bool {
+        let (Some(listener), Some((_, refused)), Some(until)) = (
+            self.listener.as_ref(),
+            self.refusing.as_ref(),
+            self.handshakes_until,
+        ) else {
+            return false;
+        };
+        if self.runtime.now() >= until || self.shared.is_forcing() {
+            return false;
+        }
+        let sockets = listener.sockets();
+        refused
+            .iter()
+            .any(|&i| sockets.get(i).is_some_and(|&s| syn_queue::under_way(s)))
     }
 }
 
