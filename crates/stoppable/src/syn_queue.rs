@@ -7,8 +7,10 @@
 use crate::socket::BorrowedSocket;
 
 /// Whether handshakes are under way on `listener`, as the kernel lists
-/// them (`/proc/net/tcp`, state `SYN_RECV`). False when that cannot be
-/// told (not Linux, no procfs), and the drain does not wait for them.
+/// them (state `SYN_RECV`): asked over netlink (sock_diag, which sends only
+/// those), else read from `/proc/net/tcp` (which prints every socket: tens
+/// of milliseconds with ten thousand). False when neither tells (not
+/// Linux), and the drain does not wait for them.
 #[cfg(target_os = "linux")]
 pub(crate) fn under_way(listener: BorrowedSocket<'_>) -> bool {
     let Some(local) = socket2::SockRef::from(&listener)
@@ -18,10 +20,11 @@ pub(crate) fn under_way(listener: BorrowedSocket<'_>) -> bool {
     else {
         return false;
     };
-    // A dual-stack listener's IPv4 handshakes may be listed in either.
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .any(|table| std::fs::read_to_string(table).is_ok_and(|table| lists_one_for(&table, local)))
+    diag::lists_one_for(local).unwrap_or_else(|_| {
+        ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+            std::fs::read_to_string(table).is_ok_and(|table| lists_one_for(&table, local))
+        })
+    })
 }
 
 /// Elsewhere than Linux: not told.
@@ -30,12 +33,122 @@ pub(crate) fn under_way(_listener: BorrowedSocket<'_>) -> bool {
     false
 }
 
+/// Whether `ip:port` is the listener's `local` address: a listener on an
+/// unspecified address takes handshakes on every address.
+fn is_local(local: std::net::SocketAddr, ip: std::net::IpAddr, port: u16) -> bool {
+    port == local.port()
+        && (local.ip().is_unspecified() || ip.to_canonical() == local.ip().to_canonical())
+}
+
+/// The kernel's sock_diag over netlink (`linux/inet_diag.h`): a dump of the
+/// TCP sockets in one state, read as bytes, with no unsafe code.
+#[cfg(target_os = "linux")]
+mod diag {
+    use std::io::{self, Read};
+    use std::net::{IpAddr, SocketAddr};
+    use std::time::Duration;
+
+    use socket2::{Domain, Protocol, Socket, Type};
+
+    const NETLINK_SOCK_DIAG: i32 = 4;
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLM_F_REQUEST: u16 = 0x1;
+    const NLM_F_DUMP: u16 = 0x300;
+    const NLMSG_ERROR: u16 = 2;
+    const NLMSG_DONE: u16 = 3;
+    const TCP_SYN_RECV: u32 = 3;
+    /// `struct nlmsghdr`.
+    const HEADER: usize = 16;
+    /// `struct inet_diag_msg` up to the end of its `id.idiag_src`.
+    const MSG_THROUGH_SRC: usize = 24;
+
+    /// Whether the kernel lists a handshake under way to `local`.
+    pub(super) fn lists_one_for(local: SocketAddr) -> io::Result<bool> {
+        let socket = Socket::new(
+            Domain::from(libc::AF_NETLINK),
+            Type::DGRAM,
+            Some(Protocol::from(NETLINK_SOCK_DIAG)),
+        )?;
+        // A dump always ends; a kernel that does not answer is no answer.
+        socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+        // Each dump walks every TCP socket of the system: an IPv4 listener
+        // needs one. (An IPv6 one's IPv4 handshakes are listed as IPv4.)
+        let families: &[i32] = match local {
+            SocketAddr::V4(_) => &[libc::AF_INET],
+            SocketAddr::V6(_) => &[libc::AF_INET6, libc::AF_INET],
+        };
+        for &family in families {
+            socket.send(&request(family as u8))?;
+            if dump_lists_one_for(&socket, local)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// `nlmsghdr` and `inet_diag_req_v2`: a dump of `family`'s TCP sockets
+    /// in `SYN_RECV`.
+    fn request(family: u8) -> Vec<u8> {
+        let mut req = Vec::with_capacity(HEADER + 56);
+        req.extend_from_slice(&((HEADER + 56) as u32).to_ne_bytes());
+        req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        req.extend_from_slice(&[0; 8]); // sequence, port id
+        req.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
+        req.extend_from_slice(&(1u32 << TCP_SYN_RECV).to_ne_bytes());
+        req.extend_from_slice(&[0; 48]); // inet_diag_sockid: no filter
+        req
+    }
+
+    /// Reads one dump to its end.
+    fn dump_lists_one_for(socket: &Socket, local: SocketAddr) -> io::Result<bool> {
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut found = false;
+        loop {
+            let n = (&*socket).read(&mut buf)?;
+            let mut at = &buf[..n];
+            while at.len() >= HEADER {
+                let len = u32::from_ne_bytes(at[0..4].try_into().expect("4 bytes")) as usize;
+                let kind = u16::from_ne_bytes(at[4..6].try_into().expect("2 bytes"));
+                if len < HEADER || len > at.len() {
+                    return Err(io::Error::other("a malformed netlink message"));
+                }
+                match kind {
+                    NLMSG_DONE => return Ok(found),
+                    NLMSG_ERROR => return Err(io::Error::other("sock_diag refused the dump")),
+                    SOCK_DIAG_BY_FAMILY => found |= is_local(&at[HEADER..len], local),
+                    _ => {}
+                }
+                // Messages are aligned to 4 bytes.
+                at = &at[((len + 3) & !3).min(at.len())..];
+            }
+            if n == 0 {
+                return Err(io::Error::other("the dump ended early"));
+            }
+        }
+    }
+
+    /// Whether an `inet_diag_msg` is a handshake to `local`.
+    fn is_local(msg: &[u8], local: SocketAddr) -> bool {
+        if msg.len() < MSG_THROUGH_SRC || u32::from(msg[1]) != TCP_SYN_RECV {
+            return false;
+        }
+        let port = u16::from_be_bytes([msg[4], msg[5]]);
+        let src = &msg[8..24];
+        let ip = match i32::from(msg[0]) {
+            libc::AF_INET => IpAddr::from(<[u8; 4]>::try_from(&src[..4]).expect("4 bytes")),
+            libc::AF_INET6 => IpAddr::from(<[u8; 16]>::try_from(src).expect("16 bytes")),
+            _ => return false,
+        };
+        super::is_local(local, ip, port)
+    }
+}
+
 /// `SYN_RECV` in the kernel's tables.
 const SYN_RECV: &str = "03";
 
 /// Whether a table in the format of `/proc/net/tcp` lists a handshake
-/// under way to `local` (a listener on an unspecified address takes them
-/// on every address).
+/// under way to `local`.
 fn lists_one_for(table: &str, local: std::net::SocketAddr) -> bool {
     table.lines().skip(1).any(|line| {
         let mut fields = line.split_whitespace().skip(1);
@@ -103,13 +216,28 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let other = TcpListener::bind("127.0.0.1:0").expect("bind");
         defer_accept(&listener);
+        let addr = listener.local_addr().unwrap();
+        let in_proc = |local| {
+            ["/proc/net/tcp", "/proc/net/tcp6"]
+                .iter()
+                .any(|t| lists_one_for(&std::fs::read_to_string(t).unwrap(), local))
+        };
+        let both = |local| {
+            let asked = diag::lists_one_for(local).expect("sock_diag answers");
+            assert_eq!(asked, in_proc(local), "sock_diag and /proc/net/tcp agree");
+            asked
+        };
         assert!(!under_way(listener.as_fd()), "none yet");
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+        assert!(!both(addr));
+        let mut client = TcpStream::connect(addr).expect("connect");
         assert!(under_way(listener.as_fd()), "held at the handshake");
+        assert!(both(addr));
         assert!(!under_way(other.as_fd()), "another listener's");
+        assert!(!both(other.local_addr().unwrap()));
         client.write_all(b"x").expect("write");
         let (_accepted, _) = listener.accept().expect("completed by the bytes");
         assert!(!under_way(listener.as_fd()), "completed");
+        assert!(!both(addr));
     }
 
     /// The kernel's format (as a little-endian machine prints it), IPv4
