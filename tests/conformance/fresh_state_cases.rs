@@ -97,6 +97,31 @@ pub fn b21_request_queued_when_the_server_future_is_dropped_is_served<R: TestRun
     );
 }
 
+/// A client whose connect succeeded while its handshake was still under
+/// way at the server (held by `TCP_DEFER_ACCEPT` until its first bytes)
+/// when the server future is dropped, and that sends 100 ms later, is
+/// served, not reset (B1, B21).
+pub fn b21_handshake_under_way_when_the_server_future_is_dropped_is_served<R: TestRuntime>() {
+    let server = R::start(Options {
+        defer_accept: true,
+        window: Some(5 * 1000 * MS),
+        ..Options::default()
+    });
+    let mut late = Conn::open(server.addr);
+    server.drop_server();
+    std::thread::sleep(100 * MS);
+    late.get("/");
+    let resp = late.response().expect("answered, not reset");
+    assert_eq!(resp.status, 200);
+    let report = block_on(server.stopper.stop());
+    assert!(report.graceful, "{report:?}");
+    assert_eq!(
+        report.closed_idle + report.closed_after_work,
+        1,
+        "{report:?}"
+    );
+}
+
 /// A panic in the accept loop (the make-service, a user's code) ends the
 /// server future; the stop still ends.
 pub fn b21_stop_ends_after_a_panic_in_the_accept_loop<R: TestRuntime>() {

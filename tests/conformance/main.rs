@@ -81,6 +81,7 @@ macro_rules! all_cases {
             b21_stop_ends_after_the_server_future_is_dropped,
             b21_stop_ends_after_a_panic_in_the_accept_loop,
             b21_request_queued_when_the_server_future_is_dropped_is_served,
+            b21_handshake_under_way_when_the_server_future_is_dropped_is_served,
             b22_socket_held_by_another_owner_takes_connections_after_the_stop,
             b22_shared_listener_never_drops_a_connect_during_the_stop,
             b22_tcp_and_unix_listeners_are_both_served,

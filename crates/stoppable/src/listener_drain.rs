@@ -18,8 +18,8 @@ use crate::{socket, socket_owners, syn_queue};
 const MAX_FAILURES: u32 = 64;
 
 /// Connections one drain takes from the queue at most (Linux's largest
-/// default backlog): where no filter refuses new attempts (another system,
-/// or a drain that cannot wait), clients connecting faster than the drain
+/// default backlog): where no filter refuses new attempts (another
+/// system), clients connecting faster than the drain
 /// accepts must not hold it forever.
 const MAX_QUEUED: u32 = 4096;
 
@@ -187,7 +187,7 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
                 Stage::Start | Stage::Queue => {}
             }
             self.stage = Stage::Queue;
-            match self.take_queued(true) {
+            match self.take_queued() {
                 Queued::Conn(accepted) => return Poll::Ready(Some(accepted)),
                 Queued::Closed => return Poll::Ready(None),
                 Queued::Short => {
@@ -198,24 +198,10 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
         }
     }
 
-    /// What the kernel queued, at once, without refusing new attempts
-    /// first: for a drain that cannot wait (the server future is being
-    /// dropped). Closes the listener when nothing is left.
-    pub(crate) fn next_queued(&mut self) -> Option<Accepted<A::Io>> {
-        if matches!(self.stage, Stage::Start) && self.left_to_others() {
-            self.close();
-            return None;
-        }
-        match self.take_queued(false) {
-            Queued::Conn(accepted) => Some(accepted),
-            Queued::Short | Queued::Closed => None,
-        }
-    }
-
-    /// The next connection the kernel queued; or, when `may_wait` and the
-    /// stop still has time, word that the process is short of descriptors.
-    /// Closes the listener when nothing is left.
-    fn take_queued(&mut self, may_wait: bool) -> Queued<A::Io> {
+    /// The next connection the kernel queued; or, when the stop still has
+    /// time, word that the process is short of descriptors. Closes the
+    /// listener when nothing is left.
+    fn take_queued(&mut self) -> Queued<A::Io> {
         let Some(listener) = self.listener.as_mut() else {
             return Queued::Closed;
         };
@@ -230,9 +216,7 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
                     self.queued += 1;
                     return Queued::Conn(accepted);
                 }
-                Err(e) if may_wait && is_shortage(&e) && closes_to_come(&self.shared) => {
-                    return Queued::Short
-                }
+                Err(e) if is_shortage(&e) && closes_to_come(&self.shared) => return Queued::Short,
                 Err(_) if self.failures < MAX_FAILURES => self.failures += 1,
                 Err(_) => break,
             }

@@ -39,16 +39,19 @@ pub(crate) const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
 /// A stop may come before the server is first polled (a signal during
 /// start-up): the server then drains what the kernel already queued and
 /// resolves to the report. A stop completes even if the server future is
-/// dropped (or panics) first: its listener closes then, and the stop's
-/// timers run in a task of their own (B21). Polling it again after it
+/// dropped (or panics) first, and the stop's timers run in a task of their
+/// own (B21). Dropped, it stops accepting: its listener's drain goes on in
+/// a task of its own and serves what the kernel queued and the handshakes
+/// under way, as a stop does (B1); a panic closes the listener at once. Polling it again after it
 /// resolved gives [`Error::Stopped`] (B2), never a panic.
 ///
 /// Runtime crates build it (`stoppable_tokio::serve`); set its options
 /// before it is first polled.
 pub struct Server<A, S, R: Runtime, E, H = Plain> {
     listener: Option<A>,
-    handshake: H,
-    service: S,
+    /// What connections are served with; `None` once a drop gave it to
+    /// the rest of the listener's drain.
+    app: Option<PerConn<S, H>>,
     builder: Builder<E>,
     tracker: Tracker<R>,
     options: Options,
@@ -58,9 +61,10 @@ pub struct Server<A, S, R: Runtime, E, H = Plain> {
     accept_pause: Option<Pin<Box<R::Sleep>>>,
     /// After the stop: the listener's end (`listener` is `None` then).
     drain: Option<ListenerDrain<A, R>>,
-    /// Set once serving: `serve_queued`, as a plain function pointer, so
-    /// that a drop can call it without the bounds `Drop` cannot ask for.
-    serve_queued: Option<fn(&mut Self)>,
+    /// Set once serving: [`drain_elsewhere`](Server::drain_elsewhere), as
+    /// a plain function pointer, so that a drop can call it without the
+    /// bounds `Drop` cannot ask for.
+    drain_elsewhere: Option<fn(&mut Self)>,
     /// At the connection limit: waits for a close ([`Options::max_connections`]).
     room: Option<Pin<Box<event_listener::EventListener>>>,
     /// A stop begins when this resolves ([`with_graceful_shutdown`]).
@@ -99,8 +103,10 @@ impl<A, S, R: Runtime, E, H> Server<A, S, R, E, H> {
     {
         Server {
             listener: Some(listener),
-            handshake,
-            service: app.into_make_service(),
+            app: Some(PerConn {
+                service: app.into_make_service(),
+                handshake,
+            }),
             builder,
             tracker: Tracker::unstarted(runtime),
             options: Options::default(),
@@ -108,7 +114,7 @@ impl<A, S, R: Runtime, E, H> Server<A, S, R, E, H> {
             done: false,
             accept_pause: None,
             drain: None,
-            serve_queued: None,
+            drain_elsewhere: None,
             room: None,
             shutdown_signal: None,
         }
@@ -224,10 +230,24 @@ impl<A: Accept, S, R: Runtime, E, H> Server<A, S, R, E, H> {
     }
 }
 
-impl<A, S, Svc, R, E, H, B> Server<A, S, R, E, H>
+/// What each connection gets: its service (from the make-service) and
+/// its handshake.
+struct PerConn<S, H> {
+    service: S,
+    handshake: H,
+}
+
+/// What serving an accepted connection takes: borrowed from a server, or
+/// from the rest of a dropped server's drain ([`DrainElsewhere`]).
+struct Serve<'a, S, H, R, E> {
+    app: &'a PerConn<S, H>,
+    builder: &'a Builder<E>,
+    tracker: &'a Tracker<R>,
+    options: &'a Options,
+}
+
+impl<S, Svc, R, E, H, B> Serve<'_, S, H, R, E>
 where
-    A: Accept,
-    H: Handshake<A::Io>,
     R: Runtime,
     S: MakeService<Service = Svc>,
     Svc: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
@@ -259,9 +279,13 @@ where
         })
     }
 
-    fn serve_connection(&self, accepted: Accepted<A::Io>) {
+    fn connection<Io>(&self, accepted: Accepted<Io>)
+    where
+        Io: ConnSocket,
+        H: Handshake<Io>,
+    {
         let remote_addr = accepted.remote_addr;
-        let service = match self.service.make_service(&ConnInfo::new(remote_addr)) {
+        let service = match self.app.service.make_service(&ConnInfo::new(remote_addr)) {
             Ok(service) => service,
             Err(e) => {
                 // The connection closes here, unserved.
@@ -275,12 +299,12 @@ where
             socket::set_nodelay(socket, self.options.tcp_nodelay.unwrap_or(true));
         }
         // Refused once the listener is closed; the socket closes here.
-        match self.handshake.start(accepted.io) {
+        match self.app.handshake.start(accepted.io) {
             Started::Done(io) => {
                 let Some(conn) = self.tracker.track(io) else {
                     return;
                 };
-                let driver = Self::drive(conn.remote_addr(remote_addr), service, &self.builder);
+                let driver = Self::drive(conn.remote_addr(remote_addr), service, self.builder);
                 self.tracker.runtime.spawn(driver);
             }
             Started::Running(handshake) => {
@@ -297,20 +321,109 @@ where
             }
         }
     }
+}
 
-    /// Serves what the kernel already queued, at once, and closes the
-    /// listener: for a server being dropped.
-    fn serve_queued(&mut self) {
-        let mut drain = match self.listener.take() {
-            Some(listener) => self.tracker.drain_listener(listener),
-            None => match self.drain.take() {
-                Some(drain) => drain,
-                None => return,
-            },
-        };
-        while let Some(accepted) = drain.next_queued() {
-            self.serve_connection(accepted);
+/// The rest of a dropped server's listener drain, in a task of its own:
+/// what the drain hands out (the kernel's queue, handshakes that land
+/// while it waits for them) is served as the server would have (B1, B21).
+struct DrainElsewhere<A: Accept, S, R: Runtime, E, H> {
+    drain: ListenerDrain<A, R>,
+    app: PerConn<S, H>,
+    builder: Builder<E>,
+    tracker: Tracker<R>,
+    options: Options,
+}
+
+impl<A, S, Svc, R, E, H, B> Future for DrainElsewhere<A, S, R, E, H>
+where
+    A: Accept,
+    H: Handshake<A::Io>,
+    R: Runtime,
+    S: MakeService<Service = Svc>,
+    Svc: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    Svc::Future: Send + 'static,
+    Svc::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    E: HttpServerConnExec<TrackedFuture<Svc::Future>, TrackedBody<B>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        while let Some(accepted) = std::task::ready!(this.drain.poll_next(cx)) {
+            let serve = Serve {
+                app: &this.app,
+                builder: &this.builder,
+                tracker: &this.tracker,
+                options: &this.options,
+            };
+            serve.connection(accepted);
         }
+        Poll::Ready(())
+    }
+}
+
+// Nothing is pinned in place: the drain's sleeps are boxed.
+impl<A: Accept, S, R: Runtime, E, H> Unpin for DrainElsewhere<A, S, R, E, H> {}
+
+impl<A, S, Svc, R, E, H, B> Server<A, S, R, E, H>
+where
+    A: Accept,
+    H: Handshake<A::Io>,
+    R: Runtime,
+    S: MakeService<Service = Svc> + Send + 'static,
+    Svc: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    Svc::Future: Send + 'static,
+    Svc::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    E: HttpServerConnExec<TrackedFuture<Svc::Future>, TrackedBody<B>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    fn serve_connection(&self, accepted: Accepted<A::Io>) {
+        let Some(app) = self.app.as_ref() else {
+            return;
+        };
+        let serve = Serve {
+            app,
+            builder: &self.builder,
+            tracker: &self.tracker,
+            options: &self.options,
+        };
+        serve.connection(accepted);
+    }
+
+    /// A server dropped while it accepts: its listener's drain goes on in
+    /// a task of its own, with what connections are served with, as it
+    /// would have here: new attempts refused, handshakes under way and
+    /// what the kernel queued served, then the close (B1, B21). The stop
+    /// waits for that close.
+    fn drain_elsewhere(&mut self) {
+        let drain = match (self.listener.take(), self.drain.take()) {
+            (Some(listener), _) => self.tracker.drain_listener(listener),
+            (None, Some(drain)) => drain,
+            (None, None) => return,
+        };
+        let Some(app) = self.app.take() else {
+            return;
+        };
+        self.tracker.runtime.spawn(DrainElsewhere {
+            drain,
+            app,
+            builder: self.builder.clone(),
+            tracker: self.tracker.clone(),
+            options: self.options,
+        });
     }
 
     /// Under the connection limit, if any; else waits (woken by a close).
@@ -390,7 +503,7 @@ where
     A: Accept,
     H: Handshake<A::Io>,
     R: Runtime,
-    S: MakeService<Service = Svc>,
+    S: MakeService<Service = Svc> + Send + 'static,
     Svc: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     Svc::Future: Send + 'static,
     Svc::Error: Into<Box<dyn StdError + Send + Sync>>,
@@ -416,7 +529,7 @@ where
                 this.done = true;
                 return Poll::Ready(Err(e));
             }
-            this.serve_queued = Some(Self::serve_queued);
+            this.drain_elsewhere = Some(Self::drain_elsewhere);
         }
         if let Some(signal) = this.shutdown_signal.as_mut() {
             if signal.as_mut().poll(cx).is_ready() {
@@ -448,9 +561,9 @@ impl<A, S, R: Runtime, E, H> Drop for Server<A, S, R, E, H> {
     /// first (B1, B21): those clients connected before the close. Not when
     /// unwinding: serving runs the user's code (the make-service) again.
     fn drop(&mut self) {
-        if let Some(serve_queued) = self.serve_queued {
+        if let Some(drain_elsewhere) = self.drain_elsewhere {
             if !std::thread::panicking() {
-                serve_queued(self);
+                drain_elsewhere(self);
             }
         }
         if self.listener.take().is_some() {
