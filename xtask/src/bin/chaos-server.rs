@@ -38,7 +38,7 @@ use stoppable::{Options, RawConn, Report, Runtime, Stopper};
 const USAGE: &str = "usage: chaos-server --runtime tokio|smol|async-std [--grace-ms N]
   [--drain-delay-ms N] [--header-read-timeout-ms N] [--first-request-window-ms N]
   [--goaway-timeout-ms N] [--max-connection-age-ms N] [--move-on]
-  [--serving-timeout-ms N]
+  [--serving-timeout-ms N] [--defer-accept]
   [--tls-cert FILE --tls-key FILE]
 stdin: stop | stop-within MS | drop";
 
@@ -49,6 +49,9 @@ struct Args {
     /// timeout, both this.
     serving_timeout: Option<Duration>,
     tls: Option<Arc<stoppable::tls::rustls::ServerConfig>>,
+    /// The HTTP listener takes a handshake's end only with the client's
+    /// first bytes (`TCP_DEFER_ACCEPT`).
+    defer_accept: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -57,6 +60,7 @@ fn parse() -> Result<Args, String> {
         options: Options::default(),
         serving_timeout: None,
         tls: None,
+        defer_accept: false,
     };
     let (mut cert, mut key) = (None, None);
     let mut argv = std::env::args().skip(1);
@@ -81,6 +85,10 @@ fn parse() -> Result<Args, String> {
             "--goaway-timeout-ms" => o.goaway_timeout(millis()?),
             "--max-connection-age-ms" => o.max_connection_age(millis()?),
             "--move-on" => o.ask_clients_to_move_on(true),
+            "--defer-accept" => {
+                args.defer_accept = true;
+                o
+            }
             "--serving-timeout-ms" => {
                 let timeout = millis()?;
                 args.serving_timeout = Some(timeout);
@@ -148,11 +156,36 @@ fn routes(
     })
 }
 
-fn bind() -> io::Result<(TcpListener, TcpListener)> {
-    Ok((
-        TcpListener::bind("127.0.0.1:0")?,
-        TcpListener::bind("127.0.0.1:0")?,
-    ))
+/// The HTTP listener and the line protocol's, on loopback.
+fn bind(defer_accept: bool) -> io::Result<(TcpListener, TcpListener)> {
+    let http = TcpListener::bind("127.0.0.1:0")?;
+    if defer_accept {
+        set_defer_accept(&http)?;
+    }
+    Ok((http, TcpListener::bind("127.0.0.1:0")?))
+}
+
+/// `TCP_DEFER_ACCEPT`, 10 s: the kernel holds each handshake until the
+/// client's first bytes come.
+#[allow(unsafe_code)]
+fn set_defer_accept(listener: &TcpListener) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let seconds: libc::c_int = 10;
+    // SAFETY: a valid descriptor, and an option value of the size given.
+    let set = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&seconds as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn announce(http: SocketAddr, lines: SocketAddr, tls: bool) -> io::Result<()> {
@@ -165,7 +198,7 @@ fn announce(http: SocketAddr, lines: SocketAddr, tls: bool) -> io::Result<()> {
 
 fn on_tokio(args: Args) -> io::Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async {
-        let (http, lines) = bind()?;
+        let (http, lines) = bind(args.defer_accept)?;
         http.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(http)?;
         let app = App::new(
@@ -197,7 +230,7 @@ fn on_smol(args: Args) -> io::Result<()> {
         std::thread::spawn(move || smol::block_on(executor.run(future::pending::<()>())));
     }
     smol::block_on(executor.run(async {
-        let (http, lines) = bind()?;
+        let (http, lines) = bind(args.defer_accept)?;
         let listener = smol::net::TcpListener::try_from(http)?;
         let tasks = executor.clone();
         let app = App::new(
@@ -228,7 +261,7 @@ fn on_smol(args: Args) -> io::Result<()> {
 
 fn on_async_std(args: Args) -> io::Result<()> {
     async_std::task::block_on(async {
-        let (http, lines) = bind()?;
+        let (http, lines) = bind(args.defer_accept)?;
         let listener = async_std::net::TcpListener::from(http);
         let app = App::new(
             |d| Box::pin(async move { async_std::task::sleep(d).await }),

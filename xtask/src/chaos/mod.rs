@@ -9,8 +9,10 @@
 //! ([`scenario::Client`]): HTTP/1.1 keep-alive and new connections,
 //! pipelining, HTTP/2 with pings, window updates and settings, HTTP/2 that
 //! answers no PING, slow heads, answers never read, hanging requests,
-//! resets and half-closes, WebSockets, event streams, and raw TCP on a line
-//! protocol. The chaos server (`xtask/src/bin/chaos-server.rs`) serves them
+//! resets and half-closes, WebSockets, event streams, raw TCP on a line
+//! protocol, and new connections whose first request comes late (under
+//! `TCP_DEFER_ACCEPT` now and then, which leaves their handshakes under way
+//! at the server until then). The chaos server (`xtask/src/bin/chaos-server.rs`) serves them
 //! as the example server does; [`oracle`] judges every stop from the
 //! clients' side. The seed is printed, and a stop is replayed from it:
 //! `cargo xtask stress --chaos 1 --seed S --runtime R`. A failure is shrunk
@@ -111,9 +113,9 @@ pub fn run(args: &[String]) -> ExitCode {
         "chaos: seed {} (replay: cargo xtask stress --chaos {} --seed {})\n",
         args.seed, args.stops, args.seed
     );
-    println!("| runtime | stops | grace none / short / long | delay past the header-read timeout | maximum age / move on | serving timeouts | TLS | stop by signal / call / handler / after dropping the server | answered | retryable (not processed) | connections cut, counted forced | cuts the server may not have seen | cut by a serving timeout before or as the stop began | faults injected | graceful reports | failed stops |");
+    println!("| runtime | stops | grace none / short / long | delay past the header-read timeout | maximum age / move on | serving timeouts | TLS | deferred accept | stop by signal / call / handler / after dropping the server | answered | retryable (not processed) | connections cut, counted forced | cuts the server may not have seen | cut by a serving timeout before or as the stop began | faults injected | graceful reports | failed stops |");
     println!(
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     let started = Instant::now();
     let mut first_failure: Option<Scenario> = None;
@@ -153,7 +155,7 @@ pub fn run(args: &[String]) -> ExitCode {
             }
         }
         println!(
-            "| {runtime} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {runtime} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             args.stops,
             mix.graces(),
             mix.past_header_timeout,
@@ -161,6 +163,7 @@ pub fn run(args: &[String]) -> ExitCode {
             mix.move_on,
             mix.serving_timeout,
             mix.tls,
+            mix.defer_accept,
             mix.stops(),
             stats.answered,
             stats.retryable,
@@ -323,6 +326,7 @@ struct Mix {
     move_on: u64,
     serving_timeout: u64,
     tls: u64,
+    defer_accept: u64,
     stop_by: [u64; 4],
 }
 
@@ -338,6 +342,7 @@ impl Mix {
         self.move_on += u64::from(s.move_on);
         self.serving_timeout += u64::from(s.serving_timeout.is_some());
         self.tls += u64::from(s.tls);
+        self.defer_accept += u64::from(s.defer_accept);
         self.stop_by[s.stop_by as usize] += 1;
     }
 

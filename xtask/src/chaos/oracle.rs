@@ -80,6 +80,22 @@ pub fn bound(s: &Scenario) -> Duration {
     Duration::from_millis(s.delay + ms)
 }
 
+/// A new connection's first request, sent a while after its connect, got
+/// nothing back: the server may have closed the connection before it came
+/// once its first-request window was over (from the connect, or from the
+/// drain's start if later; B3, B4), or, while serving, after the
+/// first-request timeout. Before that, the request had to be served (B1:
+/// not reset; B4: not closed in its window).
+fn may_close_first(s: &Scenario, trigger: Instant, connected: Instant, sent: Instant) -> bool {
+    let drain = trigger + Duration::from_millis(s.delay);
+    let window_over = (connected + Duration::from_millis(s.window)).max(drain);
+    let slack = if s.tls { TLS_TIMER_SLACK } else { TIMER_SLACK };
+    let timed_out = s
+        .serving_timeout
+        .is_some_and(|ms| sent + slack >= connected + Duration::from_millis(ms));
+    sent + slack >= window_over || timed_out
+}
+
 /// The failures of one stop (none: it passed), and what its clients saw.
 pub fn judge(
     s: &Scenario,
@@ -115,6 +131,16 @@ pub fn judge(
                 "work cut while serving, before the stop ({:?} before it, {:?} after its request)",
                 trigger.saturating_duration_since(*ended),
                 ended.saturating_duration_since(*sent)
+            ));
+        }
+        for (connected, sent) in &judged.lost_first {
+            fail(format!(
+                "a new connection's first request, sent {:?} after its connect ({} the stop), within its first-request window, got nothing back (B1, B4)",
+                sent.saturating_duration_since(*connected),
+                match sent.checked_duration_since(trigger) {
+                    Some(d) => format!("{d:?} after"),
+                    None => format!("{:?} before", trigger.duration_since(*sent)),
+                }
             ));
         }
         let (cut, late) = (judged.cut.len() as u64, judged.late.len() as u64);
@@ -170,6 +196,9 @@ struct Judged {
     /// Connections whose only cuts it may not have seen.
     late: HashSet<u64>,
     cut_while_serving: Vec<(Instant, Instant)>,
+    /// New connections whose first request, sent within their window, got
+    /// nothing back: when they connected, when it was sent.
+    lost_first: Vec<(Instant, Instant)>,
     /// Connections the grace may have forced without their client seeing
     /// a cut: a fault not yet arrived at the deadline, a request sent just
     /// before it whose answer never began, an answer that ended at it.
@@ -216,6 +245,7 @@ impl Judged {
             cut: HashSet::new(),
             late: HashSet::new(),
             cut_while_serving: Vec::new(),
+            lost_first: Vec::new(),
             maybe_forced: HashSet::new(),
             closed_in_stop: (0, 0),
             completed_in_stop: (0, 0),
@@ -239,8 +269,23 @@ impl Judged {
                     took + slack >= timeout && took <= timeout + CLOSE_LAG
                 });
             let quick = seen.ended.duration_since(seen.sent) < AMBIGUOUS;
+            let outcome = match seen.outcome {
+                Outcome::LateNothingBack { connected } => {
+                    let forced = at_deadline(seen.ended)
+                        || deadline.is_some_and(|d| seen.sent + AMBIGUOUS >= d);
+                    if forced {
+                        // The grace's force may close it with its request
+                        // unseen, or seen.
+                        j.maybe_forced.insert(seen.conn);
+                    } else if !may_close_first(s, trigger, connected, seen.sent) {
+                        j.lost_first.push((connected, seen.sent));
+                    }
+                    Outcome::NotProcessed
+                }
+                outcome => outcome,
+            };
             let after_stop = seen.ended > trigger.checked_sub(CLOSE_LAG).unwrap_or(trigger);
-            match seen.outcome {
+            match outcome {
                 Outcome::Answered => {
                     j.stats.answered += 1;
                     // The grace's cut may land after the answer's last
@@ -255,7 +300,8 @@ impl Judged {
                     j.completed_in_stop.1 += u64::from(after_stop);
                 }
                 Outcome::Refused => j.stats.refused += 1,
-                Outcome::NotProcessed => j.stats.retryable += 1,
+                // (A late one is told apart above.)
+                Outcome::NotProcessed | Outcome::LateNothingBack { .. } => j.stats.retryable += 1,
                 Outcome::NothingBack { reused: true } if quick => {
                     j.stats.retryable += 1;
                     if at_deadline(seen.ended) {
@@ -297,7 +343,7 @@ impl Judged {
         j.stats.late_cut = j.late.len() as u64;
         j.completed_in_stop.1 += may_have_finished;
         for span in record.spans.iter().filter(|c| c.lines == lines) {
-            j.closed_in_stop.0 += u64::from(span.closed > stop);
+            j.closed_in_stop.0 += u64::from(span.closed > stop && !span.unsure);
             j.closed_in_stop.1 += u64::from(span.closed + CLOSE_LAG > trigger);
         }
         j
@@ -329,6 +375,7 @@ mod tests {
             max_age: None,
             move_on: false,
             serving_timeout: None,
+            defer_accept: false,
         }
     }
 
@@ -348,6 +395,7 @@ mod tests {
         record.spans.push(Span {
             lines: true,
             closed: ended,
+            unsure: false,
         });
         record
     }
@@ -388,6 +436,7 @@ mod tests {
         record.spans.push(Span {
             lines: false,
             closed: ended,
+            unsure: false,
         });
         (s, record)
     }
@@ -448,5 +497,59 @@ mod tests {
                 .any(|f| f.contains("clients saw at most 0 cut")),
             "{failures:?}"
         );
+    }
+
+    /// A new connection on the HTTP side whose first request, sent
+    /// `sent_after` ms after its connect, got nothing back at once; the
+    /// window is 200 ms, the grace long.
+    fn late_first(sent_after: u64) -> (Scenario, Record) {
+        let s = scenario(5000);
+        let mut record = Record::default();
+        record.kinds.insert(0, "late first request");
+        let now = Instant::now();
+        let connected = now;
+        let sent = now + Duration::from_millis(sent_after);
+        record.requests.push(Seen {
+            lines: false,
+            conn: 0,
+            sent,
+            ended: sent + Duration::from_millis(1),
+            outcome: Outcome::LateNothingBack { connected },
+        });
+        record.spans.push(Span {
+            lines: false,
+            closed: sent + Duration::from_millis(1),
+            unsure: true,
+        });
+        (s, record)
+    }
+
+    /// Within its window (from the connect, or from the stop if later), a
+    /// new connection's first request must be served: nothing back is a
+    /// failure, though the reset came at once (B1, B4). After it, the
+    /// server may have closed the connection first, and may count it
+    /// closed or not (under `TCP_DEFER_ACCEPT` it never had it).
+    #[test]
+    fn a_late_first_request_must_be_served_within_its_window() {
+        let (s, record) = late_first(100);
+        let trigger = record.requests[0].sent - Duration::from_millis(60);
+        let (failures, _) = judge(&s, trigger, Some((nothing(), nothing())), &record, true);
+        assert!(
+            failures
+                .iter()
+                .any(|f| f.contains("within its first-request window")),
+            "{failures:?}"
+        );
+        let (s, record) = late_first(400);
+        let trigger = record.requests[0].sent - Duration::from_millis(360);
+        let (failures, _) = judge(&s, trigger, Some((nothing(), nothing())), &record, true);
+        assert!(failures.is_empty(), "{failures:?}");
+        let closed_once = Report {
+            closed_idle: 1,
+            graceful: true,
+            ..Report::default()
+        };
+        let (failures, _) = judge(&s, trigger, Some((closed_once, nothing())), &record, true);
+        assert!(failures.is_empty(), "{failures:?}");
     }
 }

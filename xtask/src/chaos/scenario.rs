@@ -70,6 +70,11 @@ pub enum Client {
     Sse,
     /// The line protocol (B20): lines, some held half-sent `hold` ms.
     Lines { hold: u64 },
+    /// New connections whose first request comes up to `max_after` ms
+    /// after the connect (B1, B4): within the first-request window it is
+    /// served; under `TCP_DEFER_ACCEPT` the server's kernel holds the
+    /// handshake until then.
+    LateStart { max_after: u64 },
 }
 
 #[derive(Clone, Debug)]
@@ -95,6 +100,9 @@ pub struct Scenario {
     /// are cut while serving and during the stop, and the report must
     /// count a head they cut during the stop (B11).
     pub serving_timeout: Option<u64>,
+    /// The listener takes a handshake's end only with the client's first
+    /// bytes (`TCP_DEFER_ACCEPT`): connects under way at the stop (B1).
+    pub defer_accept: bool,
 }
 
 impl Scenario {
@@ -132,6 +140,7 @@ impl Scenario {
             max_age: None,
             move_on: false,
             serving_timeout: None,
+            defer_accept: false,
         };
         let clients = &mut scenario.clients;
         let r = &mut rng;
@@ -166,6 +175,13 @@ impl Scenario {
         // The serving timeouts from a third stream, for the same reason.
         let mut serving = Rng::new(seed ^ 0x5e7f_1e57_0e0f_5e7f);
         scenario.serving_timeout = serving.chance(35).then(|| serving.range(100, 800));
+        // Late first requests and deferred accepts from a fourth.
+        let mut late = Rng::new(seed ^ 0x1a7e_57a2_71a7_e57a);
+        scenario.defer_accept = late.chance(40);
+        let max_after = scenario.window + 200;
+        some(&mut scenario.clients, &mut late, 0, 3, |_| {
+            Client::LateStart { max_after }
+        });
         scenario
     }
 
@@ -191,6 +207,9 @@ impl Scenario {
         }
         if let Some(timeout) = self.serving_timeout {
             args.extend(["--serving-timeout-ms".to_owned(), timeout.to_string()]);
+        }
+        if self.defer_accept {
+            args.push("--defer-accept".to_owned());
         }
         // The server's own grace, unless the stop call brings it.
         let server_grace = matches!(self.stop_by, StopBy::Signal | StopBy::Handler);
@@ -220,7 +239,7 @@ impl fmt::Display for Scenario {
         let grace = self.grace.map_or("none".to_owned(), |g| format!("{g} ms"));
         write!(
             f,
-            "seed {} on {}: grace {grace}, delay {} ms{}, header-read {} ms, window {} ms, goaway {} ms, max age {}, serving timeouts {}, tls {}, stop by {:?} after {} ms; clients {:?}",
+            "seed {} on {}: grace {grace}, delay {} ms{}, header-read {} ms, window {} ms, goaway {} ms, max age {}, serving timeouts {}, tls {}, defer accept {}, stop by {:?} after {} ms; clients {:?}",
             self.seed,
             self.runtime,
             self.delay,
@@ -232,6 +251,7 @@ impl fmt::Display for Scenario {
             self.serving_timeout
                 .map_or("none".to_owned(), |t| format!("{t} ms")),
             self.tls,
+            self.defer_accept,
             self.stop_by,
             self.stop_after,
             self.clients

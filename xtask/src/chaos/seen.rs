@@ -29,6 +29,10 @@ pub enum Outcome {
     Cut,
     /// The client broke it itself (a reset, a half-close).
     Fault,
+    /// Nothing came back for a new connection's first request, sent a
+    /// while after its connect: the oracle tells whether its first-request
+    /// window allowed the server to close it first (B3, B4).
+    LateNothingBack { connected: Instant },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +50,10 @@ pub struct Seen {
 pub struct Span {
     pub lines: bool,
     pub closed: Instant,
+    /// The server may never have had it: a handshake its kernel held
+    /// until the first request (`TCP_DEFER_ACCEPT`), which came after the
+    /// listener closed. The report may count it closed, or not.
+    pub unsure: bool,
 }
 
 tokio::task_local! {
@@ -131,9 +139,19 @@ impl Ctx {
 
     /// A connection ended (the client closed it, or saw the server's end).
     pub fn span(&self, lines: bool) {
+        self.push_span(lines, false);
+    }
+
+    /// A connection ended that the server may never have had.
+    pub fn unsure_span(&self, lines: bool) {
+        self.push_span(lines, true);
+    }
+
+    fn push_span(&self, lines: bool, unsure: bool) {
         let span = Span {
             lines,
             closed: Instant::now(),
+            unsure,
         };
         self.record.lock().expect("record").spans.push(span);
     }

@@ -163,6 +163,35 @@ pub async fn requests(ctx: Arc<Ctx>, mut rng: Rng, reuse: bool, pipeline: bool) 
     }
 }
 
+/// New connections whose first request comes up to `max_after` ms after
+/// the connect: within the first-request window it must be served; later,
+/// the server may have closed the connection first (B3, B4). Under
+/// `TCP_DEFER_ACCEPT` the server's kernel holds each handshake until that
+/// request (B1).
+pub async fn late_start(ctx: Arc<Ctx>, mut rng: Rng, max_after: u64) {
+    while !ctx.is_done() {
+        let connected = Instant::now();
+        let Some(mut c) = Conn::open(&ctx).await else {
+            return;
+        };
+        let wait = Duration::from_millis(rng.range(0, max_after));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            // Under TCP_DEFER_ACCEPT the server never had it.
+            () = ctx.done() => return ctx.unsure_span(false),
+        }
+        let (sent, response) = c.send(&get("/")).await;
+        if let Response::NothingBack = response {
+            ctx.seen(false, c.id, sent, Outcome::LateNothingBack { connected });
+            ctx.unsure_span(false);
+        } else {
+            c.record(&ctx, sent, &response);
+            c.close(&ctx);
+        }
+        pause(&mut rng).await;
+    }
+}
+
 /// Part of a head, then the rest after `rest_after` ms, or never: a head
 /// being read holds the stop only up to the header-read timeout (B8).
 pub async fn slow_head(ctx: Arc<Ctx>, mut rng: Rng, rest_after: Option<u64>) {

@@ -41,6 +41,7 @@ fn name(client: Client) -> &'static str {
         Client::WebSocket => "websocket",
         Client::Sse => "event stream",
         Client::Lines { .. } => "lines",
+        Client::LateStart { .. } => "late first request",
     }
 }
 
@@ -56,6 +57,7 @@ async fn start(ctx: Arc<Ctx>, client: Client, rng: Rng) {
         Client::WebSocket => ws::echo(ctx, rng).await,
         Client::Sse => http1::event_stream(ctx, rng).await,
         Client::Lines { hold } => lines::lines(ctx, rng, hold).await,
+        Client::LateStart { max_after } => http1::late_start(ctx, rng, max_after).await,
     }
 }
 
