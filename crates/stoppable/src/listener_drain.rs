@@ -28,7 +28,9 @@ const MAX_QUEUED: u32 = 4096;
 const HANDSHAKE_SETTLE: Duration = Duration::from_millis(5);
 
 /// After the settle, while the kernel lists handshakes still under way,
-/// how often it is asked again (each look reads its table of sockets).
+/// how often it is asked again at most: each look walks the kernel's table
+/// of sockets, in the drain's task, and the next waits at least twice as
+/// long as the last took.
 const HANDSHAKE_LOOK_AGAIN: Duration = Duration::from_millis(10);
 
 /// Closes a listener at a stop, and tells the stop, which may then
@@ -67,6 +69,8 @@ pub struct ListenerDrain<A, R: Runtime> {
     /// Until when handshakes still under way after the settle are waited
     /// for: the first-request window from the stop (B1, B4).
     handshakes_until: Option<Instant>,
+    /// Until the next look at them ([`HANDSHAKE_LOOK_AGAIN`]).
+    look_again: Duration,
 }
 
 /// What lets new attempts in again, and on which of the listener's
@@ -127,6 +131,7 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
             failures: 0,
             queued: 0,
             handshakes_until: None,
+            look_again: HANDSHAKE_LOOK_AGAIN,
         }
     }
 
@@ -158,6 +163,7 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
             };
             match &mut self.stage {
                 Stage::Settling(settle) => {
+                    let mut failing = false;
                     while settle.as_mut().poll(cx).is_pending() {
                         match listener.poll_accept(cx) {
                             Poll::Ready(Ok(accepted)) => {
@@ -169,12 +175,17 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
                             Poll::Ready(Err(_)) if self.failures < MAX_FAILURES => {
                                 self.failures += 1
                             }
-                            Poll::Ready(Err(_)) => break,
+                            Poll::Ready(Err(_)) => {
+                                failing = true;
+                                break;
+                            }
                             Poll::Pending => return Poll::Pending,
                         }
                     }
-                    if self.handshakes_to_wait_for() {
-                        let until = self.runtime.now() + HANDSHAKE_LOOK_AGAIN;
+                    // Accepts that keep failing end the wait: it would
+                    // spin, and the queue is closed anyway.
+                    if !failing && self.handshakes_to_wait_for() {
+                        let until = self.runtime.now() + self.look_again;
                         self.stage = Stage::Settling(Box::pin(self.runtime.sleep_until(until)));
                         continue;
                     }
@@ -274,7 +285,7 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
     /// bytes), and would be reset by the close (B1). They get the
     /// first-request window from the stop, as a connection accepted then
     /// does (B4), within the grace.
-    fn handshakes_to_wait_for(&self) -> bool {
+    fn handshakes_to_wait_for(&mut self) -> bool {
         let (Some(listener), Some((_, refused)), Some(until)) = (
             self.listener.as_ref(),
             self.refusing.as_ref(),
@@ -285,10 +296,14 @@ impl<A: Accept, R: Runtime> ListenerDrain<A, R> {
         if self.runtime.now() >= until || self.shared.is_forcing() {
             return false;
         }
+        let looked = std::time::Instant::now();
         let sockets = listener.sockets();
-        refused
+        let under_way = refused
             .iter()
-            .any(|&i| sockets.get(i).is_some_and(|&s| syn_queue::under_way(s)))
+            .any(|&i| sockets.get(i).is_some_and(|&s| syn_queue::under_way(s)));
+        drop(sockets);
+        self.look_again = HANDSHAKE_LOOK_AGAIN.max(2 * looked.elapsed());
+        under_way
     }
 }
 

@@ -40,9 +40,11 @@ pub(crate) const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
 /// start-up): the server then drains what the kernel already queued and
 /// resolves to the report. A stop completes even if the server future is
 /// dropped (or panics) first, and the stop's timers run in a task of their
-/// own (B21). Dropped, it stops accepting: its listener's drain goes on in
-/// a task of its own and serves what the kernel queued and the handshakes
-/// under way, as a stop does (B1); a panic closes the listener at once. Polling it again after it
+/// own (B21). Dropped once it served, it stops accepting: its listener's
+/// drain goes on in a task of its own (on the runtime, which must still be
+/// driven) and serves what the kernel queued and the handshakes under way,
+/// as a stop does (B1). Dropped before its first poll, or by a panic, it
+/// closes its listener at once. Polling it again after it
 /// resolved gives [`Error::Stopped`] (B2), never a panic.
 ///
 /// Runtime crates build it (`stoppable_tokio::serve`); set its options

@@ -235,12 +235,12 @@ impl Shared {
         });
     }
 
-    /// How many connections are open now.
     /// How long a connection may take to begin its first request (B4).
     pub(crate) fn first_request_window(&self) -> Duration {
         self.lock().core.config().first_request_window
     }
 
+    /// How many connections are open now.
     pub(crate) fn open(&self) -> usize {
         self.lock().core.counts().open
     }

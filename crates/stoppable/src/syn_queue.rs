@@ -71,19 +71,14 @@ mod diag {
         )?;
         // A dump always ends; a kernel that does not answer is no answer.
         socket.set_read_timeout(Some(Duration::from_millis(100)))?;
-        // Each dump walks every TCP socket of the system: an IPv4 listener
-        // needs one. (An IPv6 one's IPv4 handshakes are listed as IPv4.)
-        let families: &[i32] = match local {
-            SocketAddr::V4(_) => &[libc::AF_INET],
-            SocketAddr::V6(_) => &[libc::AF_INET6, libc::AF_INET],
+        // A listener's handshakes are listed in its own family (a
+        // dual-stack one's IPv4 ones as mapped IPv6 addresses).
+        let family = match local {
+            SocketAddr::V4(_) => libc::AF_INET,
+            SocketAddr::V6(_) => libc::AF_INET6,
         };
-        for &family in families {
-            socket.send(&request(family as u8))?;
-            if dump_lists_one_for(&socket, local)? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        socket.send(&request(family as u8))?;
+        dump_lists_one_for(&socket, local)
     }
 
     /// `nlmsghdr` and `inet_diag_req_v2`: a dump of `family`'s TCP sockets
@@ -100,10 +95,12 @@ mod diag {
         req
     }
 
-    /// Reads one dump to its end.
+    /// Reads one dump, to its end or to the first handshake to `local`
+    /// (the socket is closed after: the rest of the dump goes with it).
     fn dump_lists_one_for(socket: &Socket, local: SocketAddr) -> io::Result<bool> {
-        let mut buf = vec![0u8; 32 * 1024];
-        let mut found = false;
+        // Room for any one message of a dump: one cut short reads as
+        // malformed, and /proc is read instead.
+        let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = (&*socket).read(&mut buf)?;
             let mut at = &buf[..n];
@@ -114,9 +111,9 @@ mod diag {
                     return Err(io::Error::other("a malformed netlink message"));
                 }
                 match kind {
-                    NLMSG_DONE => return Ok(found),
+                    NLMSG_DONE => return Ok(false),
                     NLMSG_ERROR => return Err(io::Error::other("sock_diag refused the dump")),
-                    SOCK_DIAG_BY_FAMILY => found |= is_local(&at[HEADER..len], local),
+                    SOCK_DIAG_BY_FAMILY if is_local(&at[HEADER..len], local) => return Ok(true),
                     _ => {}
                 }
                 // Messages are aligned to 4 bytes.
