@@ -37,6 +37,10 @@ use server::ChaosServer;
 
 const RUNTIMES: [&str; 3] = ["tokio", "smol", "async-std"];
 
+/// How long before the stop call the server future is dropped
+/// ([`StopBy::DropThenCall`]).
+const DROP_BEFORE_CALL: Duration = Duration::from_millis(10);
+
 const USAGE: &str = "usage: cargo xtask stress --chaos N [--seed S | --replay STOP_SEED] [--runtime tokio|smol|async-std] [--only I,J,..]
   N stops per runtime, each drawn from the seed (printed; a fresh one unless given);
   --replay runs the one stop a failure printed (its own seed) N times;
@@ -268,7 +272,7 @@ async fn one_stop(bin: &Path, s: &Scenario, certs: &Certs) -> (Vec<String>, Stat
         StopBy::Handler => clients::shutdown(&ctx).await,
         StopBy::DropThenCall => {
             server.command("drop").await;
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(DROP_BEFORE_CALL).await;
             server.command(&call).await
         }
     };

@@ -11,9 +11,10 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use super::scenario::Scenario;
+use super::scenario::{Scenario, StopBy};
 use super::seen::{Outcome, Record};
 use super::server::Report;
+use super::DROP_BEFORE_CALL;
 
 /// Less than this between a request and its connection's end: the server
 /// may not have seen the request.
@@ -87,7 +88,15 @@ pub fn bound(s: &Scenario) -> Duration {
 /// first-request timeout. Before that, the request had to be served (B1:
 /// not reset; B4: not closed in its window).
 fn may_close_first(s: &Scenario, trigger: Instant, connected: Instant, sent: Instant) -> bool {
-    let drain = trigger + Duration::from_millis(s.delay);
+    let drain = match s.stop_by {
+        // A handshake the kernel holds is no connection yet: it lands only
+        // while the listener lasts, whose drain began at the drop, before
+        // the call and without the readiness delay (the stop's).
+        StopBy::DropThenCall if s.defer_accept => trigger
+            .checked_sub(DROP_BEFORE_CALL + TIMER_SLACK)
+            .unwrap_or(trigger),
+        _ => trigger + Duration::from_millis(s.delay),
+    };
     let window_over = (connected + Duration::from_millis(s.window)).max(drain);
     let slack = if s.tls { TLS_TIMER_SLACK } else { TIMER_SLACK };
     let timed_out = s
@@ -277,10 +286,17 @@ impl Judged {
                         // The grace's force may close it with its request
                         // unseen, or seen.
                         j.maybe_forced.insert(seen.conn);
+                        Outcome::NotProcessed
                     } else if !may_close_first(s, trigger, connected, seen.sent) {
                         j.lost_first.push((connected, seen.sent));
+                        Outcome::NotProcessed
+                    } else if quick {
+                        Outcome::NotProcessed
+                    } else {
+                        // The server had it a while, then ended it with
+                        // no answer: a cut, as for any first request.
+                        Outcome::NothingBack { reused: false }
                     }
-                    Outcome::NotProcessed
                 }
                 outcome => outcome,
             };
@@ -551,5 +567,15 @@ mod tests {
         };
         let (failures, _) = judge(&s, trigger, Some((closed_once, nothing())), &record, true);
         assert!(failures.is_empty(), "{failures:?}");
+        // Ended 300 ms after it was sent: the server had it, and cut it.
+        let mut held = record.clone();
+        held.requests[0].ended += Duration::from_millis(300);
+        let (failures, _) = judge(&s, trigger, Some((nothing(), nothing())), &held, true);
+        assert!(
+            failures
+                .iter()
+                .any(|f| f.contains("clients saw 1 connections' work cut")),
+            "{failures:?}"
+        );
     }
 }

@@ -73,8 +73,8 @@ pub enum Client {
     /// New connections whose first request comes up to `max_after` ms
     /// after the connect (B1, B4): within the first-request window it is
     /// served; under `TCP_DEFER_ACCEPT` the server's kernel holds the
-    /// handshake until then.
-    LateStart { max_after: u64 },
+    /// handshake until then (`deferred`).
+    LateStart { max_after: u64, deferred: bool },
 }
 
 #[derive(Clone, Debug)]
@@ -179,8 +179,12 @@ impl Scenario {
         let mut late = Rng::new(seed ^ 0x1a7e_57a2_71a7_e57a);
         scenario.defer_accept = late.chance(40);
         let max_after = scenario.window + 200;
+        let deferred = scenario.defer_accept;
         some(&mut scenario.clients, &mut late, 0, 3, |_| {
-            Client::LateStart { max_after }
+            Client::LateStart {
+                max_after,
+                deferred,
+            }
         });
         scenario
     }

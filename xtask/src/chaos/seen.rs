@@ -61,7 +61,7 @@ tokio::task_local! {
     pub static CLIENT: &'static str;
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Record {
     /// Each connection's client kind, by connection number.
     pub kinds: std::collections::HashMap<u64, &'static str>,

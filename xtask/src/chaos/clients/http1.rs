@@ -166,9 +166,17 @@ pub async fn requests(ctx: Arc<Ctx>, mut rng: Rng, reuse: bool, pipeline: bool) 
 /// New connections whose first request comes up to `max_after` ms after
 /// the connect: within the first-request window it must be served; later,
 /// the server may have closed the connection first (B3, B4). Under
-/// `TCP_DEFER_ACCEPT` the server's kernel holds each handshake until that
-/// request (B1).
-pub async fn late_start(ctx: Arc<Ctx>, mut rng: Rng, max_after: u64) {
+/// `TCP_DEFER_ACCEPT` (`deferred`) the server's kernel holds each handshake
+/// until that request (B1), and the server may never have a connection
+/// whose request came too late.
+pub async fn late_start(ctx: Arc<Ctx>, mut rng: Rng, max_after: u64, deferred: bool) {
+    let end = |ctx: &Ctx| {
+        if deferred {
+            ctx.unsure_span(false);
+        } else {
+            ctx.span(false);
+        }
+    };
     while !ctx.is_done() {
         let connected = Instant::now();
         let Some(mut c) = Conn::open(&ctx).await else {
@@ -177,13 +185,12 @@ pub async fn late_start(ctx: Arc<Ctx>, mut rng: Rng, max_after: u64) {
         let wait = Duration::from_millis(rng.range(0, max_after));
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            // Under TCP_DEFER_ACCEPT the server never had it.
-            () = ctx.done() => return ctx.unsure_span(false),
+            () = ctx.done() => return end(&ctx),
         }
         let (sent, response) = c.send(&get("/")).await;
         if let Response::NothingBack = response {
             ctx.seen(false, c.id, sent, Outcome::LateNothingBack { connected });
-            ctx.unsure_span(false);
+            end(&ctx);
         } else {
             c.record(&ctx, sent, &response);
             c.close(&ctx);

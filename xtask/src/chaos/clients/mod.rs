@@ -57,7 +57,10 @@ async fn start(ctx: Arc<Ctx>, client: Client, rng: Rng) {
         Client::WebSocket => ws::echo(ctx, rng).await,
         Client::Sse => http1::event_stream(ctx, rng).await,
         Client::Lines { hold } => lines::lines(ctx, rng, hold).await,
-        Client::LateStart { max_after } => http1::late_start(ctx, rng, max_after).await,
+        Client::LateStart {
+            max_after,
+            deferred,
+        } => http1::late_start(ctx, rng, max_after, deferred).await,
     }
 }
 
