@@ -240,7 +240,8 @@ struct PerConn<S, H> {
 }
 
 /// What serving an accepted connection takes: borrowed from a server, or
-/// from the rest of a dropped server's drain ([`DrainElsewhere`]).
+/// from what the rest of a dropped server's drain owns
+/// ([`DrainElsewhere`]).
 struct Serve<'a, S, H, R, E> {
     app: &'a PerConn<S, H>,
     builder: &'a Builder<E>,
@@ -328,51 +329,26 @@ where
 /// The rest of a dropped server's listener drain, in a task of its own:
 /// what the drain hands out (the kernel's queue, handshakes that land
 /// while it waits for them) is served as the server would have (B1, B21).
-struct DrainElsewhere<A: Accept, S, R: Runtime, E, H> {
+struct DrainElsewhere<A: Accept, R: Runtime> {
     drain: ListenerDrain<A, R>,
-    app: PerConn<S, H>,
-    builder: Builder<E>,
-    tracker: Tracker<R>,
-    options: Options,
+    /// Serves one connection, with what the server served them with.
+    serve: Box<dyn FnMut(Accepted<A::Io>) + Send>,
 }
 
-impl<A, S, Svc, R, E, H, B> Future for DrainElsewhere<A, S, R, E, H>
-where
-    A: Accept,
-    H: Handshake<A::Io>,
-    R: Runtime,
-    S: MakeService<Service = Svc>,
-    Svc: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
-    Svc::Future: Send + 'static,
-    Svc::Error: Into<Box<dyn StdError + Send + Sync>>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn StdError + Send + Sync>>,
-    E: HttpServerConnExec<TrackedFuture<Svc::Future>, TrackedBody<B>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-{
+impl<A: Accept, R: Runtime> Future for DrainElsewhere<A, R> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         while let Some(accepted) = std::task::ready!(this.drain.poll_next(cx)) {
-            let serve = Serve {
-                app: &this.app,
-                builder: &this.builder,
-                tracker: &this.tracker,
-                options: &this.options,
-            };
-            serve.connection(accepted);
+            (this.serve)(accepted);
         }
         Poll::Ready(())
     }
 }
 
 // Nothing is pinned in place: the drain's sleeps are boxed.
-impl<A: Accept, S, R: Runtime, E, H> Unpin for DrainElsewhere<A, S, R, E, H> {}
+impl<A: Accept, R: Runtime> Unpin for DrainElsewhere<A, R> {}
 
 impl<A, S, Svc, R, E, H, B> Server<A, S, R, E, H>
 where
@@ -419,13 +395,19 @@ where
         let Some(app) = self.app.take() else {
             return;
         };
-        self.tracker.runtime.spawn(DrainElsewhere {
-            drain,
-            app,
-            builder: self.builder.clone(),
-            tracker: self.tracker.clone(),
-            options: self.options,
-        });
+        let (builder, tracker, options) =
+            (self.builder.clone(), self.tracker.clone(), self.options);
+        let serve = move |accepted| {
+            let serve = Serve {
+                app: &app,
+                builder: &builder,
+                tracker: &tracker,
+                options: &options,
+            };
+            serve.connection(accepted);
+        };
+        let serve = Box::new(serve);
+        self.tracker.runtime.spawn(DrainElsewhere { drain, serve });
     }
 
     /// Under the connection limit, if any; else waits (woken by a close).
