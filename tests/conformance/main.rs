@@ -5,6 +5,8 @@
 mod app;
 mod cases;
 mod client;
+#[path = "../support/defer_accept.rs"]
+mod defer_accept;
 mod fresh_state_cases;
 mod h2_raw;
 mod http2;

@@ -109,7 +109,8 @@ pub fn bind(options: &Options) -> (std::net::TcpListener, Option<std::net::TcpLi
     let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
     socket.bind(&addr.into()).expect("bind");
     if options.defer_accept {
-        defer_accept(&socket);
+        use std::os::fd::AsFd;
+        crate::defer_accept::set(socket.as_fd()).expect("TCP_DEFER_ACCEPT");
     }
     // As tokio's bind: room for the bursts of connects some cases make.
     socket.listen(1024).expect("listen");
@@ -119,30 +120,6 @@ pub fn bind(options: &Options) -> (std::net::TcpListener, Option<std::net::TcpLi
         .other_owner
         .then(|| listener.try_clone().expect("a second handle"));
     (listener, other)
-}
-
-/// Sets `TCP_DEFER_ACCEPT` (10 s): the kernel holds each handshake until
-/// the client's first bytes come.
-fn defer_accept(socket: &socket2::Socket) {
-    use std::os::fd::AsRawFd;
-    let seconds: libc::c_int = 10;
-    // SAFETY: a valid descriptor, and an option value of the size given.
-    #[allow(unsafe_code)]
-    let set = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&seconds as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(
-        set,
-        0,
-        "TCP_DEFER_ACCEPT: {}",
-        std::io::Error::last_os_error()
-    );
 }
 
 impl Options {

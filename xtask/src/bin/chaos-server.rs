@@ -17,6 +17,8 @@
 #[allow(dead_code)]
 #[path = "../../../examples/server/app.rs"]
 mod app;
+#[path = "../../../tests/support/defer_accept.rs"]
+mod defer_accept;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -160,32 +162,10 @@ fn routes(
 fn bind(defer_accept: bool) -> io::Result<(TcpListener, TcpListener)> {
     let http = TcpListener::bind("127.0.0.1:0")?;
     if defer_accept {
-        set_defer_accept(&http)?;
+        use std::os::fd::AsFd;
+        defer_accept::set(http.as_fd())?;
     }
     Ok((http, TcpListener::bind("127.0.0.1:0")?))
-}
-
-/// `TCP_DEFER_ACCEPT`, 10 s: the kernel holds each handshake until the
-/// client's first bytes come.
-#[allow(unsafe_code)]
-fn set_defer_accept(listener: &TcpListener) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let seconds: libc::c_int = 10;
-    // SAFETY: a valid descriptor, and an option value of the size given.
-    let set = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&seconds as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if set == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 fn announce(http: SocketAddr, lines: SocketAddr, tls: bool) -> io::Result<()> {
